@@ -1,0 +1,59 @@
+"""The ``fastmri-zoo`` command.
+
+Each subcommand is a pair (``configure(parser)``, ``run(args) -> int``)
+listed in ``COMMANDS``; the heavy imports happen inside ``run`` so that
+``fastmri-zoo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _configure_simulate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="magnitude images: NIfTI (.nii, .nii.gz), "
+                        "a folder of DICOM files (one series), or numpy (.npy, .npz)")
+    parser.add_argument("output_dir", help="folder for the fastMRI-layout .h5 files")
+    parser.add_argument("--coils", type=int, default=8, help="number of simulated coils (1 = single-coil)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of phase, coil maps and noise")
+    parser.add_argument("--snr", type=float, default=None, help="add complex Gaussian noise at this SNR (dB)")
+    parser.add_argument("--axis", type=int, default=-1, help="slice axis of 3D inputs")
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from .data.simulate import simulate_files
+
+    paths = simulate_files(args.inputs, args.output_dir, coils=args.coils, seed=args.seed,
+                           snr_db=args.snr, slice_axis=args.axis)
+    for path in paths:
+        print(path)
+    return 0
+
+
+COMMANDS = {
+    "simulate": ("simulate fastMRI-layout k-space from magnitude images",
+                 _configure_simulate, _run_simulate),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastmri-zoo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, configure, _) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _, _, run = COMMANDS[args.command]
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        print(f"fastmri-zoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
