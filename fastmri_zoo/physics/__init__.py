@@ -6,6 +6,7 @@ Every operator has ``forward`` (A x), ``adjoint`` (A^H y) and ``normal``
 
 from .base import LinearOperator
 from .cartesian import SENSE, CartesianSingleCoil
+from .cg import conjugate_gradient
 from .coils import estimate_sensitivity_maps, normalize_by_rss, rss
 from .fft import FFT, fftc, ifftc
 
@@ -16,6 +17,7 @@ __all__ = [
     "ifftc",
     "CartesianSingleCoil",
     "SENSE",
+    "conjugate_gradient",
     "rss",
     "normalize_by_rss",
     "estimate_sensitivity_maps",

@@ -26,7 +26,7 @@ def _prepare_mask(mask, ndim: int, image_shape=None) -> tf.Tensor:
         raise ValueError(
             f"mask: expected real values (0/1 or sampling weights), got dtype {mask.dtype.name}."
         )
-    check_rank("mask", mask, range(1, ndim + 2), f"broadcastable to (batch, {ndim} spatial axes)")
+    check_rank("mask", mask, range(0, ndim + 2), f"broadcastable to (batch, {ndim} spatial axes)")
     check_finite("mask", mask)
     if image_shape is not None:
         check_broadcastable("mask", mask, image_shape, "the image")
