@@ -31,7 +31,22 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--png", default="fastmri_zoo_demo.png", help="where to write the comparison figure")
+    parser.add_argument("--acceleration", type=int, default=4, help="acceleration of the equispaced mask")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the mask offset")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(output_png=args.png, acceleration=args.acceleration, seed=args.seed)
+    return 0
+
+
 COMMANDS = {
+    "demo": ("undersample a bundled real acquisition, reconstruct it, print metrics and write a PNG",
+             _configure_demo, _run_demo),
     "simulate": ("simulate fastMRI-layout k-space from magnitude images",
                  _configure_simulate, _run_simulate),
 }
