@@ -1,10 +1,24 @@
 """Data: fastMRI-layout HDF5 files, simulation from magnitude images, tf.data pipelines."""
 
 from .h5 import FastMRIVolume, read_fastmri_h5, validate_fastmri_h5, write_fastmri_h5
+from .simulate import (
+    add_noise,
+    load_magnitude,
+    simulate_coil_maps,
+    simulate_files,
+    simulate_volume,
+    smooth_phase,
+)
 
 __all__ = [
     "FastMRIVolume",
     "read_fastmri_h5",
     "write_fastmri_h5",
     "validate_fastmri_h5",
+    "load_magnitude",
+    "smooth_phase",
+    "simulate_coil_maps",
+    "add_noise",
+    "simulate_volume",
+    "simulate_files",
 ]
