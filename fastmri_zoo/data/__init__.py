@@ -1,6 +1,13 @@
 """Data: fastMRI-layout HDF5 files, simulation from magnitude images, tf.data pipelines."""
 
 from .h5 import FastMRIVolume, read_fastmri_h5, validate_fastmri_h5, write_fastmri_h5
+from .pipelines import (
+    cartesian_dataset,
+    center_crop,
+    list_h5_files,
+    noncartesian_3d_dataset,
+    noncartesian_dataset,
+)
 from .simulate import (
     add_noise,
     load_magnitude,
@@ -21,4 +28,9 @@ __all__ = [
     "add_noise",
     "simulate_volume",
     "simulate_files",
+    "list_h5_files",
+    "center_crop",
+    "cartesian_dataset",
+    "noncartesian_dataset",
+    "noncartesian_3d_dataset",
 ]

@@ -297,26 +297,29 @@ def _problems(handle: h5py.File, check_values: bool) -> list[str]:
     return problems
 
 
-def validate_fastmri_h5(path: str | os.PathLike) -> dict[str, Any]:
+def validate_fastmri_h5(path: str | os.PathLike, check_values: bool = True) -> dict[str, Any]:
     """Check that ``path`` follows the fastMRI layout (Cartesian or non-Cartesian).
 
     Returns a summary ``{"layout": "cartesian" | "noncartesian", "multicoil": bool,
-    "kspace_shape": tuple, "reference": key or None, "image_shape": tuple or None}``.
-    Raises FileNotFoundError for a missing path and ValueError listing every problem
-    (one per line) otherwise; the whole k-space is scanned for NaN / Inf.
+    "kspace_shape": tuple, "reference": key or None, "reference_shape": tuple or None,
+    "image_shape": tuple or None}``. Raises FileNotFoundError for a missing path and
+    ValueError listing every problem (one per line) otherwise. check_values: scan the whole
+    k-space and reference for NaN / Inf (False: shapes, dtypes and attributes only, fast).
     """
     path = _check_path(path)
     with _open(path) as handle:
-        problems = _problems(handle, check_values=True)
+        problems = _problems(handle, check_values=check_values)
         if problems:
             raise ValueError(f"{path}: not a valid fastMRI-layout file:\n  - " + "\n  - ".join(problems))
         noncartesian = "trajectory" in handle
         kspace_shape = tuple(handle["kspace"].shape)
+        reference = next((k for k in REFERENCE_KEYS if k in handle), None)
         return {
             "layout": "noncartesian" if noncartesian else "cartesian",
             "multicoil": len(kspace_shape) == (3 if noncartesian else 4),
             "kspace_shape": kspace_shape,
-            "reference": next((k for k in REFERENCE_KEYS if k in handle), None),
+            "reference": reference,
+            "reference_shape": tuple(handle[reference].shape) if reference else None,
             "image_shape": _image_shape_of(handle, []) if noncartesian else None,
         }
 

@@ -237,7 +237,7 @@ def test_validation_finds_nan_and_lists_every_problem(tmp_path, rng):
     good = _raw_file(tmp_path / "good.h5", kspace=crandn(rng, (2, 4, 4)))
     summary = validate_fastmri_h5(good)
     assert summary == {"layout": "cartesian", "multicoil": False, "kspace_shape": (2, 4, 4),
-                       "reference": None, "image_shape": None}
+                       "reference": None, "reference_shape": None, "image_shape": None}
     # read only checks the slices it reads.
     nan_file = _raw_file(tmp_path / "nan2.h5", kspace=kspace)
     assert read_fastmri_h5(nan_file, slices=[5]).kspace.shape == (1, 2, 4, 4)

@@ -1,0 +1,434 @@
+"""``tf.data`` pipelines: a folder of fastMRI-layout files -> model-ready ``(inputs, target)``.
+
+Every pipeline reads the ``*.h5`` files of ``folder`` (sorted by name, not recursive),
+Cartesian layout (see ``h5``): real fastMRI files and ``fastmri-zoo simulate`` output alike.
+Elements are ``(inputs, target)`` with ``inputs`` a dict; batching adds a leading batch
+axis to every entry. Shapes below are per example (before batching):
+
+``cartesian_dataset`` (one example per slice)
+    - ``kspace``: complex64 (coils, H, W) multicoil / (H, W) single-coil, masked, divided by ``scale``
+    - ``mask``: float32 (1, W), 0/1 columns (broadcasts against kspace)
+    - ``smaps``: complex64 (coils, H, W), multicoil only, estimated from the ACS lines
+    - ``scale``: float32 (), see below
+    - target: float32 (h, w), the reference magnitude divided by ``scale``
+
+``noncartesian_dataset`` (2D, one example per slice)
+    - ``kspace``: complex64 (coils, nsamples) / (nsamples,), divided by ``scale``
+    - ``traj``: float32 (2, nsamples), radians per pixel in [-pi, pi] (axes k_H, k_W)
+    - ``dcomp``: float32 (nsamples,), Pipe-Menon density compensation
+    - ``smaps``: complex64 (coils, h, w), multicoil only
+    - ``scale``: float32 ()
+    - target: float32 (h, w)
+
+``noncartesian_3d_dataset`` (one example per file: the whole volume)
+    - ``kspace``: complex64 (coils, nsamples) / (nsamples,); ``traj``: float32 (3, nsamples)
+      (axes k_D, k_H, k_W); ``dcomp``: float32 (nsamples,); ``smaps``: complex64
+      (coils, D, h, w) multicoil only; ``scale``: float32 ()
+    - target: float32 (D, h, w), D the number of slices of the file
+
+Normalisation (``normalize=True``): ``scale`` is the maximum of the zero-filled magnitude
+(Cartesian: |ifftc| of the masked k-space, root-sum-of-squares over coils) or of the
+density-compensated adjoint (non-Cartesian, RSS over coils), per slice (per volume in 3D).
+k-space and target are divided by it, so ``model_output * scale`` is back in the units of
+the file. With ``normalize=False`` the scale is 1.
+
+Target size: the reference images of fastMRI files are centre crops (h, w) (e.g. 320 x 320)
+of the k-space grid (H, W). The Cartesian pipeline keeps the acquired k-space and returns
+the target at the reference size: crop model outputs with ``center_crop(output, target
+shape)``. The non-Cartesian pipelines crop the coil images to the reference size before the
+NUFFT, so images and target share one grid. A file without a reference gets the RSS of its
+fully sampled coil images (full size) as target.
+
+Single-coil pipelines accept multicoil files: the image is then the RSS of the coil images
+(real-valued), and for the Cartesian pipeline its centred FFT is the k-space (an emulated
+single-coil acquisition, as fastMRI's single-coil data).
+
+Reading the files happens in ``tf.py_function``; masking, NUFFTs, coil maps and scaling are
+TensorFlow ops. Masks and examples depend only on ``seed``, the file names and the slice
+indices, not on the order of reading, so pipelines are reproducible with or without
+shuffling (which is itself seeded).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from .h5 import read_fastmri_h5, validate_fastmri_h5
+
+__all__ = [
+    "list_h5_files",
+    "center_crop",
+    "cartesian_dataset",
+    "noncartesian_dataset",
+    "noncartesian_3d_dataset",
+]
+
+_AUTOTUNE = tf.data.AUTOTUNE
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def list_h5_files(folder: str | os.PathLike) -> list[str]:
+    """The ``*.h5`` files of ``folder``, sorted by name; raises if there are none."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"folder: no such folder: {folder!r}")
+    paths = sorted(glob.glob(os.path.join(glob.escape(folder), "*.h5")))
+    if not paths:
+        raise ValueError(f"folder: expected fastMRI-layout .h5 files in {folder!r}, found none.")
+    return paths
+
+
+def center_crop(x, shape: Sequence[int]):
+    """Centre crop of the last ``len(shape)`` axes of ``x`` (numpy array or tensor).
+
+    The crop starts at (N - n) // 2 along each axis (fastMRI's convention); every
+    ``shape`` entry must be at most the size of its axis.
+    """
+    shape = tuple(int(s) for s in shape)
+    sizes = tuple(x.shape[-len(shape):]) if shape else ()
+    for axis, (size, crop) in enumerate(zip(sizes, shape)):
+        if size is not None and not 0 < crop <= size:
+            raise ValueError(
+                f"shape: expected crop sizes in [1, {tuple(sizes)}] (the last axes of x), "
+                f"got {shape}; axis {axis} has {size}."
+            )
+    index = [Ellipsis]
+    for size, crop in zip(sizes, shape):
+        start = (size - crop) // 2
+        index.append(slice(start, start + crop))
+    return x[tuple(index)]
+
+
+@dataclass(frozen=True)
+class _FileInfo:
+    path: str
+    num_slices: int
+    kspace_shape: tuple  # per slice: ([coils,] H, W)
+    target_shape: tuple  # per slice: (h, w)
+    multicoil: bool
+
+
+def _scan(folder, multicoil: bool) -> list[_FileInfo]:
+    """Shapes of every file (no data read); checks the layout and the coil mode."""
+    infos = []
+    for path in list_h5_files(folder):
+        summary = validate_fastmri_h5(path, check_values=False)
+        if summary["layout"] != "cartesian":
+            raise ValueError(
+                f"{path}: the pipelines simulate acquisitions from Cartesian files, "
+                "got a non-Cartesian file (it has a 'trajectory')."
+            )
+        if multicoil and not summary["multicoil"]:
+            raise ValueError(
+                f"{path}: multicoil=True needs multicoil k-space (slices, coils, H, W), "
+                f"got shape {summary['kspace_shape']}."
+            )
+        kspace_shape = summary["kspace_shape"][1:]
+        target_shape = summary["reference_shape"][1:] if summary["reference"] else kspace_shape[-2:]
+        infos.append(_FileInfo(path, summary["kspace_shape"][0], kspace_shape, target_shape, summary["multicoil"]))
+    return infos
+
+
+def _common(values) -> tuple | None:
+    values = set(values)
+    return next(iter(values)) if len(values) == 1 else None
+
+
+def _read_slices(path: str, slices, multicoil: bool):
+    """k-space, coil images and target of some slices of a file.
+
+    Returns kspace complex64 (slices, coils, H, W) or (slices, H, W) following
+    ``multicoil`` (a multicoil file read single-coil gives the FFT of the RSS image),
+    coil images complex64 (slices, coils, H, W) (one coil when single-coil) and target
+    float32 (slices, h, w): the reference, else the RSS of the coil images.
+    """
+    from ..physics import fftc, ifftc
+
+    volume = read_fastmri_h5(path, slices=slices)
+    coil_kspace = volume.kspace if volume.multicoil else volume.kspace[:, None]
+    coil_images = ifftc(coil_kspace, 2).numpy()
+    if volume.reference is not None:
+        target = volume.reference.astype(np.float32)
+    else:
+        target = np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=1)).astype(np.float32)
+    kspace = volume.kspace
+    if not multicoil and volume.multicoil:
+        coil_images = np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=1, keepdims=True)).astype(np.complex64)
+        kspace = fftc(coil_images[:, 0], 2).numpy()
+    return kspace, coil_images, target
+
+
+def _index_dataset(num_examples: int, shuffle: bool, seed) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.range(num_examples)
+    if shuffle:
+        dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
+    return dataset
+
+
+def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> tf.data.Dataset:
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}.")
+    return dataset.batch(int(batch_size), drop_remainder=drop_remainder).prefetch(_AUTOTUNE)
+
+
+def _rss_max(images: tf.Tensor, coil_axis: int | None) -> tf.Tensor:
+    magnitude = tf.abs(images)
+    if coil_axis is not None:
+        magnitude = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=coil_axis))
+    peak = tf.reduce_max(magnitude)
+    return tf.where(peak > 0, peak, tf.ones_like(peak))
+
+
+# ---------------------------------------------------------------------------- Cartesian
+
+
+def _mask_function(mask_type, center_fractions, accelerations) -> Callable:
+    if callable(mask_type):
+        return mask_type
+    from ..sampling import create_mask_func
+
+    return create_mask_func(mask_type, center_fractions, accelerations)
+
+
+def cartesian_dataset(
+    folder: str | os.PathLike,
+    mask_type: str | Callable = "random",
+    center_fractions: float | Sequence[float] = 0.08,
+    accelerations: float | Sequence[float] = 4,
+    multicoil: bool = True,
+    seed: int | None = 0,
+    batch_size: int = 1,
+    shuffle: bool = False,
+    normalize: bool = True,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Undersampled Cartesian slices and their reference images (see the module docstring).
+
+    mask_type: "random", "equispaced" or "equispaced_fraction" with ``center_fractions``
+    and ``accelerations`` (``sampling.create_mask_func``), or a callable
+    ``mask_func(shape, seed=...) -> (mask float32 (1, W), num_low_frequencies)`` used as is
+    (then the two lists are ignored). seed: base of the per-slice mask seeds
+    ``sampling.slice_seed(file name, slice index, seed)`` (the same mask for a slice at
+    every epoch) and of the shuffling; None draws new masks every time.
+    multicoil: True for (coils, H, W) k-space with ``smaps`` estimated from the
+    ``num_low_frequencies`` fully sampled centre columns (``physics.estimate_sensitivity_maps``);
+    False for single-coil (multicoil files are emulated, see the module docstring).
+    Batches need every slice to have the same shape (else use ``batch_size=1``).
+    """
+    from ..physics import estimate_sensitivity_maps, ifftc
+    from ..sampling import slice_seed
+
+    infos = _scan(folder, multicoil)
+    mask_func = _mask_function(mask_type, center_fractions, accelerations)
+    examples = [(info, s) for info in infos for s in range(info.num_slices)]
+    width = _common(info.kspace_shape[-1] for info in infos)
+
+    def kspace_shape(info):
+        return info.kspace_shape if multicoil else info.kspace_shape[-2:]
+
+    def load(index):
+        info, slice_index = examples[int(index)]
+        kspace, _, target = _read_slices(info.path, [slice_index], multicoil)
+        kspace = kspace[0]
+        mask_seed = None if seed is None else slice_seed(os.path.basename(info.path), slice_index, seed)
+        mask, num_low = mask_func(kspace.shape, seed=mask_seed)
+        mask = np.asarray(mask, np.float32).reshape(1, kspace.shape[-1])
+        masked = (kspace * mask).astype(np.complex64)
+        smaps = np.zeros((0,), np.complex64)
+        if multicoil:
+            smaps = estimate_sensitivity_maps(masked[None], int(num_low)).numpy()[0]
+        return masked, mask, smaps, target[0]
+
+    def to_example(index):
+        masked, mask, smaps, target = tf.py_function(
+            load, [index], [tf.complex64, tf.float32, tf.complex64, tf.float32]
+        )
+        rank = 3 if multicoil else 2
+        masked.set_shape(_common(kspace_shape(i) for i in infos) or (None,) * rank)
+        mask.set_shape((1, width))
+        target.set_shape(_common(i.target_shape for i in infos) or (None, None))
+        zero_filled = ifftc(masked, 2)
+        scale = _rss_max(zero_filled, 0 if multicoil else None) if normalize else tf.constant(1.0)
+        inputs = {"kspace": masked / tf.cast(scale, tf.complex64), "mask": mask, "scale": scale}
+        if multicoil:
+            smaps.set_shape(masked.shape)
+            inputs["smaps"] = smaps
+        return inputs, target / scale
+
+    dataset = _index_dataset(len(examples), shuffle, seed)
+    dataset = dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    return _finish(dataset, batch_size, drop_remainder)
+
+
+# ---------------------------------------------------------------------------- non-Cartesian
+
+
+def _image_shape(infos: list[_FileInfo], image_shape, what: str) -> tuple:
+    if image_shape is None:
+        image_shape = _common(info.target_shape for info in infos)
+        if image_shape is None:
+            shapes = sorted({info.target_shape for info in infos})
+            raise ValueError(
+                f"image_shape: the files have different {what} sizes {shapes}; give image_shape to "
+                "crop them all to one grid."
+            )
+    image_shape = tuple(int(s) for s in image_shape)
+    for info in infos:
+        if any(c > s for c, s in zip(image_shape, info.kspace_shape[-2:])):
+            raise ValueError(
+                f"image_shape: {image_shape} is larger than the k-space grid {info.kspace_shape[-2:]} "
+                f"of {info.path}; expected a crop."
+            )
+    return image_shape
+
+
+def _density(traj: np.ndarray, image_shape: tuple, dcomp_iterations: int) -> tf.Tensor:
+    from ..physics import pipe_menon_density
+
+    return tf.convert_to_tensor(pipe_menon_density(traj, image_shape, num_iterations=dcomp_iterations), tf.float32)
+
+
+def _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multicoil, normalize):
+    """NUFFT of the coil images and the inputs dict. coil_images: (coils, *image_shape)."""
+    from ..physics import NUFFT, estimate_sensitivity_maps_nufft
+
+    operator = NUFFT(traj, image_shape, dcomp=dcomp)
+    kspace = operator.forward(coil_images)  # coils as batch: (coils, nsamples)
+    if normalize:
+        scale = _rss_max(operator.adjoint_dcomp(kspace), 0 if multicoil else None)
+    else:
+        scale = tf.constant(1.0)
+    kspace = kspace / tf.cast(scale, tf.complex64)
+    inputs = {"kspace": kspace if multicoil else kspace[0], "traj": traj, "dcomp": dcomp, "scale": scale}
+    if multicoil:
+        inputs["smaps"] = estimate_sensitivity_maps_nufft(kspace[None], traj, image_shape, dcomp)[0]
+    return inputs, target / scale
+
+
+def noncartesian_dataset(
+    folder: str | os.PathLike,
+    trajectory: str = "radial",
+    acceleration: float = 4,
+    multicoil: bool = False,
+    seed: int | None = 0,
+    batch_size: int = 1,
+    shuffle: bool = False,
+    normalize: bool = True,
+    image_shape: Sequence[int] | None = None,
+    golden_angle: bool = False,
+    oversampling: float = 2.0,
+    dcomp_iterations: int = 10,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Non-Cartesian 2D slices simulated from Cartesian files (see the module docstring).
+
+    trajectory: "radial" (``sampling.radial_trajectory``, ``golden_angle`` optional) or
+    "spiral" (``sampling.spiral_trajectory``), at acceleration N / num_shots with N the
+    image width; one trajectory for the whole data set. The coil images
+    (ifftc of the file's k-space) are centre-cropped to ``image_shape`` (default: the
+    reference size, common to every file) and k-space is their NUFFT
+    (multicoil: of each coil image; single-coil: of the RSS image when the file is
+    multicoil). ``dcomp``: Pipe-Menon weights (``dcomp_iterations`` iterations), computed
+    once. multicoil: ``smaps`` from the centre of k-space (``estimate_sensitivity_maps_nufft``).
+    seed: seeds the shuffling only (the trajectory is deterministic).
+    """
+    from ..sampling import radial_trajectory, spiral_trajectory
+
+    infos = _scan(folder, multicoil)
+    image_shape = _image_shape(infos, image_shape, "reference")
+    if trajectory == "radial":
+        traj = radial_trajectory(image_shape[-1], acceleration, golden_angle=golden_angle, oversampling=oversampling)
+    elif trajectory == "spiral":
+        traj = spiral_trajectory(image_shape[-1], acceleration, oversampling=oversampling)
+    else:
+        raise ValueError(f"trajectory: expected 'radial' or 'spiral', got {trajectory!r}.")
+    traj = tf.constant(traj.reshape(2, -1), tf.float32)
+    dcomp = _density(traj.numpy(), image_shape, dcomp_iterations)
+    examples = [(info, s) for info in infos for s in range(info.num_slices)]
+    coils = _common(info.kspace_shape[0] if multicoil else 1 for info in infos)
+
+    def load(index):
+        info, slice_index = examples[int(index)]
+        _, coil_images, target = _read_slices(info.path, [slice_index], multicoil)
+        return center_crop(coil_images[0], image_shape), center_crop(target[0], image_shape)
+
+    def to_example(index):
+        coil_images, target = tf.py_function(load, [index], [tf.complex64, tf.float32])
+        coil_images.set_shape((coils,) + image_shape)
+        target.set_shape(image_shape)
+        return _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multicoil, normalize)
+
+    dataset = _index_dataset(len(examples), shuffle, seed)
+    dataset = dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    return _finish(dataset, batch_size, drop_remainder)
+
+
+def noncartesian_3d_dataset(
+    folder: str | os.PathLike,
+    acceleration: float = 4,
+    multicoil: bool = False,
+    seed: int | None = 0,
+    batch_size: int = 1,
+    shuffle: bool = False,
+    normalize: bool = True,
+    volume_shape: Sequence[int] | None = None,
+    oversampling: float = 2.0,
+    dcomp_iterations: int = 10,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Whole volumes acquired with a 3D kooshball trajectory (see the module docstring).
+
+    Each file is one volume (D, h, w): its slices stacked along D, the coil images of
+    every slice centre-cropped to the reference size (h, w). ``volume_shape`` (D, h, w)
+    crops every volume to a common grid (default: the common shape of the files).
+    The trajectory is ``sampling.kooshball_trajectory(volume_shape, acceleration)``
+    (acceleration = D * w / num_shots); ``dcomp`` Pipe-Menon weights; multicoil
+    ``smaps`` from the centre of k-space. seed: seeds the shuffling only.
+    """
+    from ..sampling import kooshball_trajectory
+
+    infos = _scan(folder, multicoil)
+    if volume_shape is None:
+        volume_shape = _common((info.num_slices,) + tuple(info.target_shape) for info in infos)
+        if volume_shape is None:
+            shapes = sorted({(info.num_slices,) + tuple(info.target_shape) for info in infos})
+            raise ValueError(
+                f"volume_shape: the files hold volumes of different sizes {shapes}; give volume_shape "
+                "to crop them all to one grid."
+            )
+    volume_shape = tuple(int(s) for s in volume_shape)
+    if len(volume_shape) != 3:
+        raise ValueError(f"volume_shape: expected (D, h, w), got {volume_shape}.")
+    for info in infos:
+        if volume_shape[0] > info.num_slices:
+            raise ValueError(
+                f"volume_shape: {volume_shape[0]} slices asked but {info.path} has {info.num_slices}."
+            )
+    _image_shape(infos, volume_shape[1:], "reference")
+    traj = tf.constant(kooshball_trajectory(volume_shape, acceleration, oversampling=oversampling).reshape(3, -1))
+    dcomp = _density(traj.numpy(), volume_shape, dcomp_iterations)
+    coils = _common(info.kspace_shape[0] if multicoil else 1 for info in infos)
+
+    def load(index):
+        info = infos[int(index)]
+        _, coil_images, target = _read_slices(info.path, None, multicoil)
+        volume = np.moveaxis(coil_images, 0, 1)  # (coils, slices, H, W)
+        return center_crop(volume, volume_shape), center_crop(target, volume_shape)
+
+    def to_example(index):
+        coil_images, target = tf.py_function(load, [index], [tf.complex64, tf.float32])
+        coil_images.set_shape((coils,) + volume_shape)
+        target.set_shape(volume_shape)
+        return _noncartesian_example(coil_images, target, traj, dcomp, volume_shape, multicoil, normalize)
+
+    dataset = _index_dataset(len(infos), shuffle, seed)
+    dataset = dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    return _finish(dataset, batch_size, drop_remainder)
