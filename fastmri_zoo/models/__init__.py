@@ -1,5 +1,20 @@
 """Reconstruction networks, one module per architecture family."""
 
 from .base import ReconstructionModel, crop_center, magnitude
+from .cartesian import CartesianModel
+from .cascadenet import CascadeNet
+from .kikinet import KIKINet
+from .pdnet import PDNet, XPDNet
+from .unet import UNet
 
-__all__ = ["ReconstructionModel", "crop_center", "magnitude"]
+__all__ = [
+    "ReconstructionModel",
+    "crop_center",
+    "magnitude",
+    "CartesianModel",
+    "UNet",
+    "CascadeNet",
+    "KIKINet",
+    "PDNet",
+    "XPDNet",
+]

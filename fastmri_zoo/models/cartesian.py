@@ -1,0 +1,35 @@
+"""Shared input handling of the Cartesian networks (U-net, Cascade-net, KIKI-net, PDNet, XPDNet)."""
+
+from __future__ import annotations
+
+from ..layers.acquisition import cartesian_operator, check_cartesian_inputs, required_inputs
+from .base import ReconstructionModel
+
+__all__ = ["CartesianModel"]
+
+
+class CartesianModel(ReconstructionModel):
+    """A ReconstructionModel on Cartesian k-space, single-coil or (``multicoil=True``) SENSE.
+
+    inputs: ``kspace`` complex64 (batch, H, W) or (batch, coils, H, W), ``mask``
+    real broadcastable to (batch, H, W), ``smaps`` complex64 (batch, coils, H, W)
+    when multicoil. ``check_inputs`` raises a ValueError on missing keys, wrong
+    ranks, a mask whose width is not the k-space width, coil-map shapes that do
+    not match, or NaN/Inf values (the last only in eager mode).
+    """
+
+    REQUIRED_INPUTS = required_inputs(multicoil=False)
+
+    def __init__(self, multicoil: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.multicoil = bool(multicoil)
+        self.REQUIRED_INPUTS = required_inputs(self.multicoil)
+
+    def check_inputs(self, inputs) -> None:
+        super().check_inputs(inputs)
+        check_cartesian_inputs(inputs, self.multicoil, type(self).__name__)
+
+    def operator(self, inputs):
+        """(kspace complex64, CartesianSingleCoil or SENSE operator) from validated inputs."""
+        self.check_inputs(inputs)
+        return cartesian_operator(inputs, self.multicoil)

@@ -1,0 +1,81 @@
+"""KIKI-net (Eo et al. 2018): CNNs alternating between k-space and image space."""
+
+from __future__ import annotations
+
+import keras
+
+from ..layers import ConvStack, KSpaceReplacement, channels_to_complex, complex_to_channels
+from ..physics import fftc, ifftc
+from .cartesian import CartesianModel
+
+__all__ = ["KIKINet"]
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class KIKINet(CartesianModel):
+    """``n_iter`` pairs of a k-space CNN (K) and an image CNN (I), single-coil.
+
+    As in the authors' benchmark implementation: k_0 = y; for each pair,
+    k = K_i(k) (not residual), x = F^-1 k, x = x + I_i(x) (residual); from the
+    second pair on, K_i gets DC(F x) (sampled values replaced by y, or averaged
+    with a learned weight when not ``noiseless``). Each CNN has ``n_convs``
+    3x3 convolutions of ``n_filters`` channels and a linear 1x1 convolution to 2
+    channels. Defaults (KIKI, 16 convolutions, 48 filters, leaky ReLU 0.1) give
+    1,251,080 parameters.
+
+    inputs: ``kspace`` complex64 (batch, H, W), ``mask``; output: complex64 (batch, H, W).
+    """
+
+    def __init__(
+        self,
+        n_iter: int = 2,
+        n_convs: int = 16,
+        n_filters: int = 48,
+        activation: str = "lrelu",
+        noiseless: bool = True,
+        **kwargs,
+    ):
+        kwargs.pop("multicoil", None)
+        super().__init__(multicoil=False, **kwargs)
+        self.n_iter = n_iter
+        self.n_convs = n_convs
+        self.n_filters = n_filters
+        self.activation = activation
+        self.noiseless = noiseless
+
+        def cnn(name):
+            return ConvStack(
+                n_outputs=2, n_convs=n_convs, n_filters=n_filters, activation=activation, output_kernel_size=1, name=name
+            )
+
+        self.kspace_nets = [cnn(f"kspace_net_{i}") for i in range(n_iter)]
+        self.image_nets = [cnn(f"image_net_{i}") for i in range(n_iter)]
+        self.data_consistency = [
+            KSpaceReplacement(noiseless=noiseless, name=f"data_consistency_{i}") for i in range(1, n_iter)
+        ]
+
+    def call(self, inputs, training=None):
+        kspace, operator = self.operator(inputs)
+        kspace_estimate = kspace
+        image = None
+        for i in range(self.n_iter):
+            if i > 0:
+                kspace_estimate = self.data_consistency[i - 1](fftc(image), kspace, operator.mask)
+            kspace_estimate = channels_to_complex(
+                self.kspace_nets[i](complex_to_channels(kspace_estimate[..., None]), training=training)
+            )[..., 0]
+            image = ifftc(kspace_estimate)
+            update = self.image_nets[i](complex_to_channels(image[..., None]), training=training)
+            image = image + channels_to_complex(update)[..., 0]
+        return image
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            n_iter=self.n_iter,
+            n_convs=self.n_convs,
+            n_filters=self.n_filters,
+            activation=self.activation,
+            noiseless=self.noiseless,
+        )
+        return config

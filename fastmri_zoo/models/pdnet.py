@@ -1,0 +1,227 @@
+"""Learned primal-dual networks: PDNet (Adler & Oktem 2018) and XPDNet (Ramzi et al. 2020).
+
+One unrolled loop, written once (:class:`XPDNet`); :class:`PDNet` is its
+configuration with small CNNs in both the image (primal) and k-space (dual)
+domains.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import keras
+import tensorflow as tf
+
+from ..layers import ConvStack, DnCNN, SensitivityMapRefiner, UNetBlock, channels_to_complex, complex_to_channels
+from ..physics import SENSE
+from .cartesian import CartesianModel
+
+__all__ = ["XPDNet", "PDNet", "DENOISERS"]
+
+#: Image denoisers XPDNet builds by name; each gets ``n_outputs = 2 * n_primal``.
+DENOISERS = {
+    "cnn": (ConvStack, dict(n_convs=2, n_filters=32)),
+    "unet": (UNetBlock, dict(layers_n_channels=[16, 32, 64, 128], head_channels=None, head_activation=True)),
+    "dncnn": (DnCNN, dict(n_convs=16, n_filters=64)),
+}
+
+
+def _plain(value):
+    """A JSON-ready copy of a config value (Keras wraps dict attributes in trackers)."""
+    return json.loads(json.dumps(value))
+
+
+def _denoiser_config(denoiser, denoiser_kwargs, n_outputs):
+    """A serialised Keras layer config (JSON-friendly) for the image denoiser."""
+    if isinstance(denoiser, keras.layers.Layer):
+        return keras.saving.serialize_keras_object(denoiser)
+    if isinstance(denoiser, dict):
+        if "class_name" not in denoiser or "config" not in denoiser:
+            raise ValueError(
+                "denoiser: a dict must be a serialised Keras layer with keys 'class_name' and 'config' "
+                f"(keras.saving.serialize_keras_object(layer)), got keys {sorted(denoiser)}."
+            )
+        return _plain(denoiser)
+    if denoiser not in DENOISERS:
+        raise ValueError(
+            f"denoiser: expected one of {sorted(DENOISERS)}, a Keras layer or its serialised config, got {denoiser!r}."
+        )
+    cls, defaults = DENOISERS[denoiser]
+    kwargs = dict(defaults)
+    if denoiser == "unet":
+        kwargs["head_channels"] = n_outputs
+    kwargs.update(denoiser_kwargs or {})
+    kwargs["n_outputs"] = n_outputs
+    return keras.saving.serialize_keras_object(cls(**kwargs))
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class XPDNet(CartesianModel):
+    """Unrolled primal-dual network with any image denoiser.
+
+    Buffers: ``n_primal`` complex images (primal, initialised to 0) and
+    ``n_dual`` complex k-spaces (dual). For each of ``n_iter`` iterations::
+
+        dual   = dual + kspace_net_i([dual, A primal[1], y])   (or A primal[1] - y if primal_only)
+        primal = primal + image_net_i([primal, A^H dual[0]])
+
+    and the output is primal[0]. ``image_net_i`` is a fresh copy of
+    ``denoiser``: a name from :data:`DENOISERS` (``"unet"`` gives the UPDNet,
+    ``"dncnn"``, ``"cnn"``) with ``denoiser_kwargs``, or a Keras layer / its
+    serialised config taking 2 (n_primal + 1) channels and returning 2 n_primal.
+    ``kspace_net_i`` (not with ``primal_only``) is a :class:`ConvStack` with
+    ``kspace_net_kwargs``. Multicoil: A = SENSE; with ``refine_smaps`` the coil
+    maps first go through a :class:`SensitivityMapRefiner` (``refiner_kwargs``).
+
+    inputs: ``kspace`` complex64 (batch, H, W) or (batch, coils, H, W), ``mask``,
+    ``smaps`` when multicoil; output: complex64 (batch, H, W).
+    """
+
+    def __init__(
+        self,
+        denoiser="unet",
+        denoiser_kwargs: dict | None = None,
+        n_primal: int = 5,
+        n_dual: int = 1,
+        n_iter: int = 10,
+        primal_only: bool = True,
+        kspace_net_kwargs: dict | None = None,
+        multicoil: bool = False,
+        refine_smaps: bool = False,
+        refiner_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        super().__init__(multicoil=multicoil, **kwargs)
+        if n_primal < 1 or n_dual < 1 or n_iter < 1:
+            raise ValueError(
+                f"n_primal, n_dual, n_iter: expected positive integers, got {n_primal}, {n_dual}, {n_iter}."
+            )
+        if refine_smaps and not multicoil:
+            raise ValueError("refine_smaps: coil-map refinement needs multicoil=True, got multicoil=False.")
+        denoiser_config = _denoiser_config(denoiser, denoiser_kwargs, 2 * n_primal)
+        # A name stays a name in the config; a layer is stored serialised.
+        self.denoiser = denoiser if isinstance(denoiser, str) else denoiser_config
+        self.denoiser_kwargs = denoiser_kwargs
+        self.n_primal = n_primal
+        self.n_dual = n_dual
+        self.n_iter = n_iter
+        self.primal_only = primal_only
+        self.kspace_net_kwargs = kspace_net_kwargs
+        self.refine_smaps = refine_smaps
+        self.refiner_kwargs = refiner_kwargs
+        if refine_smaps:
+            self.smaps_refiner = SensitivityMapRefiner(**(refiner_kwargs or {}), name="smaps_refiner")
+        self.image_nets = []
+        for i in range(n_iter):
+            config = copy.deepcopy(denoiser_config)
+            config["config"]["name"] = f"image_net_{i}"
+            self.image_nets.append(keras.saving.deserialize_keras_object(config))
+        self.kspace_nets = []
+        if not primal_only:
+            cnn_kwargs = dict(n_convs=2, n_filters=32, activation="relu")
+            cnn_kwargs.update(kspace_net_kwargs or {})
+            self.kspace_nets = [
+                ConvStack(n_outputs=2 * n_dual, name=f"kspace_net_{i}", **cnn_kwargs) for i in range(n_iter)
+            ]
+
+    def _kspace_update(self, i, dual, evaluation, kspace, training):
+        """dual (..., n_dual), evaluation and kspace (...): k-space network on each coil."""
+        stacked = tf.concat([dual, evaluation[..., None], kspace[..., None]], axis=-1)
+        shape = tf.shape(stacked)
+        if self.multicoil:
+            stacked = tf.reshape(stacked, tf.concat([[-1], shape[2:]], axis=0))
+        update = channels_to_complex(self.kspace_nets[i](complex_to_channels(stacked), training=training))
+        if self.multicoil:
+            update = tf.reshape(update, tf.concat([shape[:-1], [self.n_dual]], axis=0))
+        return dual + update
+
+    def call(self, inputs, training=None):
+        kspace, operator = self.operator(inputs)
+        if self.refine_smaps:
+            mask = tf.cast(tf.convert_to_tensor(inputs["mask"]), tf.float32)
+            operator = SENSE(mask, self.smaps_refiner(operator.smaps))
+        image_shape = tf.gather(tf.shape(kspace), [0, 2, 3]) if self.multicoil else tf.shape(kspace)
+        primal = tf.zeros(tf.concat([image_shape, [self.n_primal]], axis=0), tf.complex64)
+        dual = tf.zeros(tf.concat([tf.shape(kspace), [self.n_dual]], axis=0), tf.complex64)
+        evaluated = min(1, self.n_primal - 1)
+        for i in range(self.n_iter):
+            evaluation = operator.forward(primal[..., evaluated])
+            if self.primal_only:
+                dual = (evaluation - kspace)[..., None]
+            else:
+                dual = self._kspace_update(i, dual, evaluation, kspace, training)
+            back_projection = operator.adjoint(dual[..., 0])
+            stacked = tf.concat([primal, back_projection[..., None]], axis=-1)
+            update = self.image_nets[i](complex_to_channels(stacked), training=training)
+            primal = primal + channels_to_complex(update)
+        return primal[..., 0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            denoiser=_plain(self.denoiser),
+            denoiser_kwargs=_plain(self.denoiser_kwargs),
+            n_primal=self.n_primal,
+            n_dual=self.n_dual,
+            n_iter=self.n_iter,
+            primal_only=self.primal_only,
+            kspace_net_kwargs=_plain(self.kspace_net_kwargs),
+            multicoil=self.multicoil,
+            refine_smaps=self.refine_smaps,
+            refiner_kwargs=_plain(self.refiner_kwargs),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class PDNet(XPDNet):
+    """Learned primal-dual (Adler & Oktem 2018) as benchmarked in the thesis.
+
+    Image and k-space networks are both 3-layer CNNs (``n_convs=2`` hidden
+    convolutions of ``n_filters`` channels with ``activation``, then a linear
+    one); buffers of ``n_primal`` and ``n_dual``. Defaults (5, 5, 10 iterations,
+    32 filters) give 318,280 parameters. See :class:`XPDNet` for the loop and inputs.
+    """
+
+    def __init__(
+        self,
+        n_primal: int = 5,
+        n_dual: int = 5,
+        n_iter: int = 10,
+        n_filters: int = 32,
+        n_convs: int = 2,
+        activation: str = "relu",
+        primal_only: bool = False,
+        multicoil: bool = False,
+        **kwargs,
+    ):
+        cnn = dict(n_convs=n_convs, n_filters=n_filters, activation=activation)
+        super().__init__(
+            denoiser="cnn",
+            denoiser_kwargs=cnn,
+            n_primal=n_primal,
+            n_dual=n_dual,
+            n_iter=n_iter,
+            primal_only=primal_only,
+            kspace_net_kwargs=cnn,
+            multicoil=multicoil,
+            **kwargs,
+        )
+        self.n_filters = n_filters
+        self.n_convs = n_convs
+        self.activation = activation
+
+    def get_config(self):
+        config = keras.Model.get_config(self)
+        config.update(
+            n_primal=self.n_primal,
+            n_dual=self.n_dual,
+            n_iter=self.n_iter,
+            n_filters=self.n_filters,
+            n_convs=self.n_convs,
+            activation=self.activation,
+            primal_only=self.primal_only,
+            multicoil=self.multicoil,
+        )
+        return config

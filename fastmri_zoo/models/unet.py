@@ -1,0 +1,135 @@
+"""U-net on the zero-filled image (Ronneberger et al. 2015; thesis and fastMRI configurations)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from ..layers import UNetBlock, channels_to_complex, complex_to_channels
+from .cartesian import CartesianModel
+
+__all__ = ["UNet"]
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class UNet(CartesianModel):
+    """Image-domain U-net applied to the zero-filled reconstruction A^H y.
+
+    inputs: ``kspace`` complex64 (batch, H, W) [or (batch, coils, H, W) with
+    ``smaps`` when ``multicoil``], ``mask``; output: complex64 (batch, H, W).
+
+    ``input_mode="magnitude"``: the network sees |A^H y| (1 channel) and its
+    real output is returned as a complex image with zero imaginary part (the
+    thesis benchmark, 481,801 parameters with the defaults);
+    ``"complex"``: real and imaginary parts as 2 channels in and out.
+    ``residual`` adds the network input to its output. The remaining arguments
+    are those of :class:`fastmri_zoo.layers.UNetBlock`; :meth:`fastmri` gives
+    the fastMRI baseline configuration.
+    """
+
+    def __init__(
+        self,
+        layers_n_channels: Sequence[int] = (16, 32, 64, 128),
+        layers_n_non_lins: int = 2,
+        input_mode: str = "magnitude",
+        activation: str = "relu",
+        pool: str = "max",
+        upsampling: str = "upsample_conv",
+        skip_first: bool = True,
+        head_channels: int | None = 4,
+        head_activation: bool = False,
+        normalization: str | None = None,
+        use_bias: bool = True,
+        dropout: float = 0.0,
+        residual: bool = False,
+        multicoil: bool = False,
+        **kwargs,
+    ):
+        super().__init__(multicoil=multicoil, **kwargs)
+        if input_mode not in ("magnitude", "complex"):
+            raise ValueError(f"input_mode: expected 'magnitude' or 'complex', got {input_mode!r}.")
+        self.layers_n_channels = [int(c) for c in layers_n_channels]
+        self.layers_n_non_lins = layers_n_non_lins
+        self.input_mode = input_mode
+        self.activation = activation
+        self.pool = pool
+        self.upsampling = upsampling
+        self.skip_first = skip_first
+        self.head_channels = head_channels
+        self.head_activation = head_activation
+        self.normalization = normalization
+        self.use_bias = use_bias
+        self.dropout = dropout
+        self.residual = residual
+        self.image_net = UNetBlock(
+            n_outputs=1 if input_mode == "magnitude" else 2,
+            layers_n_channels=self.layers_n_channels,
+            layers_n_non_lins=layers_n_non_lins,
+            activation=activation,
+            pool=pool,
+            upsampling=upsampling,
+            skip_first=skip_first,
+            head_channels=head_channels,
+            head_activation=head_activation,
+            normalization=normalization,
+            use_bias=use_bias,
+            dropout=dropout,
+            name="image_net",
+        )
+
+    @classmethod
+    def fastmri(cls, chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0, **kwargs) -> "UNet":
+        """The fastMRI baseline U-net (Zbontar et al. 2018): ``chans`` channels at the top,
+        ``num_pool_layers`` average poolings, instance norm, leaky ReLU 0.2, transposed
+        convolutions, [up, skip] concatenation, no biases but the last 1x1 convolution."""
+        config = dict(
+            layers_n_channels=[chans * 2**i for i in range(num_pool_layers + 1)],
+            layers_n_non_lins=2,
+            activation="leaky_relu:0.2",
+            pool="avg",
+            upsampling="transpose",
+            skip_first=False,
+            head_channels=None,
+            normalization="instance",
+            use_bias=False,
+            dropout=drop_prob,
+        )
+        config.update(kwargs)
+        return cls(**config)
+
+    def call(self, inputs, training=None):
+        kspace, operator = self.operator(inputs)
+        zero_filled = operator.adjoint(kspace)
+        if self.input_mode == "magnitude":
+            x = tf.abs(zero_filled)[..., None]
+            out = self.image_net(x, training=training)
+            if self.residual:
+                out = out + x
+            return tf.complex(out[..., 0], tf.zeros_like(out[..., 0]))
+        x = complex_to_channels(zero_filled[..., None])
+        out = self.image_net(x, training=training)
+        if self.residual:
+            out = out + x
+        return channels_to_complex(out)[..., 0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            layers_n_channels=list(self.layers_n_channels),
+            layers_n_non_lins=self.layers_n_non_lins,
+            input_mode=self.input_mode,
+            activation=self.activation,
+            pool=self.pool,
+            upsampling=self.upsampling,
+            skip_first=self.skip_first,
+            head_channels=self.head_channels,
+            head_activation=self.head_activation,
+            normalization=self.normalization,
+            use_bias=self.use_bias,
+            dropout=self.dropout,
+            residual=self.residual,
+            multicoil=self.multicoil,
+        )
+        return config
