@@ -302,6 +302,7 @@ def _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multico
 
     operator = NUFFT(traj, image_shape, dcomp=dcomp)
     kspace = operator.forward(coil_images)  # coils as batch: (coils, nsamples)
+    kspace.set_shape(coil_images.shape[:1].concatenate(traj.shape[-1:]))
     if normalize:
         scale = _rss_max(operator.adjoint_dcomp(kspace), 0 if multicoil else None)
     else:
@@ -309,7 +310,9 @@ def _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multico
     kspace = kspace / tf.cast(scale, tf.complex64)
     inputs = {"kspace": kspace if multicoil else kspace[0], "traj": traj, "dcomp": dcomp, "scale": scale}
     if multicoil:
-        inputs["smaps"] = estimate_sensitivity_maps_nufft(kspace[None], traj, image_shape, dcomp)[0]
+        smaps = estimate_sensitivity_maps_nufft(kspace[None], traj, image_shape, dcomp)[0]
+        smaps.set_shape(coil_images.shape)
+        inputs["smaps"] = smaps
     return inputs, target / scale
 
 

@@ -175,3 +175,143 @@ def test_center_crop():
     np.testing.assert_array_equal(center_crop(tf.constant(x), (2, 3)).numpy(), x[1:3, 1:4])
     with pytest.raises(ValueError, match="expected crop sizes"):
         center_crop(x, (6, 2))
+
+
+# ---------------------------------------------------------------------------- non-Cartesian
+
+
+def finufft_forward(images, traj):
+    """Orthonormal type-2 NUFFT with finufft: images (batch, *shape), traj (ndim, nsamples)."""
+    import finufft
+
+    shape = images.shape[1:]
+    traj = traj.astype(np.float64)
+    transform = {2: finufft.nufft2d2, 3: finufft.nufft3d2}[len(shape)]
+    out = [transform(*traj, image.astype(np.complex128), isign=-1, eps=1e-9) for image in images]
+    return np.stack(out) / np.sqrt(np.prod(shape))
+
+
+def finufft_adjoint(kspace, traj, shape):
+    """Orthonormal type-1 NUFFT (adjoint) with finufft: kspace (batch, nsamples)."""
+    import finufft
+
+    traj = traj.astype(np.float64)
+    transform = {2: finufft.nufft2d1, 3: finufft.nufft3d1}[len(shape)]
+    out = [transform(*traj, y.astype(np.complex128), tuple(shape), isign=1, eps=1e-9) for y in kspace]
+    return np.stack(out) / np.sqrt(np.prod(shape))
+
+
+@pytest.mark.parametrize("trajectory", ["radial", "spiral"])
+def test_noncartesian_multicoil_matches_finufft(multicoil_folder, trajectory):
+    from fastmri_zoo.data.pipelines import noncartesian_dataset
+    from fastmri_zoo.sampling import radial_trajectory, spiral_trajectory
+
+    dataset = noncartesian_dataset(multicoil_folder, trajectory, acceleration=2, multicoil=True, batch_size=2)
+    expected_traj = {"radial": radial_trajectory, "spiral": spiral_trajectory}[trajectory](W, 2).reshape(2, -1)
+    nsamples = expected_traj.shape[-1]
+    spec_inputs, spec_target = dataset.element_spec
+    assert spec_inputs["kspace"].shape.as_list() == [None, COILS, nsamples]
+    assert spec_inputs["traj"].shape.as_list() == [None, 2, nsamples]
+    assert spec_inputs["dcomp"].shape.as_list() == [None, nsamples]
+    assert spec_inputs["smaps"].shape.as_list() == [None, COILS, H, W]
+    assert spec_target.shape.as_list() == [None, H, W]
+    assert {k: v.dtype for k, v in spec_inputs.items()} == {
+        "kspace": tf.complex64, "traj": tf.float32, "dcomp": tf.float32, "smaps": tf.complex64, "scale": tf.float32}
+
+    data = examples(dataset)
+    assert len(data) == 2 * SLICES
+    for (path, slice_index), (inputs, target) in zip(file_slices(multicoil_folder), data):
+        volume = read_fastmri_h5(path, slices=[slice_index])
+        coil_images = np_ifftc(volume.kspace[0])
+        np.testing.assert_array_equal(inputs["traj"], expected_traj)
+        assert np.all(inputs["dcomp"] > 0) and np.all(np.isfinite(inputs["dcomp"]))
+        reference_kspace = finufft_forward(coil_images, expected_traj)
+        error = np.linalg.norm(inputs["kspace"] * inputs["scale"] - reference_kspace) / np.linalg.norm(reference_kspace)
+        assert error < 1e-3
+        np.testing.assert_allclose(target * inputs["scale"], volume.reference[0], rtol=1e-6)
+        # scale: the density-compensated adjoint (RSS over coils) of the normalised k-space peaks at 1.
+        adjoint = finufft_adjoint(inputs["kspace"] * inputs["dcomp"], expected_traj, (H, W))
+        assert np.sqrt((np.abs(adjoint) ** 2).sum(0)).max() == pytest.approx(1.0, abs=1e-3)
+        # Estimated maps: normalised, and combining the true coil images with them gives the RSS.
+        rss = np.sqrt((np.abs(coil_images) ** 2).sum(0))
+        inside = rss > 0.3 * rss.max()
+        np.testing.assert_allclose((np.abs(inputs["smaps"]) ** 2).sum(0)[inside], 1.0, atol=1e-5)
+        combined = np.abs((np.conj(inputs["smaps"]) * coil_images).sum(0))
+        assert np.abs(combined[inside] / rss[inside] - 1).max() < 0.15
+
+
+def test_noncartesian_single_coil_and_determinism(multicoil_folder, singlecoil_folder):
+    from fastmri_zoo.data.pipelines import noncartesian_dataset
+
+    first = examples(noncartesian_dataset(singlecoil_folder, "radial", 3, multicoil=False, golden_angle=True))
+    second = examples(noncartesian_dataset(singlecoil_folder, "radial", 3, multicoil=False, golden_angle=True))
+    for (a, ta), (b, tb) in zip(first, second):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_array_equal(ta, tb)
+    (path, slice_index), (inputs, target) = file_slices(singlecoil_folder)[1], first[1]
+    volume = read_fastmri_h5(path, slices=[slice_index])
+    assert inputs["kspace"].ndim == 1 and "smaps" not in inputs
+    reference_kspace = finufft_forward(np_ifftc(volume.kspace), inputs["traj"])[0]
+    assert np.linalg.norm(inputs["kspace"] * inputs["scale"] - reference_kspace) < 1e-3 * np.linalg.norm(reference_kspace)
+    # A multicoil file read single-coil: the NUFFT of the RSS image.
+    (path, slice_index), (inputs, target) = file_slices(multicoil_folder)[0], examples(
+        noncartesian_dataset(multicoil_folder, "spiral", 2, multicoil=False, normalize=False).take(1))[0]
+    volume = read_fastmri_h5(path, slices=[slice_index])
+    assert inputs["scale"] == 1.0
+    rss_image = np.sqrt((np.abs(np_ifftc(volume.kspace[0])) ** 2).sum(0))
+    reference_kspace = finufft_forward(rss_image[None], inputs["traj"])[0]
+    assert np.linalg.norm(inputs["kspace"] - reference_kspace) < 1e-3 * np.linalg.norm(reference_kspace)
+    np.testing.assert_array_equal(target, volume.reference[0])
+
+
+def test_noncartesian_crops_to_reference_and_checks_sizes(tmp_path, rng):
+    from fastmri_zoo.data.pipelines import noncartesian_dataset
+
+    kspace = crandn(rng, (2, 2, 16, 12))
+    rss = np.sqrt((np.abs(np_ifftc(kspace)) ** 2).sum(1))
+    write_fastmri_h5(tmp_path / "a.h5", kspace, center_crop(rss, (10, 10)).astype(np.float32))
+    (inputs, target), _ = examples(noncartesian_dataset(tmp_path, "radial", 2, multicoil=True, normalize=False))
+    assert target.shape == (10, 10) and inputs["smaps"].shape == (2, 10, 10)
+    reference_kspace = finufft_forward(center_crop(np_ifftc(kspace[0]), (10, 10)), inputs["traj"])
+    assert np.linalg.norm(inputs["kspace"] - reference_kspace) < 1e-3 * np.linalg.norm(reference_kspace)
+    write_fastmri_h5(tmp_path / "b.h5", kspace, center_crop(rss, (8, 8)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"image_shape: the files have different reference sizes \[\(8, 8\), \(10, 10\)\]"):
+        noncartesian_dataset(tmp_path, "radial", 2, multicoil=True)
+    assert examples(noncartesian_dataset(tmp_path, "radial", 2, True, image_shape=(8, 8)))[0][1].shape == (8, 8)
+    with pytest.raises(ValueError, match=r"image_shape: \(20, 8\) is larger than the k-space grid"):
+        noncartesian_dataset(tmp_path, "radial", 2, True, image_shape=(20, 8))
+    with pytest.raises(ValueError, match="trajectory: expected 'radial' or 'spiral', got 'rosette'"):
+        noncartesian_dataset(tmp_path, "rosette", 2, True, image_shape=(8, 8))
+
+
+@pytest.mark.parametrize("multicoil", [False, True])
+def test_noncartesian_3d_volumes(multicoil_folder, multicoil):
+    from fastmri_zoo.data.pipelines import noncartesian_3d_dataset
+    from fastmri_zoo.sampling import kooshball_trajectory
+
+    dataset = noncartesian_3d_dataset(multicoil_folder, acceleration=4, multicoil=multicoil)
+    traj = kooshball_trajectory((SLICES, H, W), 4).reshape(3, -1)
+    spec_inputs, spec_target = dataset.element_spec
+    kspace_shape = [None, COILS, traj.shape[-1]] if multicoil else [None, traj.shape[-1]]
+    assert spec_inputs["kspace"].shape.as_list() == kspace_shape
+    assert spec_target.shape.as_list() == [None, SLICES, H, W]
+    data = examples(dataset)
+    assert len(data) == 2
+    for path, (inputs, target) in zip(list_h5_files(multicoil_folder), data):
+        volume = read_fastmri_h5(path)
+        coil_volume = np.moveaxis(np_ifftc(volume.kspace), 0, 1)  # (coils, slices, H, W)
+        if not multicoil:
+            coil_volume = np.sqrt((np.abs(coil_volume) ** 2).sum(0, keepdims=True))
+        np.testing.assert_array_equal(inputs["traj"], traj)
+        reference_kspace = finufft_forward(coil_volume, traj)
+        if not multicoil:
+            reference_kspace = reference_kspace[0]
+        error = np.linalg.norm(inputs["kspace"] * inputs["scale"] - reference_kspace) / np.linalg.norm(reference_kspace)
+        assert error < 1e-3
+        np.testing.assert_allclose(target * inputs["scale"], volume.reference, rtol=1e-6)
+        coil_kspace = inputs["kspace"] if multicoil else inputs["kspace"][None]
+        adjoint = finufft_adjoint(coil_kspace * inputs["dcomp"], traj, (SLICES, H, W))
+        assert np.sqrt((np.abs(adjoint) ** 2).sum(0)).max() == pytest.approx(1.0, abs=1e-3)
+        if multicoil:
+            assert inputs["smaps"].shape == (COILS, SLICES, H, W)
