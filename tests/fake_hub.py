@@ -60,7 +60,7 @@ class FakeHub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # ------------------------------------------------------------------ control
 
@@ -181,8 +181,9 @@ class FakeHub:
         if path == "/api/repos/create":
             payload = json.loads(body)
             repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
-            if repo_id in self.repos:
-                self._error(handler, 409, "RepoExists", False)
+            if repo_id in self.repos:  # like the Hub, a conflict still tells where the repository is
+                body = json.dumps({"error": "You already created this model repo", "url": f"{self.url}/{repo_id}"})
+                self._send(handler, 409, json_headers, body.encode())
                 return
             self.add_commit(repo_id, {})
             self._send(handler, 200, json_headers, json.dumps({"url": f"{self.url}/{repo_id}"}).encode())
