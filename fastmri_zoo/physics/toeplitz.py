@@ -10,9 +10,9 @@ A^H D A is one FFT pair on the 2N grid and a multiplication by the FFT of h.
 h is computed once, by an adjoint NUFFT onto a 2N image grid.
 
 Multicoil: A^H D A x = sum_c conj(S_c) T(S_c x), T the single-coil operator.
-No gridding is done per call, which is why this is faster than forward +
-adjoint; it is not XLA-compilable only at construction (the kernel uses
-tfkbnufft), the ``normal`` call is plain FFTs.
+No gridding is done per call, which is why this is much faster than forward +
+adjoint. Only the construction uses tfkbnufft (not XLA-compilable); ``normal``
+itself is plain FFTs and element-wise products.
 """
 
 from __future__ import annotations
