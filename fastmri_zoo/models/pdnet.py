@@ -60,10 +60,13 @@ def _denoiser_config(denoiser, denoiser_kwargs, n_outputs):
 class XPDNet(CartesianModel):
     """Unrolled primal-dual network with any image denoiser.
 
-    Buffers: ``n_primal`` complex images (primal, initialised to 0) and
-    ``n_dual`` complex k-spaces (dual). For each of ``n_iter`` iterations::
+    Buffers: ``n_primal`` complex images (primal) and ``n_dual`` complex
+    k-spaces (dual, initialised to 0). The primal buffer starts as ``n_primal``
+    copies of A^H y (``primal_init="adjoint"``, the authors' XPDNet) or as zeros
+    (``"zeros"``, their PDNet). With e = ``evaluated_primal`` (0 in XPDNet, 1 in
+    PDNet), for each of ``n_iter`` iterations::
 
-        dual   = dual + kspace_net_i([dual, A primal[1], y])   (or A primal[1] - y if primal_only)
+        dual   = dual + kspace_net_i([dual, A primal[e], y])   (or A primal[e] - y if primal_only)
         primal = primal + image_net_i([primal, A^H dual[0]])
 
     and the output is primal[0]. ``image_net_i`` is a fresh copy of
@@ -90,9 +93,17 @@ class XPDNet(CartesianModel):
         multicoil: bool = False,
         refine_smaps: bool = False,
         refiner_kwargs: dict | None = None,
+        primal_init: str = "adjoint",
+        evaluated_primal: int = 0,
         **kwargs,
     ):
         super().__init__(multicoil=multicoil, **kwargs)
+        if primal_init not in ("adjoint", "zeros"):
+            raise ValueError(f"primal_init: expected 'adjoint' or 'zeros', got {primal_init!r}.")
+        if not 0 <= evaluated_primal < n_primal:
+            raise ValueError(
+                f"evaluated_primal: expected an index in [0, {n_primal - 1}] (n_primal={n_primal}), got {evaluated_primal}."
+            )
         if n_primal < 1 or n_dual < 1 or n_iter < 1:
             raise ValueError(
                 f"n_primal, n_dual, n_iter: expected positive integers, got {n_primal}, {n_dual}, {n_iter}."
@@ -110,6 +121,8 @@ class XPDNet(CartesianModel):
         self.kspace_net_kwargs = kspace_net_kwargs
         self.refine_smaps = refine_smaps
         self.refiner_kwargs = refiner_kwargs
+        self.primal_init = primal_init
+        self.evaluated_primal = evaluated_primal
         if refine_smaps:
             self.smaps_refiner = SensitivityMapRefiner(**(refiner_kwargs or {}), name="smaps_refiner")
         self.image_nets = []
@@ -141,12 +154,13 @@ class XPDNet(CartesianModel):
         if self.refine_smaps:
             mask = tf.cast(tf.convert_to_tensor(inputs["mask"]), tf.float32)
             operator = SENSE(mask, self.smaps_refiner(operator.smaps))
-        image_shape = tf.gather(tf.shape(kspace), [0, 2, 3]) if self.multicoil else tf.shape(kspace)
-        primal = tf.zeros(tf.concat([image_shape, [self.n_primal]], axis=0), tf.complex64)
+        zero_filled = operator.adjoint(kspace)
+        primal = tf.stack([zero_filled] * self.n_primal, axis=-1)
+        if self.primal_init == "zeros":
+            primal = tf.zeros_like(primal)
         dual = tf.zeros(tf.concat([tf.shape(kspace), [self.n_dual]], axis=0), tf.complex64)
-        evaluated = min(1, self.n_primal - 1)
         for i in range(self.n_iter):
-            evaluation = operator.forward(primal[..., evaluated])
+            evaluation = operator.forward(primal[..., self.evaluated_primal])
             if self.primal_only:
                 dual = (evaluation - kspace)[..., None]
             else:
@@ -170,6 +184,8 @@ class XPDNet(CartesianModel):
             multicoil=self.multicoil,
             refine_smaps=self.refine_smaps,
             refiner_kwargs=_plain(self.refiner_kwargs),
+            primal_init=self.primal_init,
+            evaluated_primal=self.evaluated_primal,
         )
         return config
 
@@ -206,6 +222,8 @@ class PDNet(XPDNet):
             primal_only=primal_only,
             kspace_net_kwargs=cnn,
             multicoil=multicoil,
+            primal_init="zeros",
+            evaluated_primal=min(1, n_primal - 1),
             **kwargs,
         )
         self.n_filters = n_filters
