@@ -316,6 +316,21 @@ def _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multico
     return inputs, target / scale
 
 
+def _noncartesian_examples(load, num_examples, coils, image_shape, traj, dcomp, multicoil, normalize,
+                           shuffle, seed) -> tf.data.Dataset:
+    """Unbatched examples: ``load(index) -> (coil images (coils, *image_shape), target)`` in a
+    ``tf.py_function``, then the NUFFT and the inputs dict as TensorFlow ops."""
+
+    def to_example(index):
+        coil_images, target = tf.py_function(load, [index], [tf.complex64, tf.float32])
+        coil_images.set_shape((coils,) + image_shape)
+        target.set_shape(image_shape)
+        return _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multicoil, normalize)
+
+    dataset = _index_dataset(num_examples, shuffle, seed)
+    return dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+
+
 def noncartesian_dataset(
     folder: str | os.PathLike,
     trajectory: str = "radial",
@@ -363,14 +378,8 @@ def noncartesian_dataset(
         _, coil_images, target = _read_slices(info.path, [slice_index], multicoil)
         return center_crop(coil_images[0], image_shape), center_crop(target[0], image_shape)
 
-    def to_example(index):
-        coil_images, target = tf.py_function(load, [index], [tf.complex64, tf.float32])
-        coil_images.set_shape((coils,) + image_shape)
-        target.set_shape(image_shape)
-        return _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multicoil, normalize)
-
-    dataset = _index_dataset(len(examples), shuffle, seed)
-    dataset = dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    dataset = _noncartesian_examples(load, len(examples), coils, image_shape, traj, dcomp, multicoil,
+                                     normalize, shuffle, seed)
     return _finish(dataset, batch_size, drop_remainder)
 
 
@@ -426,12 +435,6 @@ def noncartesian_3d_dataset(
         volume = np.moveaxis(coil_images, 0, 1)  # (coils, slices, H, W)
         return center_crop(volume, volume_shape), center_crop(target, volume_shape)
 
-    def to_example(index):
-        coil_images, target = tf.py_function(load, [index], [tf.complex64, tf.float32])
-        coil_images.set_shape((coils,) + volume_shape)
-        target.set_shape(volume_shape)
-        return _noncartesian_example(coil_images, target, traj, dcomp, volume_shape, multicoil, normalize)
-
-    dataset = _index_dataset(len(infos), shuffle, seed)
-    dataset = dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    dataset = _noncartesian_examples(load, len(infos), coils, volume_shape, traj, dcomp, multicoil,
+                                     normalize, shuffle, seed)
     return _finish(dataset, batch_size, drop_remainder)
