@@ -54,7 +54,35 @@ def sense_3d(rng):
     return op, (2, 6, 8, 10), (2, 3, 6, 8, 10), FFT_TOL
 
 
-OPERATORS = [fft2d, fft3d, cartesian_single, cartesian_single_3d, sense, sense_3d]
+def _radial(rng, spokes, samples):
+    angles = rng.uniform(0, np.pi, spokes)
+    radii = (np.arange(samples) - samples // 2) * 2 * np.pi / samples
+    traj = np.stack([np.outer(np.sin(angles), radii), np.outer(np.cos(angles), radii)])
+    return traj.reshape(2, -1).astype(np.float32)
+
+
+def nufft_single(rng):
+    return physics.NUFFT(_radial(rng, 12, 24), (12, 10)), (2, 12, 10), (2, 288), NUFFT_TOL
+
+
+def nufft_multicoil(rng):
+    op = physics.NUFFT(_radial(rng, 12, 24), (12, 10), smaps=_smaps(rng, 2, 4, (12, 10)))
+    return op, (2, 12, 10), (2, 4, 288), NUFFT_TOL
+
+
+def nufft_3d(rng):
+    traj = rng.uniform(-np.pi, np.pi, (2, 3, 200)).astype(np.float32)
+    op = physics.NUFFT(traj, (6, 8, 10), smaps=_smaps(rng, 2, 3, (6, 8, 10)))
+    return op, (2, 6, 8, 10), (2, 3, 200), NUFFT_TOL
+
+
+def nufft_toeplitz(rng):
+    op = physics.NUFFT(_radial(rng, 12, 24), (12, 10), smaps=_smaps(rng, 2, 4, (12, 10)), toeplitz=True)
+    return op, (2, 12, 10), (2, 4, 288), NUFFT_TOL
+
+
+OPERATORS = [fft2d, fft3d, cartesian_single, cartesian_single_3d, sense, sense_3d,
+             nufft_single, nufft_multicoil, nufft_3d, nufft_toeplitz]
 
 
 def _inner(a, b):
