@@ -53,6 +53,8 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
+from ..checks import check_complex, check_finite, check_rank
+
 __all__ = [
     "FastMRIVolume",
     "read_fastmri_h5",
@@ -418,16 +420,12 @@ def read_fastmri_h5(path: str | os.PathLike, slices: _SliceSelection = None) -> 
 def _as_array(name: str, value, dtype, ranks: tuple[int, ...], layout: str) -> np.ndarray:
     array = np.asarray(value)
     if np.dtype(dtype).kind == "c":
-        if not np.iscomplexobj(array):
-            raise ValueError(f"{name}: expected complex values (complex64), got dtype {array.dtype}.")
+        check_complex(name, array)
     elif np.iscomplexobj(array):
         raise ValueError(f"{name}: expected real values ({np.dtype(dtype)}), got dtype {array.dtype}.")
-    if array.ndim not in ranks:
-        expected = " or ".join(str(r) for r in ranks)
-        raise ValueError(f"{name}: expected {expected} dimensions {layout}, got shape {array.shape}.")
+    check_rank(name, array, ranks, layout)
     array = array.astype(dtype, copy=False)
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name}: expected finite values, got NaN or Inf.")
+    check_finite(name, array)
     return array
 
 

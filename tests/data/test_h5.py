@@ -103,7 +103,7 @@ def test_noncartesian_round_trip_shared_and_per_slice_trajectory(tmp_path, rng):
 def test_write_rejects_bad_input(tmp_path, rng):
     with pytest.raises(ValueError, match="kspace: expected complex values"):
         write_fastmri_h5(tmp_path / "x.h5", rng.random((2, 4, 4)))
-    with pytest.raises(ValueError, match=r"kspace: expected 3 or 4 dimensions"):
+    with pytest.raises(ValueError, match=r"kspace: expected a 3 or 4-dimensional array \(slices, \[coils,\] H, W\)"):
         write_fastmri_h5(tmp_path / "x.h5", crandn(rng, (4, 4)))
     with pytest.raises(ValueError, match="reconstruction_rss: has 3 slices but kspace has 2"):
         write_fastmri_h5(tmp_path / "x.h5", crandn(rng, (2, 4, 4)), np.ones((3, 4, 4)))
