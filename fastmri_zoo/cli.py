@@ -19,13 +19,29 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of phase, coil maps and noise")
     parser.add_argument("--snr", type=float, default=None, help="add complex Gaussian noise at this SNR (dB)")
     parser.add_argument("--axis", type=int, default=-1, help="slice axis of 3D inputs")
+    parser.add_argument("--slices", default=None, metavar="START:STOP",
+                        help="keep only these slices of each volume (Python slice, e.g. 20:70)")
+
+
+def _parse_slices(text: str | None) -> slice | None:
+    if text is None:
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start, stop = (int(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise ValueError(f"--slices: expected START:STOP with integers (e.g. 20:70), got {text!r}.") from None
+    return slice(start, stop)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
     from .data.simulate import simulate_files
 
     paths = simulate_files(args.inputs, args.output_dir, coils=args.coils, seed=args.seed,
-                           snr_db=args.snr, slice_axis=args.axis)
+                           snr_db=args.snr, slice_axis=args.axis,
+                           slices=_parse_slices(args.slices))
     for path in paths:
         print(path)
     return 0

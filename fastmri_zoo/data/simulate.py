@@ -363,6 +363,7 @@ def simulate_files(
     snr_db: float | None = None,
     slice_axis: int = -1,
     progress: bool = True,
+    slices: slice | None = None,
 ) -> list[str]:
     """Simulate one fastMRI-layout ``.h5`` file per input; returns the paths written.
 
@@ -373,7 +374,8 @@ def simulate_files(
     generator, ``numpy.random.default_rng(volume_seed(output file name, seed))``, so its
     data do not depend on the other inputs. Files hold ``kspace``, ``reconstruction_rss`` and the attributes
     ``acquisition="simulated"``, ``max``, ``norm``, ``coils``, ``seed``, ``snr_db``
-    (NaN when noiseless) and ``source``.
+    (NaN when noiseless) and ``source``. slices: keep only these slices of each volume
+    (e.g. ``slice(20, 70)`` to drop the empty slices at the edges of a head volume).
     """
     from tqdm.auto import tqdm
 
@@ -400,6 +402,14 @@ def simulate_files(
             name = f"{stem}_{counter}.h5"
         used.add(name)
         magnitude = load_magnitude(source, slice_axis)
+        if slices is not None:
+            kept = magnitude[slices]
+            if kept.shape[0] == 0:
+                raise ValueError(
+                    f"slices: {slices} keeps no slice of {os.fspath(source) if isinstance(source, (str, os.PathLike)) else name} "
+                    f"which has {magnitude.shape[0]} slices along axis {slice_axis}."
+                )
+            magnitude = kept
         rng = np.random.default_rng(volume_seed(name, seed))
         kspace, reference = simulate_volume(magnitude, int(coils), rng, snr_db)
         source_name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else name

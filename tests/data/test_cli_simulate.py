@@ -59,3 +59,22 @@ def test_cli_reports_missing_input(tmp_path, capsys):
     code = main(["simulate", str(tmp_path / "absent.nii.gz"), str(tmp_path / "out")])
     assert code == 2
     assert "absent.nii.gz" in capsys.readouterr().err
+
+
+def test_cli_slices_keeps_a_range(tmp_path):
+    volume = np.random.default_rng(1).uniform(0.1, 1, (12, 10, 6)).astype(np.float32)
+    nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), tmp_path / "v.nii.gz")
+    assert main(["simulate", str(tmp_path / "v.nii.gz"), str(tmp_path / "o"), "--coils", "1", "--slices", "2:5"]) == 0
+    data = read_fastmri_h5(tmp_path / "o" / "v.h5")
+    assert data.kspace.shape == (3, 12, 10)
+    kept = np.moveaxis(volume, -1, 0)[2:5]
+    np.testing.assert_allclose(data.reference, kept / kept.max(), atol=1e-5)
+
+
+def test_cli_rejects_bad_slices(tmp_path, capsys):
+    volume = np.ones((8, 8, 4), np.float32)
+    nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), tmp_path / "v.nii.gz")
+    assert main(["simulate", str(tmp_path / "v.nii.gz"), str(tmp_path / "o"), "--slices", "a:b"]) == 2
+    assert "--slices: expected START:STOP" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "v.nii.gz"), str(tmp_path / "o"), "--slices", "10:12"]) == 2
+    assert "keeps no slice" in capsys.readouterr().err
