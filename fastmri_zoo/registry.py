@@ -142,8 +142,8 @@ def _import_families() -> None:
     """Import the model families once, so that their ``register`` calls have run."""
     global _FAMILIES_IMPORTED
     if not _FAMILIES_IMPORTED:
-        _FAMILIES_IMPORTED = True
         importlib.import_module("fastmri_zoo.models")
+        _FAMILIES_IMPORTED = True
 
 
 def register(entry: CheckpointEntry, *, replace: bool = False) -> CheckpointEntry:

@@ -34,6 +34,12 @@ def test_round_trip_gives_identical_outputs_and_config(tmp_path):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     # the subclass entry point checks the class
     assert type(TinyResidual.from_preset(str(folder))) is TinyResidual
+    # saving the loaded model again writes the same config and the same signature
+    again = presets.save_to_preset(loaded, tmp_path / "again")
+    assert (again / "config.json").read_text() == (folder / "config.json").read_text()
+    first, second = (json.loads((f / "metadata.json").read_text()) for f in (folder, again))
+    assert first["input_signature"] == second["input_signature"]
+    assert first["parameter_count"] == second["parameter_count"]
 
 
 def test_files_hold_config_metadata_and_hash(tmp_path):
@@ -138,6 +144,26 @@ def test_unbuilt_model_needs_example_inputs(tmp_path):
     presets.save_to_preset(model, folder, example_inputs=example_inputs(batch=1))
     loaded = presets.from_preset(str(folder))
     inputs = example_inputs(seed=3, batch=1)
+    np.testing.assert_array_equal(loaded(inputs).numpy(), model(inputs).numpy())
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo_tests")
+class TinyWithExample(TinyResidual):
+    """A class that says what it is called on, so an unbuilt instance can be saved."""
+
+    def example_inputs(self):
+        return example_inputs(seed=0, batch=1)
+
+
+def test_class_example_inputs_builds_an_unbuilt_model(tmp_path):
+    model = TinyWithExample(filters=2)
+    assert not model.built
+    folder = presets.save_to_preset(model, tmp_path / "example")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["input_signature"]["kspace"] == {"shape": [1, 8, 8], "dtype": "complex64"}
+    loaded = presets.from_preset(str(folder))
+    inputs = example_inputs(seed=6, batch=1)
+    assert type(loaded) is TinyWithExample
     np.testing.assert_array_equal(loaded(inputs).numpy(), model(inputs).numpy())
 
 
