@@ -1,0 +1,58 @@
+"""Simulate the IXI training data of the shipped checkpoints.
+
+    python scripts/prepare_ixi.py IXI_T1_DIR OUT_DIR [--coils 1 8] [--slices 20:70]
+
+IXI_T1_DIR holds the IXI T1 volumes (NIfTI, 120 x 120 x 90 at 2 mm); the subject split is
+``weights/ixi_split.json`` (made once by ``--make-split``: a seeded permutation of the
+subjects, 153 train / 15 validation / 15 held out). Writes
+OUT_DIR/{singlecoil,multicoil}/{train,val,test}/*.h5 with ``fastmri-zoo simulate``'s code:
+sagittal 120 x 120 slices (the volume's last axis), seed 0, noiseless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+SPLIT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "weights", "ixi_split.json")
+
+
+def make_split(ixi_dir: str, seed: int = 0) -> dict:
+    subjects = sorted(name[: -len("_T1.nii.gz")] for name in os.listdir(ixi_dir) if name.endswith("_T1.nii.gz"))
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    shuffled = [subjects[i] for i in order]
+    split = {"seed": seed, "val": sorted(shuffled[:15]), "test": sorted(shuffled[15:30]),
+             "train": sorted(shuffled[30:])}
+    return split
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("ixi_dir")
+    parser.add_argument("out_dir")
+    parser.add_argument("--coils", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--slices", default="20:70")
+    parser.add_argument("--make-split", action="store_true")
+    args = parser.parse_args()
+    if args.make_split:
+        split = make_split(args.ixi_dir)
+        with open(SPLIT_FILE, "w") as handle:
+            json.dump(split, handle, indent=1)
+    with open(SPLIT_FILE) as handle:
+        split = json.load(handle)
+    from fastmri_zoo.cli import _parse_slices
+    from fastmri_zoo.data.simulate import simulate_files
+
+    for coils in args.coils:
+        kind = "singlecoil" if coils == 1 else "multicoil"
+        for part in ("train", "val", "test"):
+            inputs = [os.path.join(args.ixi_dir, f"{subject}_T1.nii.gz") for subject in split[part]]
+            simulate_files(inputs, os.path.join(args.out_dir, kind, part), coils=coils, seed=0,
+                           slices=_parse_slices(args.slices))
+
+
+if __name__ == "__main__":
+    main()
