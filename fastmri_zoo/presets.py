@@ -211,7 +211,7 @@ def model_card(
     if datasets:
         front += ["datasets:"] + [f"- {_yaml_scalar(d)}" for d in datasets]
     if metrics:
-        front += ["metrics:"] + [f"- {_yaml_scalar(m)}" for m in metrics]
+        front += ["metrics:"] + [f"- {_yaml_scalar(_slug(m))}" for m in metrics]
         front += [
             "model-index:",
             f"- name: {_yaml_scalar(name)}",
@@ -590,6 +590,8 @@ def resolve_preset_folder(
         if revision is not None:
             raise ValueError(f"revision: a local folder has no revisions, got revision={revision!r} for {handle_text!r}.")
         return path, None
+    if _is_path_like(handle_text) and not path.exists():
+        raise ValueError(f"handle: no preset folder at {handle_text!r}.")
     try:
         entry = registry.get_entry(handle_text)
     except ValueError as error:

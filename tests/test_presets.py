@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import h5py
+import huggingface_hub
 import keras
 import numpy as np
 import pytest
@@ -76,7 +77,10 @@ def test_model_card_front_matter_and_sections(tmp_path):
     assert meta["license"] == "mit" and meta["library_name"] == "keras"
     assert {"fastmri-zoo", "mri-reconstruction", "cartesian", "af4"} <= set(meta["tags"])
     assert meta["datasets"] == ["fastmri"]
-    assert meta["metrics"] == ["PSNR", "SSIM"]
+    assert meta["metrics"] == ["psnr", "ssim"]
+    parsed = huggingface_hub.ModelCard(text).data  # the Hub's own parser reads the same results
+    assert {(r.metric_type, r.metric_value, r.dataset_name) for r in parsed.eval_results} == {
+        ("psnr", 31.5, "synthetic phantoms, validation split"), ("ssim", 0.87, "synthetic phantoms, validation split")}
     results = meta["model-index"][0]["results"][0]
     assert meta["model-index"][0]["name"] == "tiny-cartesian-singlecoil-af4"
     assert {(m["type"], m["value"]) for m in results["metrics"]} == {("psnr", 31.5), ("ssim", 0.87)}
@@ -192,6 +196,8 @@ def test_overwrite_replaces_a_preset_but_never_other_folders(tmp_path):
 def test_keras_archives_and_missing_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="safe_mode=True"):
         presets.from_preset(str(tmp_path / "model.keras"))
+    with pytest.raises(ValueError, match="no preset folder at"):
+        presets.from_preset(str(tmp_path / "missing"))
     folder, _ = make_preset(tmp_path / "tiny")
     (folder / "metadata.json").unlink()
     with pytest.raises(ValueError, match="metadata.json"):
