@@ -7,8 +7,9 @@
 - :class:`ConjugateGradientDC`: MoDL: argmin_x ||A x - y||^2 + lam ||x - z||^2
   solved by conjugate gradient, learned lam.
 
-Each takes the measurement operator from :mod:`fastmri_zoo.physics`
-(``CartesianSingleCoil`` or ``SENSE``) as a call argument.
+The last two take the measurement operator from :mod:`fastmri_zoo.physics`
+(``CartesianSingleCoil`` or ``SENSE``) as a keyword argument (Keras only
+accepts tensors positionally): ``step(image, kspace, operator=op)``.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class GradientStep(keras.layers.Layer):
             name="step_size",
         )
 
-    def call(self, image, kspace, operator):
+    def call(self, image, kspace, *, operator):
         eta = tf.cast(tf.convert_to_tensor(self.step_size), tf.complex64)
         return image - eta * operator.adjoint(operator.forward(image) - kspace)
 
@@ -121,7 +122,7 @@ class ConjugateGradientDC(keras.layers.Layer):
             name="regularization",
         )
 
-    def call(self, denoised, kspace, operator):
+    def call(self, denoised, kspace, *, operator):
         lam = tf.convert_to_tensor(self.regularization)
         rhs = operator.adjoint(kspace) + tf.cast(lam, tf.complex64) * denoised
         return conjugate_gradient(
