@@ -142,8 +142,9 @@ def test_pdnet_zero_networks_stay_at_zero(rng):
         # UPDNet single-coil knee (authors' checkpoint): U-net [16, 32, 64], 10 iterations.
         (dict(denoiser_kwargs=dict(layers_n_channels=[16, 32, 64]), n_iter=10), False, 1_186_000),
         # UPDNet multicoil knee: PReLU, channel attention, 25 iterations, refined coil maps.
-        (dict(denoiser_kwargs=dict(layers_n_channels=[16, 32, 64, 128], activation="prelu", channel_attention=True),
-              n_iter=25, refine_smaps=True), True, 12_126_858),
+        pytest.param(
+            dict(denoiser_kwargs=dict(layers_n_channels=[16, 32, 64, 128], activation="prelu", channel_attention=True),
+                 n_iter=25, refine_smaps=True), True, 12_126_858, marks=pytest.mark.slow),
     ],
     ids=["updnet_singlecoil", "updnet_multicoil"],
 )
