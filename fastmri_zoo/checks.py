@@ -9,6 +9,7 @@ inside a traced ``tf.function`` they are skipped, shape checks are not.
 
 from __future__ import annotations
 
+import numbers
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "check_broadcastable",
     "check_in_range",
     "check_same_dim",
+    "check_scalar",
     "static_shape",
 ]
 
@@ -127,3 +129,36 @@ def check_same_dim(name_a: str, dim_a, name_b: str, dim_b, what: str) -> None:
         raise ValueError(
             f"{name_a} has {dim_a} {what} but {name_b} has {dim_b}; they must match."
         )
+
+
+def check_scalar(
+    name: str,
+    value,
+    *,
+    integer: bool = False,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+) -> float | int:
+    """Return ``value`` as a Python number, or raise a ``ValueError`` naming ``name``.
+
+    above / below: open bounds (value > above, value < below); at_least: closed lower bound.
+    integer: the value must be a whole number (an int, or a float like 4.0); it is returned as int.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "an integer" if integer else "a real number"
+        raise ValueError(f"{name}: expected {kind}, got {value!r} ({type(value).__name__}).")
+    value = float(value) if not isinstance(value, numbers.Integral) else int(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}.")
+    if integer:
+        if value != int(value):
+            raise ValueError(f"{name}: expected a whole number, got {value!r}.")
+        value = int(value)
+    if above is not None and not value > above:
+        raise ValueError(f"{name}: expected a value > {above:g}, got {value!r}.")
+    if at_least is not None and not value >= at_least:
+        raise ValueError(f"{name}: expected a value >= {at_least:g}, got {value!r}.")
+    if below is not None and not value < below:
+        raise ValueError(f"{name}: expected a value < {below:g}, got {value!r}.")
+    return value

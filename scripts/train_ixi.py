@@ -41,6 +41,28 @@ RECIPES = {
 }
 
 
+def _magnitude_output_class():
+    import keras
+    import tensorflow as tf
+
+    class MagnitudeOutput(keras.Model):
+        """|network(inputs)|: Keras' compiled losses cast predictions to float32, which would
+        silently keep only the real part of a complex image."""
+
+        def __init__(self, network, **kwargs):
+            super().__init__(**kwargs)
+            self.network = network
+
+        def call(self, inputs):
+            return tf.abs(self.network(inputs))
+
+    return MagnitudeOutput
+
+
+def MagnitudeOutput(network):
+    return _magnitude_output_class()(network)
+
+
 def _build(name):
     import fastmri_zoo.models as models
 
@@ -75,10 +97,12 @@ def train(args):
     val_ds = val_ds.map(lambda x, y: (_strip(x), y)).cache()
 
     def magnitude_l1(y_true, y_pred):
-        return tf.reduce_mean(tf.abs(tf.abs(y_pred) - y_true))
+        return tf.reduce_mean(tf.abs(y_pred - y_true))
 
     from fastmri_zoo.metrics import ReconstructionMetric
 
+    network = model
+    model = MagnitudeOutput(network)
     model.compile(optimizer=keras.optimizers.Adam(args.lr, clipnorm=1.0), loss=magnitude_l1,
                   metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim")], jit_compile=False)
     model(next(iter(val_ds))[0])  # BackupAndRestore needs a built model
@@ -91,7 +115,7 @@ def train(args):
     start = time.time()
     model.fit(train_ds, validation_data=val_ds, epochs=args.steps // steps_per_epoch,
               steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=2)
-    model.save_weights(os.path.join(args.run_dir, "final.weights.h5"))
+    network.save_weights(os.path.join(args.run_dir, "final.weights.h5"))
     with open(os.path.join(args.run_dir, "run.json"), "w") as handle:
         json.dump({"name": args.name, "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
                    "optimizer": "Adam(clipnorm=1.0)", "loss": "L1 on magnitude",

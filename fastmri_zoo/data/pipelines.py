@@ -90,7 +90,8 @@ def center_crop(x, shape: Sequence[int]):
     """Centre crop of the last ``len(shape)`` axes of ``x`` (numpy array or tensor).
 
     The crop starts at (N - n) // 2 along each axis (fastMRI's convention); every
-    ``shape`` entry must be at most the size of its axis.
+    ``shape`` entry must be at most the size of its axis. Axes of unknown static
+    size (inside a traced graph) are cropped with their dynamic size.
     """
     shape = tuple(int(s) for s in shape)
     sizes = tuple(x.shape[-len(shape):]) if shape else ()
@@ -101,7 +102,9 @@ def center_crop(x, shape: Sequence[int]):
                 f"got {shape}; axis {axis} has {size}."
             )
     index = [Ellipsis]
-    for size, crop in zip(sizes, shape):
+    for axis, (size, crop) in enumerate(zip(sizes, shape)):
+        if size is None:
+            size = tf.shape(x)[len(x.shape) - len(shape) + axis]
         start = (size - crop) // 2
         index.append(slice(start, start + crop))
     return x[tuple(index)]

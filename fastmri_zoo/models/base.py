@@ -19,16 +19,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ..data.pipelines import center_crop
+
 __all__ = ["ReconstructionModel", "crop_center", "magnitude"]
 
 
-def crop_center(x: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
-    """Crop the last two axes of ``x`` to ``shape`` around the centre (fastMRI's centre crop)."""
-    h, w = int(shape[0]), int(shape[1])
-    big_h, big_w = tf.shape(x)[-2], tf.shape(x)[-1]
-    top = (big_h - h) // 2
-    left = (big_w - w) // 2
-    return x[..., top : top + h, left : left + w]
+#: fastMRI's centre crop of the last axes (one implementation, in the data module).
+crop_center = center_crop
 
 
 def magnitude(image: tf.Tensor, crop: tuple[int, int] | None = None) -> tf.Tensor:

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._scalars import check_scalar
+from ..checks import check_scalar
 
 __all__ = [
     "MaskFunc",

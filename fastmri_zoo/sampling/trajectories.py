@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..checks import check_rank
-from ._scalars import check_scalar
+from ..checks import check_scalar
 
 __all__ = [
     "GOLDEN_ANGLE",
