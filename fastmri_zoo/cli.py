@@ -60,7 +60,155 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--architecture")
+    parser.add_argument("--trajectory")
+    parser.add_argument("--coils", choices=["singlecoil", "multicoil", "3d"])
+    parser.add_argument("--acceleration", type=int)
+    parser.add_argument("--dataset")
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from .registry import bundled_folder, list_entries
+
+    filters = {key: getattr(args, key) for key in ("architecture", "trajectory", "coils", "acceleration", "dataset")
+               if getattr(args, key) is not None}
+    entries = list_entries(**filters)
+    if not entries:
+        print("no registered checkpoint matches" + (f" {filters}" if filters else ""))
+        return 0
+    rows = [("name", "trajectory", "coils", "AF", "weights")]
+    for entry in entries:
+        where = "bundled" if bundled_folder(entry) is not None else ("Hub" if entry.hub_repo else "none")
+        if not entry.pretrained:
+            where = "untrained"
+        rows.append((entry.name, entry.trajectory, entry.coils, str(entry.acceleration or "-"), where))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _configure_info(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a registered checkpoint name (see fastmri-zoo list)")
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from . import info
+
+    print(info(args.name))
+    return 0
+
+
+def _configure_export_hub(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a registered checkpoint name or a preset folder")
+    parser.add_argument("out_dir", help="folder to write, ready for huggingface_hub.upload_folder")
+
+
+def _run_export_hub(args: argparse.Namespace) -> int:
+    from .hub import export_hub
+
+    print(export_hub(args.name, args.out_dir))
+    return 0
+
+
+def _configure_push(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a registered checkpoint name or a preset folder")
+    parser.add_argument("repo_id", help="owner/name on the Hub")
+    parser.add_argument("--token", default=None, help="Hub token (default: the one huggingface_hub finds)")
+    parser.add_argument("--endpoint", default=None, help="Hub endpoint (default: FASTMRI_ZOO_HF_ENDPOINT or huggingface.co)")
+    parser.add_argument("--private", action="store_true")
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .hub import push
+
+    commit = push(args.name, args.repo_id, token=args.token, endpoint=args.endpoint, private=args.private or None)
+    print(f"pushed {args.name} to {args.repo_id} at commit {commit}; pin this revision in the registry entry")
+    return 0
+
+
+def _add_undersampling_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--acceleration", type=float, default=None,
+                        help="undersample fully sampled files retrospectively at this AF (default: the model's)")
+    parser.add_argument("--mask-type", default=None, choices=["random", "equispaced", "equispaced_fraction"])
+    parser.add_argument("--center-fraction", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the retrospective mask")
+
+
+def _configure_reconstruct(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a registered checkpoint name, a preset folder or hf://owner/repo")
+    parser.add_argument("input", help="fastMRI-layout .h5 file")
+    parser.add_argument("-o", "--output", required=True, help="output .h5 (dataset 'reconstruction')")
+    parser.add_argument("--png", default=None, help="also draw the middle slice (and error maps) to this PNG")
+    parser.add_argument("--batch-size", type=int, default=4)
+    _add_undersampling_options(parser)
+
+
+def _load_for_cli(name: str):
+    from .presets import from_preset
+
+    return from_preset(name)
+
+
+def _run_reconstruct(args: argparse.Namespace) -> int:
+    from .inference import reconstruct_file
+
+    model = _load_for_cli(args.name)
+    result = reconstruct_file(model, args.input, args.output, png=args.png, acceleration=args.acceleration,
+                              mask_type=args.mask_type, center_fraction=args.center_fraction, seed=args.seed,
+                              batch_size=args.batch_size, model_name=args.name)
+    print(f"wrote {args.output}: reconstruction {result.reconstruction.shape}, AF {result.acceleration:.2f}")
+    for method, values in result.metrics.items():
+        print(f"  {method:<12} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
+    if args.png:
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a registered checkpoint name, a preset folder or hf://owner/repo")
+    parser.add_argument("data_dir", help="folder of fastMRI-layout .h5 files with references")
+    parser.add_argument("--batch-size", type=int, default=4)
+    _add_undersampling_options(parser)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .data.pipelines import list_h5_files
+    from .inference import reconstruct_file
+    from .metrics import summarize
+
+    files = list_h5_files(args.data_dir)
+    model = _load_for_cli(args.name)
+    rows: dict[str, list] = {"network": [], "zero-filled": []}
+    for path in tqdm(files, desc="evaluate", unit="volume"):
+        result = reconstruct_file(model, path, acceleration=args.acceleration, mask_type=args.mask_type,
+                                  center_fraction=args.center_fraction, seed=args.seed,
+                                  batch_size=args.batch_size, progress=False)
+        if not result.metrics:
+            raise ValueError(f"{path}: has no reference image (reconstruction_rss or reconstruction_esc) to score against.")
+        for method in rows:
+            rows[method].append(result.metrics[method])
+    print(f"{args.name} on {len(files)} volumes of {args.data_dir} (mean +- std over volumes)")
+    print(f"{'method':<14}{'PSNR (dB)':>18}{'SSIM':>20}{'NMSE':>20}")
+    for method, label in (("zero-filled", "zero-filled"), ("network", args.name)):
+        summary = summarize(rows[method])
+        cells = "".join(f"{summary[k][0]:>11.4f} +- {summary[k][1]:<6.4f}" for k in ("psnr", "ssim", "nmse"))
+        print(f"{label[:14]:<14}{cells}")
+    return 0
+
+
 COMMANDS = {
+    "list": ("list the registered checkpoints", _configure_list, _run_list),
+    "info": ("print the model card of a checkpoint", _configure_info, _run_info),
+    "reconstruct": ("reconstruct a fastMRI-layout file with a zoo model", _configure_reconstruct, _run_reconstruct),
+    "evaluate": ("NMSE / PSNR / SSIM of a model on a folder of files, with zero-filled as baseline",
+                 _configure_evaluate, _run_evaluate),
+    "export-hub": ("write a checkpoint as a folder ready for huggingface_hub.upload_folder",
+                   _configure_export_hub, _run_export_hub),
+    "push": ("upload a checkpoint to the Hugging Face Hub", _configure_push, _run_push),
     "demo": ("undersample a bundled real acquisition, reconstruct it, print metrics and write a PNG",
              _configure_demo, _run_demo),
     "simulate": ("simulate fastMRI-layout k-space from magnitude images",
@@ -77,11 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # TensorFlow's C++ start-up chatter hides the command's own output; users can override.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     _, _, run = COMMANDS[args.command]
     try:
         return run(args)
-    except (ValueError, FileNotFoundError, KeyError) as error:
+    except (ValueError, OSError, KeyError) as error:
         print(f"fastmri-zoo {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -87,6 +87,7 @@ CARD_FIELDS = (
     "trajectory",
     "coils",
     "acceleration",
+    "acquisition",
 )
 
 _NOT_PROVIDED = "Not provided."
@@ -395,6 +396,10 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
             "weights_sha256": sha256_file(weights_path),
             "input_signature": signature,
         }
+        if card.get("acquisition") is not None:
+            # How inputs were made in training (mask type, centre fraction, acceleration,
+            # normalisation): inference replays it on fully sampled files.
+            metadata["acquisition"] = dict(card["acquisition"])
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         card.setdefault("name", target.name)
@@ -550,6 +555,7 @@ def load_preset(folder: str | os.PathLike, *, expected_sha256: str | None = None
             model.load_weights(str(weights_path))
         except Exception as error:  # Keras raises several types; the caller gets one clear ValueError
             raise ValueError(f"{weights_path}: could not be loaded into {type(model).__name__}: {error}") from error
+    model.preset_metadata = metadata
     return model
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "read_fastmri_h5",
     "write_fastmri_h5",
     "validate_fastmri_h5",
+    "write_reconstruction_h5",
     "REFERENCE_KEYS",
 ]
 
@@ -530,6 +531,15 @@ def write_fastmri_h5(
             raise ValueError(f"extra: attribute {name!r} clashes with a dataset or reserved attribute.")
         attrs[name] = value
 
+    if ismrmrd_header is not None:
+        header = ismrmrd_header.encode("utf-8") if isinstance(ismrmrd_header, str) else ismrmrd_header
+        datasets["ismrmrd_header"] = np.bytes_(header)
+    return _write_atomically(path, datasets, attrs)
+
+
+def _write_atomically(path, datasets: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
+    """Write an h5 file through a temporary file in the destination folder, then rename it."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"path: the folder {folder!r} does not exist.")
@@ -541,9 +551,6 @@ def write_fastmri_h5(
         with h5py.File(temporary, "w") as handle:
             for name, value in datasets.items():
                 handle.create_dataset(name, data=value)
-            if ismrmrd_header is not None:
-                header = ismrmrd_header.encode("utf-8") if isinstance(ismrmrd_header, str) else ismrmrd_header
-                handle.create_dataset("ismrmrd_header", data=np.bytes_(header))
             for name, value in attrs.items():
                 handle.attrs[name] = value
         os.replace(temporary, path)
@@ -552,3 +559,16 @@ def write_fastmri_h5(
             os.remove(temporary)
         raise
     return path
+
+
+def write_reconstruction_h5(path, reconstruction, attrs: Mapping[str, Any] | None = None) -> str:
+    """Write reconstructions as fastMRI's submission files do: dataset ``reconstruction``
+    float32 (slices, h, w) (or (slices, D, h, w) in 3D), plus attributes; atomically."""
+    from ..checks import check_finite, check_rank
+
+    reconstruction = np.asarray(reconstruction)
+    if np.iscomplexobj(reconstruction):
+        raise ValueError("reconstruction: expected magnitude images (real), got complex values.")
+    check_rank("reconstruction", reconstruction, (3, 4), "(slices, h, w) or (slices, D, h, w)")
+    check_finite("reconstruction", reconstruction)
+    return _write_atomically(path, {"reconstruction": reconstruction.astype(np.float32)}, dict(attrs or {}))

@@ -182,7 +182,8 @@ def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> 
     return dataset.batch(int(batch_size), drop_remainder=drop_remainder).prefetch(_AUTOTUNE)
 
 
-def _rss_max(images: tf.Tensor, coil_axis: int | None) -> tf.Tensor:
+def normalization_scale(images: tf.Tensor, coil_axis: int | None) -> tf.Tensor:
+    """The pipelines' scale: max of the (RSS over ``coil_axis``) magnitude of ``images``; 1 if all zero."""
     magnitude = tf.abs(images)
     if coil_axis is not None:
         magnitude = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=coil_axis))
@@ -259,7 +260,7 @@ def cartesian_dataset(
         mask.set_shape((1, width))
         target.set_shape(_common(i.target_shape for i in infos) or (None, None))
         zero_filled = ifftc(masked, 2)
-        scale = _rss_max(zero_filled, 0 if multicoil else None) if normalize else tf.constant(1.0)
+        scale = normalization_scale(zero_filled, 0 if multicoil else None) if normalize else tf.constant(1.0)
         inputs = {"kspace": masked / tf.cast(scale, tf.complex64), "mask": mask, "scale": scale}
         if multicoil:
             smaps.set_shape(masked.shape)
@@ -307,7 +308,7 @@ def _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multico
     kspace = operator.forward(coil_images)  # coils as batch: (coils, nsamples)
     kspace.set_shape(coil_images.shape[:1].concatenate(traj.shape[-1:]))
     if normalize:
-        scale = _rss_max(operator.adjoint_dcomp(kspace), 0 if multicoil else None)
+        scale = normalization_scale(operator.adjoint_dcomp(kspace), 0 if multicoil else None)
     else:
         scale = tf.constant(1.0)
     kspace = kspace / tf.cast(scale, tf.complex64)

@@ -43,6 +43,8 @@ class ReconstructionModel(keras.Model):
     """
 
     REQUIRED_INPUTS: tuple[str, ...] = ("kspace",)
+    #: whether the model takes multicoil k-space (subclasses set it per instance)
+    multicoil: bool = False
 
     def check_inputs(self, inputs) -> None:
         """Raise a ValueError if a required key is missing from ``inputs``."""
@@ -58,11 +60,13 @@ class ReconstructionModel(keras.Model):
                 f"missing {missing}, got {sorted(inputs)}."
             )
 
-    def save_to_preset(self, preset_dir, **card) -> None:
-        """Write a checkpoint folder (config.json, model.weights.h5, metadata.json, README.md)."""
+    def save_to_preset(self, preset_dir, **card):
+        """Write a checkpoint folder (config.json, model.weights.h5, metadata.json, README.md);
+        returns its path. ``card``: model-card fields (``presets.CARD_FIELDS``), and
+        ``example_inputs`` when the model is not built yet."""
         from ..presets import save_to_preset
 
-        save_to_preset(self, preset_dir, **card)
+        return save_to_preset(self, preset_dir, **card)
 
     @classmethod
     def from_preset(cls, handle: str, **kwargs) -> "ReconstructionModel":
