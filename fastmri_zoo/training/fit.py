@@ -1,0 +1,555 @@
+"""Train and fine-tune reconstruction networks: ``fit`` and ``finetune``.
+
+``fit`` wraps the network in a small training model whose loss is computed by the
+toolkit's :mod:`~fastmri_zoo.training.losses` on the network's complex output (Keras'
+compiled loss would cast it to float32 and drop the imaginary part), then runs
+``keras.Model.fit`` with
+
+- gradient clipping (``clipnorm``, on the optimizer);
+- validation PSNR / SSIM / NMSE on magnitudes after each epoch (``metrics.ReconstructionMetric``);
+- a progress bar (Keras ``verbose``), ``RUN_DIR/log.csv`` and TensorBoard logs in ``RUN_DIR/logs``;
+- ``keras.callbacks.BackupAndRestore`` in ``RUN_DIR/backup`` (weights, optimizer state and
+  epoch, written at the end of each epoch): calling ``fit`` again with the same ``run_dir``
+  after an interruption resumes at the last completed epoch, so the total number of
+  optimizer steps stays ``steps``;
+- at the end, ``RUN_DIR/run.json`` (settings, validation metrics, wall time summed over
+  the sessions) and, with ``preset_dir``, ``save_to_preset`` with a model card filled
+  from the run.
+
+Run-directory layout: ``backup/``, ``logs/`` (TensorBoard), ``log.csv``, ``sessions.json``
+(one entry per call: starting epoch, wall time), ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..checks import check_scalar
+from ..data.pipelines import center_crop, list_h5_files
+from ..metrics import ReconstructionMetric
+from ..models.base import ReconstructionModel
+from .losses import ReconstructionLoss, get_loss
+from .optimizers import get_optimizer
+
+__all__ = [
+    "fit",
+    "finetune",
+    "FitResult",
+    "freeze_layers",
+    "cartesian_training_data",
+    "DEFAULT_LEARNING_RATE",
+    "FINETUNE_LR_FACTOR",
+]
+
+#: Learning rate of ``fit`` when none is given.
+DEFAULT_LEARNING_RATE = 1e-3
+#: ``finetune`` defaults to ``DEFAULT_LEARNING_RATE / FINETUNE_LR_FACTOR``.
+FINETUNE_LR_FACTOR = 10.0
+
+_SESSIONS_FILE = "sessions.json"
+_RUN_FILE = "run.json"
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the trained network and the facts of the run."""
+
+    model: ReconstructionModel
+    metrics: dict[str, float]
+    steps: int
+    epochs: int
+    batch_size: int
+    wall_time: float
+    run_dir: Path
+    preset_dir: Path | None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    resumed_from_epoch: int = 0
+
+
+# --------------------------------------------------------------------------- training model
+
+
+class _TrainingModel(keras.Model):
+    """network(inputs), centre-cropped to the target size; loss from the toolkit, never Keras'
+    compiled loss (which would cast a complex prediction to float32)."""
+
+    def __init__(self, network: ReconstructionModel, loss: ReconstructionLoss, target_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.reconstruction_loss = loss
+        self.target_shape = None if target_shape is None else tuple(int(s) for s in target_shape)
+
+    def call(self, inputs, training=None):
+        output = self.network(inputs, training=training)
+        if self.target_shape is not None and tuple(output.shape[-2:]) != self.target_shape:
+            output = center_crop(output, self.target_shape)
+        return output
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = self.reconstruction_loss(y, y_pred, sample_weight)
+        if self.losses:  # regularisers, scaled for tf.distribute as the compiled loss is
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            loss = loss + tf.add_n([tf.cast(extra, loss.dtype) for extra in self.losses]) / replicas
+        return loss
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _walk_layers(layer) -> list:
+    found = []
+    for child in getattr(layer, "layers", []) or []:
+        found.append(child)
+        found.extend(_walk_layers(child))
+    return found
+
+
+def freeze_layers(network: keras.Model, names: Sequence[str]) -> list[str]:
+    """Set ``trainable = False`` on the sub-layers of ``network`` whose name is one of
+    ``names`` or starts with one of them (``"image_net"`` freezes ``image_net_0``, ...).
+    Returns the frozen layer names; raises a ValueError for a name that matches nothing."""
+    if isinstance(names, str):
+        names = [names]
+    layers = _walk_layers(network)
+    frozen = []
+    for name in names:
+        matches = [layer for layer in layers if layer.name == name or layer.name.startswith(name)]
+        if not matches:
+            available = sorted({layer.name for layer in layers})
+            raise ValueError(
+                f"freeze: no sub-layer of {type(network).__name__} is named {name!r} or starts with it; "
+                f"its layers are {available}."
+            )
+        for layer in matches:
+            layer.trainable = False
+            if layer.name not in frozen:
+                frozen.append(layer.name)
+    return frozen
+
+
+def _model_inputs(inputs: dict) -> dict:
+    # "scale" is for going back to file units; the networks do not take it.
+    return {key: value for key, value in inputs.items() if key != "scale"}
+
+
+def _check_dataset(name: str, dataset) -> None:
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(f"{name}: expected a batched tf.data.Dataset of (inputs dict, target), got {type(dataset).__name__}.")
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], dict)):
+        raise ValueError(
+            f"{name}: expected elements (inputs dict, target) as from data.cartesian_dataset, got element spec {spec}."
+        )
+
+
+def _static_target_shape(dataset) -> tuple | None:
+    shape = dataset.element_spec[1].shape
+    if shape.rank is None or shape.rank < 2 or None in shape[-2:]:
+        return None
+    return tuple(int(s) for s in shape[-2:])
+
+
+def _rebuild_in_scope(network: ReconstructionModel, strategy) -> tuple[ReconstructionModel, list | None]:
+    """The same architecture created under ``strategy.scope()``, and the weights to give it."""
+    weights = network.get_weights() if network.built else None
+    with strategy.scope():
+        clone = type(network).from_config(network.get_config())
+    return clone, weights
+
+
+class _SessionLog(keras.callbacks.Callback):
+    """Appends one entry per ``fit`` session to sessions.json (starting epoch, epochs done, seconds)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.start = None
+        self.entry = None
+
+    def _sessions(self) -> list:
+        if self.path.is_file():
+            try:
+                return json.loads(self.path.read_text())
+            except ValueError:
+                return []
+        return []
+
+    def _write(self):
+        sessions = self._sessions()
+        if sessions and sessions[-1].get("id") == self.entry["id"]:
+            sessions[-1] = self.entry
+        else:
+            sessions.append(self.entry)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sessions, indent=1))
+        os.replace(tmp, self.path)
+
+    def on_train_begin(self, logs=None):
+        self.start = time.time()
+        self.entry = {"id": f"{os.getpid()}-{self.start}", "start_epoch": None, "epochs_done": 0, "seconds": 0.0}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.entry["start_epoch"] is None:
+            self.entry["start_epoch"] = int(epoch)
+            self._write()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.entry["epochs_done"] = int(epoch) + 1
+        self.entry["seconds"] = time.time() - self.start
+        self._write()
+
+    def on_train_end(self, logs=None):
+        self.entry["seconds"] = time.time() - self.start
+        self._write()
+
+
+def _json_number(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _first_batch(dataset: tf.data.Dataset):
+    for inputs, target in dataset.take(1):
+        return inputs, target
+    raise ValueError("train_dataset: it is empty; expected at least one batch.")
+
+
+def _describe_optimizer(optimizer) -> str:
+    config = keras.saving.serialize_keras_object(optimizer)
+    inner = getattr(optimizer, "inner_optimizer", None)
+    text = type(optimizer).__name__
+    if inner is not None:
+        text += f"({type(inner).__name__}, sync_period={optimizer.sync_period}, slow_step_size={optimizer.slow_step_size})"
+    lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    clip = config["config"].get("clipnorm", getattr(optimizer, "clipnorm", None))
+    return f"{text}, learning rate {lr:g}" + (f", clipnorm {clip:g}" if clip else "")
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: ReconstructionModel | Callable[[], ReconstructionModel],
+    train_dataset: tf.data.Dataset,
+    val_dataset: tf.data.Dataset | None = None,
+    *,
+    steps: int,
+    steps_per_epoch: int | None = None,
+    loss="l1",
+    optimizer="adam",
+    learning_rate: float | None = DEFAULT_LEARNING_RATE,
+    clipnorm: float | None = 1.0,
+    run_dir: str | os.PathLike,
+    seed: int | None = 0,
+    freeze: Sequence[str] = (),
+    strategy: tf.distribute.Strategy | None = None,
+    preset_dir: str | os.PathLike | None = None,
+    val_steps: int | None = None,
+    verbose="auto",
+    card: Mapping[str, Any] | None = None,
+    command: str | None = None,
+    data_description: str | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> FitResult:
+    """Train ``model`` for ``steps`` optimizer steps, resumably, and optionally export a preset.
+
+    model: a ReconstructionModel, or a zero-argument callable building one (called after
+    seeding, under ``strategy.scope()``); a model built outside ``strategy``'s scope is
+    rebuilt in it with the same weights. train_dataset / val_dataset: batched
+    ``tf.data.Dataset`` of ``(inputs, target)`` as ``data.cartesian_dataset`` returns
+    (inputs a dict, complex64 k-space; target float32 (batch, h, w) magnitudes, or complex
+    targets for ``on="complex"`` losses; an ``inputs["scale"]`` entry is dropped). The
+    training set is repeated as needed. steps: total optimizer steps, a multiple of
+    ``steps_per_epoch`` (default: ``min(steps, 100)``); one backup and one validation per
+    epoch. loss: a name of ``losses.LOSSES``, a dict ``{"name": ..., **kwargs}`` or a
+    ``ReconstructionLoss``. optimizer: a name ("adam", "radam", "lookahead_radam", any
+    Keras optimizer), a dict or an optimizer instance; ``learning_rate`` and ``clipnorm``
+    are set on it. seed: ``keras.utils.set_random_seed`` at the start. freeze: sub-layer
+    names or prefixes kept fixed (:func:`freeze_layers`). val_steps: validation batches per
+    epoch (default: all, cached in memory). preset_dir: where ``save_to_preset`` writes the
+    trained network; ``card`` adds or overrides model-card fields; ``command`` and
+    ``data_description`` fill its training command and data sections.
+
+    Returns a :class:`FitResult` (trained network, final validation metrics, ...).
+    """
+    steps = check_scalar("steps", steps, integer=True, at_least=1)
+    steps_per_epoch = min(steps, 100) if steps_per_epoch is None else steps_per_epoch
+    steps_per_epoch = check_scalar("steps_per_epoch", steps_per_epoch, integer=True, at_least=1)
+    if steps % steps_per_epoch:
+        raise ValueError(
+            f"steps: expected a multiple of steps_per_epoch={steps_per_epoch} (backups and validation happen "
+            f"at epoch ends), got {steps}."
+        )
+    if val_steps is not None:
+        val_steps = check_scalar("val_steps", val_steps, integer=True, at_least=1)
+    _check_dataset("train_dataset", train_dataset)
+    if val_dataset is not None:
+        _check_dataset("val_dataset", val_dataset)
+    if run_dir is None:
+        raise ValueError("run_dir: expected a folder for backups and logs, got None.")
+    run_dir = Path(run_dir).expanduser().absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    epochs = steps // steps_per_epoch
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    scope_strategy = strategy or tf.distribute.get_strategy()
+
+    train = train_dataset.map(lambda x, y: (_model_inputs(x), y)).repeat()
+    val = None
+    if val_dataset is not None:
+        val = val_dataset.map(lambda x, y: (_model_inputs(x), y))
+        if val_steps is not None:
+            val = val.take(val_steps)
+        val = val.cache()
+    example_inputs, example_target = _first_batch(train)
+    batch_size = int(example_target.shape[0])
+
+    if isinstance(model, ReconstructionModel):
+        network, weights = model, None
+        if strategy is not None and model.distribute_strategy is not strategy:
+            network, weights = _rebuild_in_scope(model, strategy)
+    elif callable(model):
+        with scope_strategy.scope():
+            network, weights = model(), None
+        if not isinstance(network, ReconstructionModel):
+            raise ValueError(f"model: the callable returned a {type(network).__name__}, expected a ReconstructionModel.")
+    else:
+        raise ValueError(f"model: expected a ReconstructionModel or a callable building one, got {type(model).__name__}.")
+
+    with scope_strategy.scope():
+        if not network.built:
+            network(example_inputs)  # BackupAndRestore needs built weights
+        if weights is not None:
+            network.set_weights(weights)
+        frozen = freeze_layers(network, freeze) if freeze else []
+        loss_fn = get_loss(loss)
+        opt = get_optimizer(optimizer, learning_rate, clipnorm)
+        trainer = _TrainingModel(network, loss_fn, _static_target_shape(train_dataset), name="training_model")
+        trainer(example_inputs)
+        trainer.compile(
+            optimizer=opt,
+            metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim"), ReconstructionMetric("nmse")],
+            jit_compile=False,
+        )
+    if not network.trainable_weights:
+        raise ValueError(f"freeze: {frozen} leaves {type(network).__name__} with no trainable weights.")
+
+    sessions_path = run_dir / _SESSIONS_FILE
+    session_log = _SessionLog(sessions_path)
+    all_callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
+        keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, update_freq="epoch"),
+        session_log,
+        *callbacks,
+    ]
+    history = trainer.fit(
+        train,
+        validation_data=val,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=all_callbacks,
+        verbose=verbose,
+    )
+    done = int(keras.ops.convert_to_numpy(opt.iterations))
+    if done != steps:
+        raise RuntimeError(
+            f"fit: the optimizer took {done} steps in total, expected {steps}; the backup in "
+            f"{run_dir / 'backup'} does not belong to this run (remove it to start afresh)."
+        )
+
+    if val is not None:
+        evaluated = trainer.evaluate(val, verbose=0, return_dict=True)
+        final_metrics = {key: float(evaluated[key]) for key in ("psnr", "ssim", "nmse") if key in evaluated}
+        final_metrics["loss"] = float(evaluated["loss"])
+    else:
+        final_metrics = {}
+    sessions = json.loads(sessions_path.read_text()) if sessions_path.is_file() else []
+    # This session is the last entry; no starting epoch means the run was already complete.
+    start_epoch = sessions[-1].get("start_epoch") if sessions else 0
+    resumed_from = epochs if start_epoch is None else int(start_epoch)
+    wall_time = float(sum(entry.get("seconds", 0.0) for entry in sessions))
+
+    optimizer_text = _describe_optimizer(opt)
+    loss_text = f"{type(loss_fn).__name__}({json.dumps({k: v for k, v in loss_fn.get_config().items() if k not in ('name', 'reduction')})})"
+    command = command or f"fastmri_zoo.training.fit(..., steps={steps}, steps_per_epoch={steps_per_epoch})"
+    run = {
+        "model": keras.saving.serialize_keras_object(network)["config"] | {"class_name": type(network).__name__},
+        "command": command,
+        "data": data_description,
+        "steps": steps,
+        "steps_per_epoch": steps_per_epoch,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer_text,
+        "optimizer_config": keras.saving.serialize_keras_object(opt),
+        "optimizer_iterations": done,
+        "loss": loss_text,
+        "seed": seed,
+        "frozen_layers": frozen,
+        "replicas": scope_strategy.num_replicas_in_sync,
+        "validation_metrics": {k: _json_number(v) for k, v in final_metrics.items()},
+        "validation_batches": None if val is None else int(sum(1 for _ in val)),
+        "wall_time_seconds": wall_time,
+        "sessions": len(sessions),
+        "resumed_from_epoch": resumed_from,
+    }
+    (run_dir / _RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+
+    preset_path = None
+    if preset_dir is not None:
+        from ..presets import save_to_preset
+
+        card_fields = {
+            "description": (
+                f"{type(network).__name__} trained with fastmri_zoo.training.fit: {steps} steps of batch "
+                f"{batch_size} ({epochs} epochs of {steps_per_epoch}), optimizer {optimizer_text}, loss {loss_text}, "
+                f"seed {seed}, {scope_strategy.num_replicas_in_sync} replica(s), wall time {wall_time:.0f} s"
+                + (f", frozen layers {frozen}" if frozen else "") + "."
+            ),
+            "architecture": type(network).__name__,
+            "training_data": data_description,
+            "training_command": command,
+            "evaluation_data": "the validation set of the run" if val is not None else None,
+            "metrics": {k: v for k, v in final_metrics.items() if k != "loss" and math.isfinite(v)},
+        }
+        card_fields.update(dict(card or {}))
+        example = {key: value[:1].numpy() for key, value in example_inputs.items()}
+        preset_path = save_to_preset(network, preset_dir, example_inputs=example, **card_fields)
+
+    return FitResult(
+        model=network,
+        metrics=final_metrics,
+        steps=done,
+        epochs=epochs,
+        batch_size=batch_size,
+        wall_time=wall_time,
+        run_dir=run_dir,
+        preset_dir=preset_path,
+        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        resumed_from_epoch=resumed_from,
+    )
+
+
+# --------------------------------------------------------------------------- data and fine-tuning
+
+
+def cartesian_training_data(
+    train_dir: str | os.PathLike,
+    val_dir: str | os.PathLike | None = None,
+    *,
+    mask_type: str = "random",
+    center_fractions: float | Sequence[float] = 0.08,
+    accelerations: float | Sequence[float] = 4,
+    multicoil: bool = False,
+    batch_size: int = 1,
+    seed: int | None = 0,
+    fixed_train_masks: bool = False,
+    normalize: bool = True,
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """Training and validation pipelines (``data.cartesian_dataset``) for ``fit``.
+
+    Training: shuffled, ``drop_remainder`` batches, masks redrawn at each visit of a slice
+    (``fixed_train_masks=False``) or fixed per slice; validation: in order, masks fixed per
+    slice by ``seed`` (the same at every epoch and in every run).
+    """
+    from ..data.pipelines import cartesian_dataset
+
+    for name, folder in (("train_dir", train_dir), ("val_dir", val_dir)):
+        if folder is not None and not os.path.isdir(folder):
+            raise FileNotFoundError(f"{name}: no such folder: {os.fspath(folder)!r}")
+    list_h5_files(train_dir)
+    common = dict(mask_type=mask_type, center_fractions=center_fractions, accelerations=accelerations,
+                  multicoil=multicoil, normalize=normalize)
+    # Redrawn masks (seed None) show the network many patterns; the shuffling is then unseeded too.
+    train_seed = seed if fixed_train_masks else None
+    train = cartesian_dataset(train_dir, seed=train_seed, batch_size=batch_size, shuffle=True,
+                              drop_remainder=True, **common)
+    val = None if val_dir is None else cartesian_dataset(val_dir, seed=0 if seed is None else seed,
+                                                         batch_size=batch_size, **common)
+    return train, val
+
+
+def _split_data_dir(data_dir) -> tuple[Path, Path | None]:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data_dir: no such folder: {str(data_dir)!r}")
+    if (data_dir / "train").is_dir():
+        val = data_dir / "val"
+        return data_dir / "train", val if val.is_dir() else None
+    return data_dir, None
+
+
+def finetune(
+    name_or_model: str | os.PathLike | ReconstructionModel,
+    data_dir: str | os.PathLike,
+    *,
+    steps: int = 200,
+    steps_per_epoch: int | None = None,
+    learning_rate: float | None = None,
+    freeze: Sequence[str] = (),
+    run_dir: str | os.PathLike,
+    preset_dir: str | os.PathLike | None = None,
+    loss="l1",
+    optimizer="adam",
+    clipnorm: float | None = 1.0,
+    batch_size: int = 1,
+    mask_type: str = "random",
+    center_fractions: float | Sequence[float] = 0.08,
+    accelerations: float | Sequence[float] = 4,
+    multicoil: bool | None = None,
+    seed: int | None = 0,
+    val_steps: int | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose="auto",
+    card: Mapping[str, Any] | None = None,
+    command: str | None = None,
+) -> FitResult:
+    """Continue training a checkpoint on the fastMRI-layout files of ``data_dir``.
+
+    name_or_model: a registry name, a preset folder, ``hf://...`` (``presets.from_preset``)
+    or a model. data_dir: a folder of ``.h5`` files, or one with ``train/`` (and optionally
+    ``val/``) sub-folders. learning_rate: default ``DEFAULT_LEARNING_RATE /
+    FINETUNE_LR_FACTOR`` (1e-4). freeze: sub-layer names or prefixes kept fixed (e.g.
+    ``["smaps_refiner"]`` or ``["image_net_0", "image_net_1"]``). multicoil: default the
+    model's own setting. The rest is as in :func:`fit` and :func:`cartesian_training_data`.
+    """
+    if isinstance(name_or_model, ReconstructionModel):
+        model, source = name_or_model, type(name_or_model).__name__
+    else:
+        from ..presets import from_preset
+
+        source = os.fspath(name_or_model)
+        model = from_preset(source)
+    if learning_rate is None:
+        learning_rate = DEFAULT_LEARNING_RATE / FINETUNE_LR_FACTOR
+    if multicoil is None:
+        multicoil = bool(getattr(model, "multicoil", False))
+    train_dir, val_dir = _split_data_dir(data_dir)
+    train, val = cartesian_training_data(
+        train_dir, val_dir, mask_type=mask_type, center_fractions=center_fractions, accelerations=accelerations,
+        multicoil=multicoil, batch_size=batch_size, seed=seed,
+    )
+    data_description = (
+        f"fine-tuning of {source} on {train_dir.name}/ ({len(list_h5_files(train_dir))} files)"
+        + (f", validation {val_dir.name}/ ({len(list_h5_files(val_dir))} files)" if val_dir else "")
+        + f"; {mask_type} masks, accelerations {accelerations}, centre fractions {center_fractions}, "
+        + ("multicoil" if multicoil else "single-coil")
+    )
+    return fit(
+        model, train, val, steps=steps, steps_per_epoch=steps_per_epoch, loss=loss, optimizer=optimizer,
+        learning_rate=learning_rate, clipnorm=clipnorm, run_dir=run_dir, seed=seed, freeze=freeze,
+        strategy=strategy, preset_dir=preset_dir, val_steps=val_steps, verbose=verbose, card=card,
+        command=command or f"fastmri_zoo.training.finetune({source!r}, ..., steps={steps}, learning_rate={learning_rate:g})",
+        data_description=data_description,
+    )
