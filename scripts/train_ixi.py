@@ -2,7 +2,7 @@
 
     python scripts/train_ixi.py train NAME DATA_DIR RUN_DIR [--steps 600 --batch 2 --lr 1e-3 --seed 0]
     python scripts/train_ixi.py evaluate NAME DATA_DIR RUN_DIR [--max-volumes 15]
-    python scripts/train_ixi.py export NAME RUN_DIR WEIGHTS_DIR
+    python scripts/train_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR
 
 DATA_DIR is the output of ``scripts/prepare_ixi.py`` (``singlecoil/`` and ``multicoil/``,
 each with ``train/ val/ test/``). ``train`` is resumable: rerunning the same command after
@@ -123,9 +123,85 @@ def train(args):
                    "command": "python scripts/train_ixi.py train " + " ".join(sys.argv[2:])}, handle, indent=1)
 
 
-def _load_trained(name, run_dir):
-    model = _build(name)
-    return model
+PAPERS = {
+    "UNet": "Ronneberger et al., U-Net (MICCAI 2015); benchmark configuration of Ramzi et al., "
+            "'Benchmarking MRI reconstruction neural networks on large public datasets' (Applied Sciences 2020).",
+    "CascadeNet": "Schlemper et al., 'A deep cascade of convolutional neural networks for dynamic MR image "
+                  "reconstruction' (IEEE TMI 2018), D5C5; as benchmarked by Ramzi et al. (2020).",
+    "KIKINet": "Eo et al., 'KIKI-net: cross-domain convolutional neural networks for reconstructing undersampled "
+               "magnetic resonance images' (MRM 2018); as benchmarked by Ramzi et al. (2020).",
+    "PDNet": "Adler and Oktem, 'Learned primal-dual reconstruction' (IEEE TMI 2018); the MRI benchmark of "
+             "Ramzi et al. (2020).",
+    "XPDNet": "Ramzi et al., 'XPDNet for MRI reconstruction: an application to the 2020 fastMRI challenge' (2021).",
+}
+
+
+def export(args):
+    """Write the preset folder of a finished run, with its model card."""
+    with open(os.path.join(args.run_dir, "run.json")) as handle:
+        run = json.load(handle)
+    with open(os.path.join(args.run_dir, "metrics.json")) as handle:
+        scores = json.load(handle)
+    class_name, kwargs, coils, mask_type, center, acceleration = RECIPES[args.name]
+    model = _build(args.name)
+    inputs, _ = _dataset_for_file(args.name, os.path.join(args.data_dir, coils, "test",
+                                                          scores["volumes"][0]))[0]
+    model(_strip(inputs))
+    model.load_weights(os.path.join(args.run_dir, "final.weights.h5"))
+    summary = scores["summary"]
+    net, zf = summary["network"], summary["zero-filled"]
+
+    def row(label, values):
+        return (f"| {label} | {values['psnr'][0]:.2f} +- {values['psnr'][1]:.2f} | {values['ssim'][0]:.4f} +- "
+                f"{values['ssim'][1]:.4f} | {values['nmse'][0]:.4f} +- {values['nmse'][1]:.4f} |")
+
+    table = "\n".join([
+        f"Held-out IXI subjects ({len(scores['volumes'])} volumes, 50 sagittal slices each), {mask_type} masks, "
+        f"AF {acceleration}, centre fraction {center}, masks seeded per slice (seed 0); fastMRI metrics, "
+        "volume-wise, mean +- std over volumes:",
+        "",
+        "| method | PSNR (dB) | SSIM | NMSE |",
+        "| --- | --- | --- | --- |",
+        row("zero-filled", zf),
+        row(args.name, net),
+    ])
+    coil_text = "single-coil (1 coil, smooth random phase)" if coils == "singlecoil" else \
+        "8 simulated birdcage coils, smooth random phase, coil maps estimated from the ACS lines"
+    model.save_to_preset(
+        os.path.join(args.weights_dir, args.name),
+        name=args.name,
+        description=(f"{class_name} trained on simulated {coil_text} Cartesian k-space of IXI T1 brain volumes, "
+                     f"{mask_type} undersampling at acceleration {acceleration}. Trained on this project's CPU with a "
+                     f"small budget ({run['steps']} steps of batch {run['batch']}), so it is a working baseline, not "
+                     "the published network's quality."),
+        architecture=f"{class_name} with {json.dumps(kwargs) if kwargs else 'the thesis benchmark settings'}; "
+                     f"{int(model.count_params())} parameters.",
+        paper=PAPERS[class_name],
+        training_data=("IXI T1 volumes (Hammersmith Hospital Philips 3T, brain-development.org/ixi-dataset, CC BY-SA 3.0), "
+                       "resampled to 2 mm, 120 x 120 sagittal slices 20-69 of each volume; k-space simulated with "
+                       f"`python scripts/prepare_ixi.py IXI_T1_DIR DATA_DIR` ({coil_text}, seed 0, noiseless). Split by "
+                       "subject (weights/ixi_split.json, seed 0): 153 train, 15 validation, 15 held out. Inputs are "
+                       "normalised by the maximum of the zero-filled magnitude (fastmri_zoo.data.pipelines)."),
+        training_command=(f"{run['command']}  (loss {run['loss']}, optimizer {run['optimizer']}, lr {run['lr']}, "
+                          f"{run['steps']} steps, batch {run['batch']}, seed {run['seed']}, training masks redrawn each "
+                          "epoch)"),
+        metrics={"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)},
+        evaluation_data="IXI held-out subjects (simulated k-space)",
+        intended_use=("Intended use: research on undersampled MRI reconstruction, a starting point for fine-tuning "
+                      "(fastmri-zoo finetune) and a baseline in comparisons.\n\n" + table),
+        limitations=("Limitations: trained on simulated data from magnitude images of one contrast (T1) and resolution "
+                     "(2 mm, 120 x 120); not validated on raw scanner data or for clinical use. Weights derived from IXI "
+                     "are shared under CC BY-SA 3.0."),
+        license="cc-by-sa-3.0",
+        datasets=["IXI"],
+        tags=["mri-reconstruction", "cartesian", coils, class_name.lower()],
+        trajectory="cartesian",
+        coils=coils,
+        acceleration=acceleration,
+        acquisition={"mask_type": mask_type, "center_fraction": center, "acceleration": acceleration,
+                     "normalization": "max of zero-filled magnitude"},
+    )
+    print(os.path.join(args.weights_dir, args.name))
 
 
 def evaluate(args):
@@ -195,13 +271,18 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-batches", type=int, default=20)
+    p = sub.add_parser("export")
+    p.add_argument("name", choices=sorted(RECIPES))
+    p.add_argument("data_dir")
+    p.add_argument("run_dir")
+    p.add_argument("weights_dir")
     p = sub.add_parser("evaluate")
     p.add_argument("name", choices=sorted(RECIPES))
     p.add_argument("data_dir")
     p.add_argument("run_dir")
     p.add_argument("--max-volumes", type=int, default=15)
     args = parser.parse_args()
-    {"train": train, "evaluate": evaluate}[args.command](args)
+    {"train": train, "evaluate": evaluate, "export": export}[args.command](args)
 
 
 if __name__ == "__main__":
