@@ -200,6 +200,89 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="JSON training config (model class + kwargs, data folders, pipeline, "
+                        "loss, optimizer, lr, steps, batch, seed, run_dir, output); see fastmri_zoo.training.config")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch (default: bar)")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .training.config import load_train_config, run_train_config
+
+    config = load_train_config(args.config)
+    result = run_train_config(config, command=f"fastmri-zoo train {args.config}",
+                              verbose="auto" if args.verbose is None else args.verbose)
+    _print_fit_result(result)
+    return 0
+
+
+def _configure_finetune(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="registry name, preset folder or hf://owner/repo of the checkpoint")
+    parser.add_argument("data_dir", help="folder of fastMRI-layout .h5 files, or with train/ (and val/) sub-folders")
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps (a multiple of --steps-per-epoch)")
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="steps between backups / validations")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4, 10x below training)")
+    parser.add_argument("--freeze", nargs="*", default=[], metavar="LAYER",
+                        help="sub-layer names or prefixes kept fixed (e.g. smaps_refiner image_net_0)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size")
+    parser.add_argument("--loss", default="l1", help="loss name (l1, mse, nmse, ssim, ms_ssim, l1_ms_ssim, l1_ssim)")
+    parser.add_argument("--optimizer", default="adam", help="optimizer name (adam, radam, lookahead_radam, ...)")
+    parser.add_argument("--mask-type", default="random", help="random, equispaced or equispaced_fraction")
+    parser.add_argument("--accelerations", type=float, nargs="+", default=[4.0])
+    parser.add_argument("--center-fractions", type=float, nargs="+", default=[0.08])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", default=None, help="backups and logs (default: PRESET_DIR.run or finetune-NAME)")
+    parser.add_argument("-o", "--output", default=None, metavar="PRESET_DIR", help="write the fine-tuned preset here")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None)
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    import os
+
+    from .training.fit import finetune
+
+    run_dir = args.run_dir
+    if run_dir is None:
+        stem = os.path.basename(os.path.normpath(args.name.replace("hf://", ""))) or "model"
+        run_dir = f"{os.path.normpath(args.output)}.run" if args.output else f"finetune-{stem}"
+    result = finetune(
+        args.name, args.data_dir, steps=args.steps, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
+        freeze=args.freeze, run_dir=run_dir, preset_dir=args.output, loss=args.loss, optimizer=args.optimizer,
+        batch_size=args.batch, mask_type=args.mask_type, center_fractions=args.center_fractions,
+        accelerations=args.accelerations, seed=args.seed, verbose="auto" if args.verbose is None else args.verbose,
+        command=_finetune_command(args, run_dir),
+    )
+    _print_fit_result(result)
+    return 0
+
+
+def _finetune_command(args: argparse.Namespace, run_dir: str) -> str:
+    parts = ["fastmri-zoo finetune", args.name, args.data_dir, f"--steps {args.steps}"]
+    if args.steps_per_epoch is not None:
+        parts.append(f"--steps-per-epoch {args.steps_per_epoch}")
+    if args.lr is not None:
+        parts.append(f"--lr {args.lr:g}")
+    if args.freeze:
+        parts.append("--freeze " + " ".join(args.freeze))
+    parts += [f"--batch {args.batch}", f"--loss {args.loss}", f"--optimizer {args.optimizer}",
+              f"--mask-type {args.mask_type}", "--accelerations " + " ".join(f"{a:g}" for a in args.accelerations),
+              "--center-fractions " + " ".join(f"{c:g}" for c in args.center_fractions), f"--seed {args.seed}",
+              f"--run-dir {run_dir}"]
+    if args.output:
+        parts.append(f"-o {args.output}")
+    return " ".join(parts)
+
+
+def _print_fit_result(result) -> None:
+    metrics = ", ".join(f"{key} {value:.4g}" for key, value in result.metrics.items())
+    print(f"trained {result.steps} steps (batch {result.batch_size}) in {result.wall_time:.0f} s; "
+          f"validation: {metrics or 'none'}")
+    print(f"run folder: {result.run_dir}")
+    if result.preset_dir is not None:
+        print(f"preset: {result.preset_dir}")
+
+
 COMMANDS = {
     "list": ("list the registered checkpoints", _configure_list, _run_list),
     "info": ("print the model card of a checkpoint", _configure_info, _run_info),
@@ -213,6 +296,10 @@ COMMANDS = {
              _configure_demo, _run_demo),
     "simulate": ("simulate fastMRI-layout k-space from magnitude images",
                  _configure_simulate, _run_simulate),
+    "train": ("train a network from a JSON config (resumable: rerun the same command after an interruption)",
+              _configure_train, _run_train),
+    "finetune": ("fine-tune a checkpoint on a folder of fastMRI-layout files",
+                 _configure_finetune, _run_finetune),
 }
 
 
