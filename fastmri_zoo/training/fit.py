@@ -360,6 +360,7 @@ def fit(
         steps_per_epoch=steps_per_epoch,
         callbacks=all_callbacks,
         verbose=verbose,
+        shuffle=False,  # the pipeline shuffles
     )
     done = int(keras.ops.convert_to_numpy(opt.iterations))
     if done != steps:

@@ -1,0 +1,36 @@
+"""Simulated fastMRI-layout folders for the training tests (32 x 32 phantoms)."""
+
+import numpy as np
+import pytest
+
+from fastmri_zoo.data.simulate import simulate_files
+
+SIZE = 32
+
+
+def phantoms(rng, slices, size=SIZE):
+    """Sums of a few discs of random position, radius and intensity: (slices, size, size)."""
+    yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    images = np.zeros((slices, size, size))
+    for image in images:
+        for _ in range(4):
+            cx, cy = rng.uniform(-0.5, 0.5, 2)
+            radius = rng.uniform(0.15, 0.4)
+            image += rng.uniform(0.3, 1.0) * (((xx - cx) ** 2 + (yy - cy) ** 2) < radius**2)
+    return images
+
+
+def write_folder(folder, rng, volumes, slices, coils):
+    simulate_files([phantoms(rng, slices) for _ in range(volumes)], folder, coils=coils, seed=0,
+                   progress=False, slice_axis=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def singlecoil_data(tmp_path_factory):
+    """A folder with train/ (2 volumes x 4 slices) and val/ (1 volume x 2 slices), single-coil."""
+    root = tmp_path_factory.mktemp("singlecoil")
+    rng = np.random.default_rng(1)
+    write_folder(root / "train", rng, 2, 4, coils=1)
+    write_folder(root / "val", rng, 1, 2, coils=1)
+    return root

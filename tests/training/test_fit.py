@@ -1,0 +1,141 @@
+"""fit / finetune on tiny simulated data: the loss goes down, metrics and files are right."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fastmri_zoo import metrics
+from fastmri_zoo.data.pipelines import cartesian_dataset
+from fastmri_zoo.models import UNet, XPDNet
+from fastmri_zoo.presets import from_preset, save_to_preset
+from fastmri_zoo.training import L1Loss, cartesian_training_data, finetune, fit, freeze_layers
+from tests.conftest import crandn
+from tests.models.conftest import np_fftc
+
+
+def tiny_unet(**kwargs):
+    return UNet(layers_n_channels=(4, 8), residual=True, **kwargs)
+
+
+def strip(inputs):
+    return {key: value for key, value in inputs.items() if key != "scale"}
+
+
+def predictions(model, dataset):
+    preds, targets = [], []
+    for inputs, target in dataset:
+        preds.append(np.abs(model(strip(inputs)).numpy()))
+        targets.append(target.numpy())
+    return np.concatenate(targets), np.concatenate(preds)
+
+
+@pytest.mark.slow  # 15-25 s on two busy cores
+def test_fit_reduces_the_loss_and_reports_true_metrics(singlecoil_data, tmp_path):
+    train, val = cartesian_training_data(singlecoil_data / "train", singlecoil_data / "val", batch_size=2,
+                                         fixed_train_masks=True)
+    keras.utils.set_random_seed(0)
+    model = tiny_unet()
+    model(strip(next(iter(val))[0]))
+    gt, before = predictions(model, val)
+    loss_before = np.abs(before - gt).mean()
+
+    result = fit(model, train, val, steps=60, steps_per_epoch=20, learning_rate=3e-3, run_dir=tmp_path / "run",
+                 preset_dir=tmp_path / "preset", verbose=0, data_description="two phantoms")
+    gt, after = predictions(result.model, val)
+    loss_after = np.abs(after - gt).mean()
+    assert loss_after < 0.8 * loss_before
+    assert result.steps == 60 and result.epochs == 3 and result.batch_size == 2
+
+    # Validation metrics are per-image means of the fastMRI metrics (data range: each target's max).
+    psnr = np.mean([metrics.psnr(g, p) for g, p in zip(gt, after)])
+    ssim = np.mean([metrics.ssim(g, p) for g, p in zip(gt, after)])
+    nmse = np.mean([metrics.nmse(g, p) for g, p in zip(gt, after)])
+    assert result.metrics["psnr"] == pytest.approx(psnr, abs=1e-3)
+    assert result.metrics["ssim"] == pytest.approx(ssim, abs=1e-4)
+    assert result.metrics["nmse"] == pytest.approx(nmse, rel=1e-3)
+    assert result.metrics["loss"] == pytest.approx(loss_after, rel=1e-4)
+
+    run = tmp_path / "run"
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert {"loss", "val_loss", "val_psnr", "val_ssim", "val_nmse"} <= set(rows[0])
+    events = list((run / "logs").rglob("events.out.tfevents.*"))
+    assert {p.parent.name for p in events} >= {"train", "validation"}
+    record = json.loads((run / "run.json").read_text())
+    assert record["optimizer_iterations"] == 60 and record["batch_size"] == 2 and record["seed"] == 0
+    assert record["validation_metrics"]["psnr"] == pytest.approx(result.metrics["psnr"])
+
+    # The preset holds the trained network and a card filled from the run.
+    loaded = from_preset(str(tmp_path / "preset"))
+    inputs = strip(next(iter(val))[0])
+    np.testing.assert_allclose(loaded(inputs).numpy(), result.model(inputs).numpy(), atol=1e-6)
+    card = (tmp_path / "preset" / "README.md").read_text()
+    for fact in ("60 steps of batch 2", "Adam", "L1Loss", "seed 0", "two phantoms", f"{result.metrics['psnr']:g}"):
+        assert fact in card, fact
+
+
+def test_fit_trains_complex_outputs_with_a_complex_loss(tmp_path, rng):
+    """A complex target and loss: the network's imaginary part is trained, not cast away.
+    The task: k-space at half amplitude, fully sampled; the network must double the image."""
+    size, count = 16, 8
+    image = crandn(rng, (count, size, size)) * 0.5
+    mask = np.ones((count, 1, size), np.float32)
+    kspace = (0.5 * np_fftc(image)).astype(np.complex64)
+    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, image)).batch(4)
+    loss = L1Loss(on="complex")
+    keras.utils.set_random_seed(0)
+    model = UNet(layers_n_channels=(4, 8), input_mode="complex", residual=True)
+    model({"kspace": kspace[:4], "mask": mask[:4]})
+    before = float(loss(image, model({"kspace": kspace, "mask": mask})))
+    result = fit(model, dataset, dataset, steps=40, steps_per_epoch=20, loss={"name": "l1", "on": "complex"},
+                 learning_rate=1e-2, run_dir=tmp_path / "run", verbose=0)
+    output = result.model({"kspace": kspace, "mask": mask}).numpy()
+    after = float(loss(image, output))
+    assert after < 0.8 * before
+    assert result.metrics["loss"] == pytest.approx(np.abs(output - image).mean(), rel=1e-4)
+    # The imaginary part of the output carries signal (it was trained against imag(image)).
+    assert np.abs(output.imag - image.imag).mean() < np.abs(image.imag).mean()
+
+
+def test_finetune_with_a_frozen_subnetwork(singlecoil_data, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = XPDNet(denoiser="cnn", denoiser_kwargs={"n_convs": 1, "n_filters": 4}, n_iter=2)
+    val = cartesian_dataset(singlecoil_data / "val", batch_size=1, multicoil=False)
+    model(strip(next(iter(val))[0]))
+    save_to_preset(model, tmp_path / "pretrained", example_inputs={k: v.numpy() for k, v in strip(next(iter(val))[0]).items()})
+    before = {v.path: v.numpy().copy() for v in model.weights}
+
+    result = finetune(str(tmp_path / "pretrained"), singlecoil_data, steps=8, steps_per_epoch=4,
+                      freeze=["image_net_0"], run_dir=tmp_path / "run", preset_dir=tmp_path / "tuned", verbose=0)
+    after = {v.path: v.numpy() for v in result.model.weights}
+    frozen = [path for path in before if "image_net_0/" in path]
+    free = [path for path in before if "image_net_1/" in path]
+    assert frozen and free
+    for path in frozen:
+        np.testing.assert_array_equal(after[path], before[path])
+    assert any(not np.array_equal(after[path], before[path]) for path in free)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert "learning rate 0.0001" in record["optimizer"]  # 10x lower than fit's default 1e-3
+    assert record["frozen_layers"] == ["image_net_0"]
+    tuned = from_preset(str(tmp_path / "tuned"))
+    np.testing.assert_array_equal(tuned.get_layer("image_net_0").get_weights()[0],
+                                  model.get_layer("image_net_0").get_weights()[0])
+
+
+def test_bad_arguments(singlecoil_data, tmp_path):
+    train, val = cartesian_training_data(singlecoil_data / "train", singlecoil_data / "val")
+    with pytest.raises(ValueError, match="steps: expected a multiple of steps_per_epoch=4"):
+        fit(tiny_unet(), train, val, steps=10, steps_per_epoch=4, run_dir=tmp_path)
+    with pytest.raises(ValueError, match="train_dataset"):
+        fit(tiny_unet(), [1, 2], steps=4, run_dir=tmp_path)
+    model = XPDNet(denoiser="unet", denoiser_kwargs={"layers_n_channels": [4, 8]}, n_iter=2)
+    model(strip(next(iter(val))[0]))
+    with pytest.raises(ValueError, match="freeze: no sub-layer of XPDNet is named 'kspace_net'.*image_net_0"):
+        freeze_layers(model, ["kspace_net"])
+    assert freeze_layers(model, ["image_net"]) == ["image_net_0", "image_net_1"]
+    with pytest.raises(FileNotFoundError, match="val_dir"):
+        cartesian_training_data(singlecoil_data / "train", tmp_path / "absent")
