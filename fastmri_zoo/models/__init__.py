@@ -4,8 +4,10 @@ from .base import ReconstructionModel, crop_center, magnitude
 from .cartesian import CartesianModel
 from .cascadenet import CascadeNet
 from .kikinet import KIKINet
+from .modl import MoDL
 from .pdnet import PDNet, XPDNet
 from .unet import UNet
+from .varnet import VarNet
 
 __all__ = [
     "ReconstructionModel",
@@ -17,4 +19,6 @@ __all__ = [
     "KIKINet",
     "PDNet",
     "XPDNet",
+    "MoDL",
+    "VarNet",
 ]
