@@ -200,8 +200,8 @@ def run_train_config(config: TrainConfig, command: str | None = None, verbose="a
     def build():
         try:
             return cls(**config.model_kwargs)
-        except TypeError as error:
-            raise ValueError(f"model.kwargs: {config.model_class} does not accept them: {error}.") from None
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"model.kwargs: {config.model_class} does not accept them: {error}") from None
 
     pipeline = dict(config.pipeline)
     multicoil = pipeline.pop("multicoil", bool(config.model_kwargs.get("multicoil", False)))

@@ -525,6 +525,7 @@ def finetune(
     ``["smaps_refiner"]`` or ``["image_net_0", "image_net_1"]``). multicoil: default the
     model's own setting. The rest is as in :func:`fit` and :func:`cartesian_training_data`.
     """
+    train_dir, val_dir = _split_data_dir(data_dir)
     if isinstance(name_or_model, ReconstructionModel):
         model, source = name_or_model, type(name_or_model).__name__
     else:
@@ -536,7 +537,6 @@ def finetune(
         learning_rate = DEFAULT_LEARNING_RATE / FINETUNE_LR_FACTOR
     if multicoil is None:
         multicoil = bool(getattr(model, "multicoil", False))
-    train_dir, val_dir = _split_data_dir(data_dir)
     train, val = cartesian_training_data(
         train_dir, val_dir, mask_type=mask_type, center_fractions=center_fractions, accelerations=accelerations,
         multicoil=multicoil, batch_size=batch_size, seed=seed,
