@@ -173,16 +173,17 @@ def export(args):
         description=(f"{class_name} trained on simulated {coil_text} Cartesian k-space of IXI T1 brain volumes, "
                      f"{mask_type} undersampling at acceleration {acceleration}. Trained on this project's CPU with a "
                      f"small budget ({run['steps']} steps of batch {run['batch']}), so it is a working baseline, not "
-                     "the published network's quality."),
-        architecture=f"{class_name} with {json.dumps(kwargs) if kwargs else 'the thesis benchmark settings'}; "
-                     f"{int(model.count_params())} parameters.",
+                     "the published network's quality. Configuration: "
+                     f"{json.dumps(kwargs) if kwargs else 'the thesis benchmark settings (class defaults)'}."),
+        architecture=class_name,
         paper=PAPERS[class_name],
         training_data=("IXI T1 volumes (Hammersmith Hospital Philips 3T, brain-development.org/ixi-dataset, CC BY-SA 3.0), "
                        "resampled to 2 mm, 120 x 120 sagittal slices 20-69 of each volume; k-space simulated with "
                        f"`python scripts/prepare_ixi.py IXI_T1_DIR DATA_DIR` ({coil_text}, seed 0, noiseless). Split by "
                        "subject (weights/ixi_split.json, seed 0): 153 train, 15 validation, 15 held out. Inputs are "
                        "normalised by the maximum of the zero-filled magnitude (fastmri_zoo.data.pipelines)."),
-        training_command=(f"{run['command']}  (loss {run['loss']}, optimizer {run['optimizer']}, lr {run['lr']}, "
+        training_command=(f"python scripts/train_ixi.py train {args.name} DATA_DIR RUN_DIR --steps {run['steps']} "
+                          f"--batch {run['batch']} --lr {run['lr']} --seed {run['seed']}  (loss {run['loss']}, optimizer {run['optimizer']}, lr {run['lr']}, "
                           f"{run['steps']} steps, batch {run['batch']}, seed {run['seed']}, training masks redrawn each "
                           "epoch)"),
         metrics={"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)},

@@ -22,3 +22,5 @@ __all__ = [
     "MoDL",
     "VarNet",
 ]
+
+from . import checkpoints  # noqa: E402,F401  (registers the shipped checkpoints)

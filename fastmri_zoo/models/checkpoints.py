@@ -1,0 +1,28 @@
+"""The checkpoints trained for this zoo, registered at import.
+
+Each entry's preset folder is bundled under the repository's ``weights/``
+(loaded offline); its model card gives the training command, data, split and
+held-out metrics. None is on the Hugging Face Hub yet (``hub_repo`` unset):
+``fastmri-zoo push NAME REPO_ID`` uploads one, and the returned commit then
+pins ``hub_revision``.
+"""
+
+from __future__ import annotations
+
+from ..registry import CheckpointEntry, register
+
+_IXI = "Trained on simulated k-space of IXI T1 brain volumes (CC BY-SA 3.0); see the model card."
+
+#: (architecture, coils, acceleration, sha256 of model.weights.h5, description)
+_CARTESIAN = [
+    ("pdnet", "singlecoil", 4, "913e579ade826f23f5613928e9780288730fba35725d2bd8508b875e4ae049f0",
+     "PDNet (learned primal-dual, 318k parameters), random masks AF 4."),
+]
+
+for _architecture, _coils, _acceleration, _sha256, _description in _CARTESIAN:
+    _name = f"{_architecture}-cartesian-{_coils}-af{_acceleration}"
+    register(CheckpointEntry(
+        architecture=_architecture, trajectory="cartesian", coils=_coils, acceleration=_acceleration,
+        dataset=None, bundled=_name, sha256=_sha256, pretrained=True,
+        description=f"{_description} {_IXI}",
+    ))
