@@ -280,6 +280,11 @@ def fit(
     trained network; ``card`` adds or overrides model-card fields; ``command`` and
     ``data_description`` fill its training command and data sections.
 
+    strategy: e.g. ``tf.distribute.MirroredStrategy()``; the dataset's batch is the global
+    batch, split over the replicas. Note that Keras applies ``clipnorm`` to each replica's
+    gradient before the all-reduce, so with clipping active a multi-replica update differs
+    from the single-device one (without clipping they agree to float precision).
+
     Returns a :class:`FitResult` (trained network, final validation metrics, ...).
     """
     steps = check_scalar("steps", steps, integer=True, at_least=1)
