@@ -23,6 +23,7 @@ __all__ = [
     "check_in_range",
     "check_same_dim",
     "check_scalar",
+    "default_permissions",
     "static_shape",
 ]
 
@@ -162,3 +163,13 @@ def check_scalar(
     if below is not None and not value < below:
         raise ValueError(f"{name}: expected a value < {below:g}, got {value!r}.")
     return value
+
+
+def default_permissions(path, directory: bool = False) -> None:
+    """Give a file (or folder) made by ``tempfile`` the permissions a plain ``open`` would:
+    tempfile creates them private (0600 / 0700), which an atomic rename would keep."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)

@@ -16,7 +16,11 @@ import numpy as np
 
 __all__ = ["bundled_sample", "run_demo"]
 
-SAMPLES = {"brain_4coil": "brain_4coil.h5"}
+SAMPLES = {
+    "brain_4coil": "brain_4coil.h5",
+    "ixi_heldout_singlecoil": "ixi_heldout_singlecoil.h5",
+    "ixi_heldout_multicoil": "ixi_heldout_multicoil.h5",
+}
 
 
 def bundled_sample(name: str = "brain_4coil") -> str:

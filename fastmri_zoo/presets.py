@@ -380,6 +380,9 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
     target = Path(preset_dir).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp.", dir=target.parent))
+    from .checks import default_permissions
+
+    default_permissions(staging, directory=True)
     try:
         weights_path = staging / WEIGHTS_FILE
         model.save_weights(str(weights_path))

@@ -8,6 +8,8 @@ from typing import Mapping
 
 import numpy as np
 
+from .checks import default_permissions
+
 __all__ = ["save_comparison_png"]
 
 
@@ -68,6 +70,7 @@ def save_comparison_png(
     os.close(handle)
     try:
         fig.savefig(tmp, dpi=110)
+        default_permissions(tmp)
         os.replace(tmp, path)
     finally:
         plt.close(fig)

@@ -539,6 +539,8 @@ def write_fastmri_h5(
 
 def _write_atomically(path, datasets: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
     """Write an h5 file through a temporary file in the destination folder, then rename it."""
+    from ..checks import default_permissions
+
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -553,6 +555,7 @@ def _write_atomically(path, datasets: Mapping[str, Any], attrs: Mapping[str, Any
                 handle.create_dataset(name, data=value)
             for name, value in attrs.items():
                 handle.attrs[name] = value
+        default_permissions(temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
