@@ -48,6 +48,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", default=None,
+                        help="a multicoil Cartesian checkpoint (default: xpdnet-cartesian-multicoil-af4 if available)")
     parser.add_argument("--png", default="fastmri_zoo_demo.png", help="where to write the comparison figure")
     parser.add_argument("--acceleration", type=int, default=4, help="acceleration of the equispaced mask")
     parser.add_argument("--seed", type=int, default=0, help="seed of the mask offset")
@@ -56,7 +58,7 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(output_png=args.png, acceleration=args.acceleration, seed=args.seed)
+    run_demo(args.name, output_png=args.png, acceleration=args.acceleration, seed=args.seed)
     return 0
 
 

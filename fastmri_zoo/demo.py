@@ -31,7 +31,12 @@ def bundled_sample(name: str = "brain_4coil") -> str:
     return os.fspath(path)
 
 
+#: the network the demo runs when none is named (if it is registered with weights)
+DEFAULT_MODEL = "xpdnet-cartesian-multicoil-af4"
+
+
 def run_demo(
+    name: str | None = None,
     output_png: str = "fastmri_zoo_demo.png",
     acceleration: int = 4,
     center_fraction: float = 0.08,
@@ -42,6 +47,8 @@ def run_demo(
 ) -> dict[str, dict[str, float]]:
     """Undersample the bundled brain slice, reconstruct, print metrics, write a PNG.
 
+    name: a zoo checkpoint to run as well (multicoil Cartesian); by default
+    ``DEFAULT_MODEL`` when it is registered with weights, else baselines only.
     Returns name -> {"psnr", "ssim", "nmse"} for each reconstruction.
     """
     from . import baselines, metrics
@@ -63,15 +70,28 @@ def run_demo(
         "CG-SENSE": np.abs(baselines.cg_sense(masked, mask, smaps, num_iterations=cg_iterations,
                                                   regularization=cg_regularization).numpy()),
     }
-    scores = {name: metrics.evaluate_volume(reference, image) for name, image in recons.items()}
+    if name is None:
+        from .registry import list_models
+
+        name = DEFAULT_MODEL if DEFAULT_MODEL in list_models(pretrained=True) else None
+    if name is not None:
+        from . import load
+        from .inference import reconstruct_file
+
+        result = reconstruct_file(load(name), bundled_sample("brain_4coil"), acceleration=acceleration,
+                                  mask_type="equispaced_fraction", center_fraction=center_fraction, seed=seed,
+                                  progress=False, model_name=name)
+        recons[name] = result.reconstruction
+    scores = {method: metrics.evaluate_volume(reference, image) for method, image in recons.items()}
     if verbose:
         sampled = float(mask.mean())
         print(f"sample: {os.path.basename(volume.path)}, k-space {kspace.shape}, "
               f"equispaced mask AF {1 / sampled:.2f} ({num_low} centre lines), seed {seed}")
-        print(f"{'method':<14}{'PSNR (dB)':>11}{'SSIM':>9}{'NMSE':>10}")
-        for name, values in scores.items():
-            print(f"{name:<14}{values['psnr']:>11.2f}{values['ssim']:>9.4f}{values['nmse']:>10.4f}")
-    save_comparison_png(output_png, {name: image[0] for name, image in recons.items()},
+        width = max(len(method) for method in scores) + 2
+        print(f"{'method':<{width}}{'PSNR (dB)':>11}{'SSIM':>9}{'NMSE':>10}")
+        for method, values in scores.items():
+            print(f"{method:<{width}}{values['psnr']:>11.2f}{values['ssim']:>9.4f}{values['nmse']:>10.4f}")
+    save_comparison_png(output_png, {method: image[0] for method, image in recons.items()},
                         reference=reference[0], metrics=scores,
                         title=f"4-coil brain slice, equispaced AF {acceleration}")
     if verbose:
