@@ -301,28 +301,36 @@ def ssim_tf(gt, pred, maxval=None) -> tf.Tensor:
     _check_window_fits("gt", static_shape(gt))
     dtype = gt.dtype
     data_range = _data_range_tf(gt, maxval)
+    c1 = tf.square(SSIM_K1 * data_range)[:, None, None]
+    c2 = tf.square(SSIM_K2 * data_range)[:, None, None]
+    luminance, contrast_structure = ssim_terms_tf(gt, pred, c1, c2)
+    return tf.reduce_mean(luminance * contrast_structure, axis=(1, 2))
+
+
+def ssim_terms_tf(x: tf.Tensor, y: tf.Tensor, c1, c2) -> tuple[tf.Tensor, tf.Tensor]:
+    """Luminance and contrast-structure maps of SSIM over the valid 7x7 windows
+    (uniform window, sample covariance); their product is the SSIM map. Multi-scale SSIM
+    needs them apart. x, y: float (batch, H, W); c1, c2: (batch, 1, 1) or scalars.
+    """
     # Shift both images by the same per-image offset: variances and covariance are
     # unchanged but lose far less precision to cancellation in float32.
-    offset = tf.stop_gradient(tf.reduce_mean(gt, axis=(1, 2), keepdims=True))
-    x = (gt - offset)[..., None]
-    y = (pred - offset)[..., None]
+    offset = tf.stop_gradient(tf.reduce_mean(x, axis=(1, 2), keepdims=True))
     window = [1, SSIM_WIN_SIZE, SSIM_WIN_SIZE, 1]
 
     def local_mean(t):
-        return tf.nn.avg_pool2d(t, ksize=window, strides=1, padding="VALID")[..., 0]
+        return tf.nn.avg_pool2d(t[..., None], ksize=window, strides=1, padding="VALID")[..., 0]
 
-    mx, my = local_mean(x), local_mean(y)
-    mxx, myy, mxy = local_mean(x * x), local_mean(y * y), local_mean(x * y)
+    xs, ys = x - offset, y - offset
+    mx, my = local_mean(xs), local_mean(ys)
     n = SSIM_WIN_SIZE**2
-    cov_norm = tf.constant(n / (n - 1), dtype)
-    vx = cov_norm * (mxx - mx * mx)
-    vy = cov_norm * (myy - my * my)
-    vxy = cov_norm * (mxy - mx * my)
+    cov_norm = tf.constant(n / (n - 1), x.dtype)
+    vx = cov_norm * (local_mean(xs * xs) - mx * mx)
+    vy = cov_norm * (local_mean(ys * ys) - my * my)
+    vxy = cov_norm * (local_mean(xs * ys) - mx * my)
     ux, uy = mx + offset, my + offset
-    c1 = tf.square(SSIM_K1 * data_range)[:, None, None]
-    c2 = tf.square(SSIM_K2 * data_range)[:, None, None]
-    ssim_map = _ssim_map_terms(ux, uy, vx, vy, vxy, c1, c2)
-    return tf.reduce_mean(ssim_map, axis=(1, 2))
+    luminance = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1)
+    contrast_structure = (2 * vxy + c2) / (vx + vy + c2)
+    return luminance, contrast_structure
 
 
 _TF_METRICS = {"nmse": nmse_tf, "psnr": psnr_tf, "ssim": ssim_tf}

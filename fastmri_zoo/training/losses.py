@@ -48,7 +48,7 @@ import tensorflow as tf
 from ..checks import check_rank, check_scalar, static_shape
 from ..data.pipelines import center_crop
 from ..layers.complex import channels_to_complex, complex_to_channels
-from ..metrics import SSIM_K1, SSIM_K2, SSIM_WIN_SIZE, nmse_tf, ssim_tf
+from ..metrics import SSIM_K1, SSIM_K2, SSIM_WIN_SIZE, nmse_tf, ssim_terms_tf, ssim_tf
 
 __all__ = [
     "ReconstructionLoss",
@@ -118,30 +118,6 @@ def _spatial_crop(gt: tf.Tensor, pred: tf.Tensor) -> tf.Tensor:
 # --------------------------------------------------------------------------- MS-SSIM
 
 
-def _ssim_terms(x: tf.Tensor, y: tf.Tensor, c1: tf.Tensor, c2: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Luminance and contrast-structure maps over the valid 7x7 windows (the conventions of
-    ``metrics.ssim``: uniform window, sample covariance). x, y: float (batch, H, W);
-    c1, c2: (batch, 1, 1). Their product is the SSIM map of ``metrics.ssim_tf``."""
-    # One offset per image for both: variances are unchanged, cancellation much smaller.
-    offset = tf.stop_gradient(tf.reduce_mean(x, axis=(1, 2), keepdims=True))
-    window = [1, SSIM_WIN_SIZE, SSIM_WIN_SIZE, 1]
-
-    def local_mean(t):
-        return tf.nn.avg_pool2d(t[..., None], ksize=window, strides=1, padding="VALID")[..., 0]
-
-    xs, ys = x - offset, y - offset
-    mx, my = local_mean(xs), local_mean(ys)
-    n = SSIM_WIN_SIZE**2
-    cov_norm = n / (n - 1)
-    vx = cov_norm * (local_mean(xs * xs) - mx * mx)
-    vy = cov_norm * (local_mean(ys * ys) - my * my)
-    vxy = cov_norm * (local_mean(xs * ys) - mx * my)
-    ux, uy = mx + offset, my + offset
-    luminance = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1)
-    contrast_structure = (2 * vxy + c2) / (vx + vy + c2)
-    return luminance, contrast_structure
-
-
 def _scale_weights(scales: int | None, weights: Sequence[float] | None) -> tuple[float, ...]:
     if weights is None:
         count = len(MS_SSIM_WEIGHTS) if scales is None else check_scalar("scales", scales, integer=True, at_least=1)
@@ -192,7 +168,7 @@ def ms_ssim_tf(gt, pred, maxval=None, scales: int | None = None, weights: Sequen
     x, y = gt, pred
     result = tf.ones(tf.shape(gt)[:1], tf.float32)
     for scale, weight in enumerate(weights):
-        luminance, contrast_structure = _ssim_terms(x, y, c1, c2)
+        luminance, contrast_structure = ssim_terms_tf(x, y, c1, c2)
         if scale == len(weights) - 1:
             term = tf.reduce_mean(luminance * contrast_structure, axis=(1, 2))
         else:
