@@ -17,6 +17,8 @@ _IXI = "Trained on simulated k-space of IXI T1 brain volumes (CC BY-SA 3.0); see
 _CARTESIAN = [
     ("pdnet", "singlecoil", 4, "913e579ade826f23f5613928e9780288730fba35725d2bd8508b875e4ae049f0",
      "PDNet (learned primal-dual, 318k parameters), random masks AF 4."),
+    ("cascadenet", "singlecoil", 4, "94501a32b82174887358c6f821ca399c26505737f65b8ec8f0e4fc5fa23e08ed",
+     "Cascade-net D5C5 (5 cascades of 5 convolutions, 48 filters, 425k parameters), random masks AF 4."),
     ("xpdnet", "multicoil", 4, "472a470796d9954dad337954322e2992eccf47987009df5d9dbffe49296ebce0",
      "XPDNet (U-net denoiser, 5 iterations, coil-map refiner), 8 coils, equispaced masks AF 4."),
 ]
