@@ -1,0 +1,255 @@
+"""Inference and training-step times of the Cartesian networks (a benchmark, not a test).
+
+    python bench/cartesian.py [--repeats 2] [--size 320] [--coils 15] [--only NAME ...]
+
+Every zoo model at its paper configuration on one slice (batch 1): 320 x 320
+single-coil and 320 x 320 x 15 coils multicoil (equispaced AF 4 mask with 8 %
+ACS columns, random data: only the time matters). Inference is the model call,
+a training step is forward + L1 loss on the magnitude + gradient + Adam update;
+each is traced once (``tf.function``), warmed up, then the median of
+``--repeats`` runs is reported.
+
+Side by side, in the same run, the same U-net (fastMRI baseline: 32 channels,
+4 poolings, on the zero-filled / RSS magnitude) and E2E VarNet (12 cascades of
+18-channel U-nets, sensitivity U-net 8 channels) of the ``fastmri`` package
+(PyTorch, CPU, eager; inference under ``torch.no_grad``). Both frameworks
+get the same number of intra-op threads (``--threads``, default 1).
+They are a bench-only dependency, not one of fastmri-zoo; install them in the
+environment with::
+
+    pip install torch==2.13.0        # the CPU wheel
+    pip install --no-deps fastmri
+
+Without them the script still runs and prints "not installed" in their columns.
+The last two columns are the ratios zoo / fastmri (below 1: the zoo is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fastmri_zoo.models import MoDL, CascadeNet, KIKINet, PDNet, UNet, VarNet, XPDNet  # noqa: E402
+from fastmri_zoo.sampling.cartesian import EquispacedMaskFunc  # noqa: E402
+
+
+def median_seconds(run, repeats: int) -> float:
+    run()  # trace / warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def complex_normal(rng, shape) -> np.ndarray:
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+def make_inputs(rng, size: int, coils: int | None):
+    mask = np.asarray(
+        EquispacedMaskFunc(center_fractions=[0.08], accelerations=[4], seed=0)((size, size))[0], np.float32
+    ).reshape(1, 1, size)
+    target = np.abs(complex_normal(rng, (1, size, size)))
+    if coils is None:
+        kspace = complex_normal(rng, (1, size, size)) * mask
+        return {"kspace": kspace, "mask": mask}, target
+    smaps = complex_normal(rng, (1, coils, size, size))
+    smaps /= np.sqrt((np.abs(smaps) ** 2).sum(1, keepdims=True))
+    kspace = complex_normal(rng, (1, coils, size, size)) * mask[:, None]
+    return {"kspace": kspace, "mask": mask, "smaps": smaps}, target
+
+
+def zoo_times(model, inputs, target, repeats):
+    inputs = {key: tf.constant(value) for key, value in inputs.items()}
+    target = tf.constant(target)
+    model(inputs)
+    optimizer = keras.optimizers.Adam(1e-4)
+
+    @tf.function
+    def infer():
+        return model(inputs)
+
+    @tf.function
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    inference = median_seconds(lambda: infer().numpy(), repeats)
+    training = median_seconds(lambda: train_step().numpy(), repeats)
+    return model.count_params(), inference, training
+
+
+# --------------------------------------------------------------------------- fastmri (PyTorch)
+
+
+def fastmri_available() -> bool:
+    """Import torch and fastmri.models; False if either is missing.
+
+    ``fastmri/data/__init__.py`` imports its dataset classes and with them
+    pandas, requests and yaml, which ``--no-deps`` leaves out; the models only
+    need ``fastmri.data.transforms``, so ``fastmri.data`` is registered as a
+    bare package (its folder, without running its ``__init__``) before importing them.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    try:
+        import torch  # noqa: F401
+
+        spec = importlib.util.find_spec("fastmri")
+        if spec is None:
+            return False
+        import fastmri
+
+        if "fastmri.data" not in sys.modules:
+            data = types.ModuleType("fastmri.data")
+            data.__path__ = [os.path.join(os.path.dirname(fastmri.__file__), "data")]
+            sys.modules["fastmri.data"] = data
+            fastmri.data = data
+        import fastmri.models  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def torch_times(kind, inputs, target, repeats):
+    import fastmri
+    import torch
+    from fastmri.models import Unet, VarNet as TorchVarNet
+
+    torch.manual_seed(0)
+    kspace = torch.view_as_real(torch.from_numpy(inputs["kspace"]))
+    multicoil = kspace.ndim == 5
+    if not multicoil:
+        kspace = kspace[:, None]  # (batch, 1 coil, H, W, 2)
+    mask = torch.from_numpy(inputs["mask"]).bool().reshape(1, 1, 1, -1, 1)
+    target = torch.from_numpy(target)
+    if kind == "unet":
+        model = Unet(in_chans=1, out_chans=1, chans=32, num_pool_layers=4, drop_prob=0.0)
+
+        def forward():
+            # Zero-filled magnitude (RSS over coils) then the U-net, as the zoo's UNet.fastmri.
+            image = fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(kspace)), dim=1)
+            return model(image[:, None])[:, 0]
+    else:
+        model = TorchVarNet(num_cascades=12, chans=18, pools=4, sens_chans=8, sens_pools=4)
+
+        def forward():
+            return model(kspace, mask)
+
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def infer():
+        model.eval()
+        with torch.no_grad():
+            forward()
+
+    def train_step():
+        model.train()
+        optimizer.zero_grad()
+        loss = (forward() - target).abs().mean()
+        loss.backward()
+        optimizer.step()
+
+    return params, median_seconds(infer, repeats), median_seconds(train_step, repeats)
+
+
+# --------------------------------------------------------------------------- cases
+
+SINGLE = [
+    ("U-net (thesis, magnitude)", lambda: UNet(), None),
+    ("U-net (fastMRI 32 ch)", lambda: UNet.fastmri(), "unet"),
+    ("Cascade-net D5C5", lambda: CascadeNet(), None),
+    ("KIKI-net", lambda: KIKINet(), None),
+    ("PDNet", lambda: PDNet(), None),
+    ("XPDNet / UPDNet", lambda: XPDNet(), None),
+    ("MoDL (K=10, 10 CG)", lambda: MoDL(), None),
+    ("E2E VarNet (12 casc.)", lambda: VarNet(multicoil=False), "varnet"),
+]
+MULTI = [
+    ("U-net (fastMRI 32 ch)", lambda: UNet.fastmri(multicoil=True), "unet"),
+    ("Cascade-net D5C5", lambda: CascadeNet(multicoil=True), None),
+    ("PDNet", lambda: PDNet(multicoil=True), None),
+    ("XPDNet + smaps refiner", lambda: XPDNet(multicoil=True, refine_smaps=True), None),
+    ("MoDL (K=10, 10 CG)", lambda: MoDL(multicoil=True), None),
+    ("E2E VarNet (12 casc.)", lambda: VarNet(), "varnet"),
+]
+
+
+def fmt(seconds) -> str:
+    return f"{seconds:8.3f}" if isinstance(seconds, float) else f"{seconds:>8}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--coils", type=int, default=15)
+    parser.add_argument("--only", nargs="*", default=None, help="substrings of model names to run")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads of both TensorFlow and PyTorch (1 on a shared CPU, where "
+                             "oversubscribed OpenMP threads slow PyTorch down by orders of magnitude)")
+    args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    rng = np.random.default_rng(0)
+    have_torch = fastmri_available()
+    versions = f"tensorflow {tf.__version__}, keras {keras.__version__}"
+    if have_torch:
+        import fastmri
+        import torch
+
+        torch.set_num_threads(args.threads)
+        versions += f", torch {torch.__version__}, fastmri {fastmri.__version__}"
+    versions += f"; {args.threads} intra-op thread(s) each"
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {versions}")
+    print(f"# batch 1, median of {args.repeats} after a warm-up; seconds; ratios zoo / fastmri")
+    header = (
+        f"{'case':<20} {'model':<26} {'params':>11} {'infer':>8} {'train':>8} | "
+        f"{'fastmri params':>14} {'infer':>8} {'train':>8} | {'infer x':>7} {'train x':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, cases, coils in (
+        (f"{args.size}x{args.size} 1 coil", SINGLE, None),
+        (f"{args.size}x{args.size}x{args.coils}", MULTI, args.coils),
+    ):
+        inputs, target = make_inputs(rng, args.size, coils)
+        for name, build, reference in cases:
+            if args.only and not any(word.lower() in name.lower() for word in args.only):
+                continue
+            params, inference, training = zoo_times(build(), inputs, target, args.repeats)
+            ref = ("", "", "")
+            ratios = ("", "")
+            if reference is not None:
+                if have_torch:
+                    ref = torch_times(reference, inputs, target, args.repeats)
+                    ratios = (f"{inference / ref[1]:7.2f}", f"{training / ref[2]:7.2f}")
+                else:
+                    ref = ("not installed", "", "")
+            print(
+                f"{label:<20} {name:<26} {params:>11,} {fmt(inference)} {fmt(training)} | "
+                f"{ref[0] if isinstance(ref[0], str) else f'{ref[0]:,}':>14} {fmt(ref[1])} {fmt(ref[2])} | "
+                f"{ratios[0]:>7} {ratios[1]:>7}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
