@@ -19,6 +19,8 @@ _CARTESIAN = [
      "PDNet (learned primal-dual, 318k parameters), random masks AF 4."),
     ("cascadenet", "singlecoil", 4, "94501a32b82174887358c6f821ca399c26505737f65b8ec8f0e4fc5fa23e08ed",
      "Cascade-net D5C5 (5 cascades of 5 convolutions, 48 filters, 425k parameters), random masks AF 4."),
+    ("unet", "singlecoil", 4, "5a7546017134ed3ff635fe500c177fb883b77a27b68f2df89fc3261fdbb495b7",
+     "U-net (16/32/64/128 filters, 482k parameters) on the zero-filled magnitude, random masks AF 4."),
     ("xpdnet", "multicoil", 4, "472a470796d9954dad337954322e2992eccf47987009df5d9dbffe49296ebce0",
      "XPDNet (U-net denoiser, 5 iterations, coil-map refiner), 8 coils, equispaced masks AF 4."),
 ]
