@@ -23,6 +23,8 @@ _CARTESIAN = [
      "U-net (16/32/64/128 filters, 482k parameters) on the zero-filled magnitude, random masks AF 4."),
     ("xpdnet", "multicoil", 4, "472a470796d9954dad337954322e2992eccf47987009df5d9dbffe49296ebce0",
      "XPDNet (U-net denoiser, 5 iterations, coil-map refiner), 8 coils, equispaced masks AF 4."),
+    ("xpdnet", "multicoil", 8, "faaadcd8ac4b5d859873e634cc9ff755c24f9c0c57ebec4bf47347de5d13de57",
+     "XPDNet (U-net denoiser, 5 iterations, coil-map refiner), 8 coils, equispaced masks AF 8."),
 ]
 
 for _architecture, _coils, _acceleration, _sha256, _description in _CARTESIAN:
