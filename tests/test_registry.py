@@ -110,7 +110,8 @@ def test_unknown_name_lists_closest(registered):
     with pytest.raises(ValueError, match="closest names: ") as caught:
         fastmri_zoo.load("tinynet-cartesian-singlecoil-af5")
     closest = str(caught.value).split("closest names: ")[1].split(".")[0].split(", ")
-    assert sorted(closest)[:2] == ["tinynet-cartesian-singlecoil-af4", "tinynet-cartesian-singlecoil-af8"]
+    # the two near-misses come first (difflib ranks by similarity); shipped names may follow
+    assert set(closest[:2]) == {"tinynet-cartesian-singlecoil-af4", "tinynet-cartesian-singlecoil-af8"}
     assert "zzz-spiral-3d" not in closest
     with pytest.raises(ValueError, match="unknown checkpoint 'tinynet-cartesain-singlecoil-af4'"):
         fastmri_zoo.info("tinynet-cartesain-singlecoil-af4")
