@@ -13,7 +13,15 @@ import json
 import keras
 import tensorflow as tf
 
-from ..layers import ConvStack, DnCNN, SensitivityMapRefiner, UNetBlock, channels_to_complex, complex_to_channels
+from ..layers import (
+    MWCNN,
+    ConvStack,
+    DnCNN,
+    SensitivityMapRefiner,
+    UNetBlock,
+    channels_to_complex,
+    complex_to_channels,
+)
 from ..physics import SENSE
 from .cartesian import CartesianModel
 
@@ -24,6 +32,8 @@ DENOISERS = {
     "cnn": (ConvStack, dict(n_convs=2, n_filters=32)),
     "unet": (UNetBlock, dict(layers_n_channels=[16, 32, 64, 128], head_channels=None, head_activation=True)),
     "dncnn": (DnCNN, dict(n_convs=16, n_filters=64)),
+    # The authors' XPDNet "medium" MWCNN (their XPDNet-brain checkpoints); see MWCNN.
+    "mwcnn": (MWCNN, dict()),
 }
 
 
@@ -71,7 +81,7 @@ class XPDNet(CartesianModel):
 
     and the output is primal[0]. ``image_net_i`` is a fresh copy of
     ``denoiser``: a name from :data:`DENOISERS` (``"unet"`` gives the UPDNet,
-    ``"dncnn"``, ``"cnn"``) with ``denoiser_kwargs``, or a Keras layer / its
+    ``"dncnn"``, ``"mwcnn"``, ``"cnn"``) with ``denoiser_kwargs``, or a Keras layer / its
     serialised config taking 2 (n_primal + 1) channels and returning 2 n_primal.
     ``kspace_net_i`` (not with ``primal_only``) is a :class:`ConvStack` with
     ``kspace_net_kwargs``. Multicoil: A = SENSE; with ``refine_smaps`` the coil
