@@ -145,7 +145,9 @@ class MWCNN(keras.layers.Layer):
         self.first_convs = [
             self._conv(first_conv_n_filters, f"first_conv_{i}") for i in range(2 * n_first_convs - 1)
         ]
-        self.output_conv = keras.layers.Conv2D(n_outputs, kernel_size, padding="same", use_bias=True, name="output_conv")
+        self.output_conv = keras.layers.Conv2D(
+            n_outputs, kernel_size, padding="same", use_bias=True, name="output_conv"
+        )
         self.scale_convs = []
         for s, (filters, n_convs) in enumerate(zip(n_filters_per_scale, n_convs_per_scale)):
             # The last decoder conv gives 4x the channels of the scale above, for its IWT.
