@@ -299,7 +299,6 @@ def ssim_tf(gt, pred, maxval=None) -> tf.Tensor:
     """
     gt, pred = _as_pair(gt, pred)
     _check_window_fits("gt", static_shape(gt))
-    dtype = gt.dtype
     data_range = _data_range_tf(gt, maxval)
     c1 = tf.square(SSIM_K1 * data_range)[:, None, None]
     c2 = tf.square(SSIM_K2 * data_range)[:, None, None]

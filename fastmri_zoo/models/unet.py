@@ -13,6 +13,24 @@ from .cartesian import CartesianModel
 __all__ = ["UNet"]
 
 
+def fastmri_unet_settings(chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0) -> dict:
+    """``UNetBlock`` / ``UNet`` arguments of the fastMRI U-net (Zbontar et al. 2018): ``chans``
+    channels at the top, ``num_pool_layers`` average poolings, instance norm, leaky ReLU 0.2,
+    transposed convolutions, no biases but the last 1x1 convolution."""
+    return dict(
+        layers_n_channels=[chans * 2**i for i in range(num_pool_layers + 1)],
+        layers_n_non_lins=2,
+        activation="leaky_relu:0.2",
+        pool="avg",
+        upsampling="transpose",
+        skip_first=False,
+        head_channels=None,
+        normalization="instance",
+        use_bias=False,
+        dropout=drop_prob,
+    )
+
+
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
 class UNet(CartesianModel):
     """Image-domain U-net applied to the zero-filled reconstruction A^H y.
@@ -84,18 +102,7 @@ class UNet(CartesianModel):
         """The fastMRI baseline U-net (Zbontar et al. 2018): ``chans`` channels at the top,
         ``num_pool_layers`` average poolings, instance norm, leaky ReLU 0.2, transposed
         convolutions, [up, skip] concatenation, no biases but the last 1x1 convolution."""
-        config = dict(
-            layers_n_channels=[chans * 2**i for i in range(num_pool_layers + 1)],
-            layers_n_non_lins=2,
-            activation="leaky_relu:0.2",
-            pool="avg",
-            upsampling="transpose",
-            skip_first=False,
-            head_channels=None,
-            normalization="instance",
-            use_bias=False,
-            dropout=drop_prob,
-        )
+        config = fastmri_unet_settings(chans, num_pool_layers, drop_prob)
         config.update(kwargs)
         return cls(**config)
 

@@ -8,14 +8,14 @@ term and a U-net regulariser acting on the coil-combined image.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import keras
 import tensorflow as tf
 
 from ..layers import UNetBlock, channels_to_complex, complex_to_channels
-from ..physics import SENSE, fftc, ifftc, normalize_by_rss, rss
+from ..physics import SENSE, ifftc, normalize_by_rss, rss
 from .cartesian import CartesianModel
+from .unet import fastmri_unet_settings
 
 __all__ = ["VarNet", "acs_mask"]
 
@@ -46,20 +46,7 @@ def acs_mask(mask, width: int | None = None) -> tf.Tensor:
 def _fastmri_unet(n_outputs: int, chans: int, pools: int, drop_prob: float, name: str) -> UNetBlock:
     """The fastMRI U-net (instance norm, leaky ReLU 0.2, transposed convolutions, no biases
     but the output 1x1 convolution), as in ``UNet.fastmri``."""
-    return UNetBlock(
-        n_outputs=n_outputs,
-        layers_n_channels=[chans * 2**i for i in range(pools + 1)],
-        layers_n_non_lins=2,
-        activation="leaky_relu:0.2",
-        pool="avg",
-        upsampling="transpose",
-        skip_first=False,
-        head_channels=None,
-        normalization="instance",
-        use_bias=False,
-        dropout=drop_prob,
-        name=name,
-    )
+    return UNetBlock(n_outputs=n_outputs, name=name, **fastmri_unet_settings(chans, pools, drop_prob))
 
 
 def _normalized_apply(unet: UNetBlock, image: tf.Tensor, training) -> tf.Tensor:

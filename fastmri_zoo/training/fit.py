@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ..checks import check_scalar

@@ -58,3 +58,18 @@ def small_models():
 
 
 SMALL = small_models()
+
+
+def exported_model_classes() -> set:
+    """Every concrete model class exported by ``fastmri_zoo.models`` (the bases excluded)."""
+    import inspect
+
+    from fastmri_zoo import models
+
+    return {
+        obj
+        for name in models.__all__
+        for obj in [getattr(models, name)]
+        if inspect.isclass(obj) and issubclass(obj, models.ReconstructionModel)
+        and obj not in (models.ReconstructionModel, models.CartesianModel)
+    }

@@ -3,18 +3,17 @@ fastMRI-layout file in, ``reconstruction`` out, equal to the model applied direc
 prepared here independently (numpy FFT, the preset's mask with seed 0, max-of-zero-filled scale,
 ACS coil maps)."""
 
-import inspect
 
 import h5py
 import numpy as np
 import pytest
 
-from fastmri_zoo import cli, models
+from fastmri_zoo import cli
 from fastmri_zoo.data.h5 import write_fastmri_h5
 from fastmri_zoo.models import CascadeNet, KIKINet, MoDL, PDNet, UNet, VarNet, XPDNet
 from fastmri_zoo.physics import estimate_sensitivity_maps
 from fastmri_zoo.sampling import create_mask_func
-from tests.models.conftest import np_fftc, np_ifftc
+from tests.models.conftest import np_fftc, np_ifftc, exported_model_classes
 
 SLICES, SIZE, COILS = 3, 32, 4
 ACQUISITION = {"mask_type": "equispaced_fraction", "center_fraction": 0.25, "acceleration": 2}
@@ -40,13 +39,7 @@ CASES = [
 
 
 def test_every_model_class_is_covered():
-    exported = {
-        obj
-        for name in models.__all__
-        for obj in [getattr(models, name)]
-        if inspect.isclass(obj) and issubclass(obj, models.ReconstructionModel)
-        and obj not in (models.ReconstructionModel, models.CartesianModel)
-    }
+    exported = exported_model_classes()
     covered = {cls for _, cls, _, _ in CASES}
     assert exported - covered == set(), f"add a reconstruct case for {sorted(c.__name__ for c in exported - covered)}"
     assert {multicoil for _, cls, _, multicoil in CASES if cls is XPDNet} == {False, True}
