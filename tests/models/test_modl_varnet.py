@@ -243,34 +243,6 @@ def test_varnet_zero_unets_match_numpy_cascade(rng):
 # --------------------------------------------------------------------------- training, bad input
 
 
-TRAINED = [
-    ("modl", MoDL, dict(n_iter=2, n_layers=3, n_filters=8, cg_iterations=3), False),
-    ("varnet_mc", VarNet, dict(n_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1), True),
-]
-
-
-@pytest.mark.parametrize("name,cls,kwargs,multicoil", TRAINED, ids=[t[0] for t in TRAINED])
-def test_loss_decreases_over_20_adam_steps(name, cls, kwargs, multicoil, rng):
-    image, inputs = make_inputs(rng, multicoil)
-    inputs = {k: tf.convert_to_tensor(v) for k, v in inputs.items()}
-    target = tf.abs(tf.convert_to_tensor(image))
-    model = cls(**kwargs)
-    model(inputs)
-    optimizer = keras.optimizers.Adam(3e-3)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    losses = [float(step()) for _ in range(20)]
-    assert np.isfinite(losses).all()
-    assert losses[-1] < 0.9 * losses[0]
-
-
 BAD = [
     ("missing_smaps", "missing \\['smaps'\\]"),
     ("mask_width", "mask has 30 columns"),

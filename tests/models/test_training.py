@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fastmri_zoo.models import MoDL, VarNet
 from tests.models.conftest import SMALL, make_inputs
 
 
@@ -19,7 +20,10 @@ def test_graph_mode_matches_eager(name, cls, kwargs, multicoil, rng):
     np.testing.assert_allclose(graph.numpy(), eager, atol=1e-5, rtol=1e-5)
 
 
-TRAINED = [m for m in SMALL if m[0] in ("unet", "cascadenet", "kikinet", "pdnet", "updnet_mc_refined")]
+TRAINED = [m for m in SMALL if m[0] in ("unet", "cascadenet", "kikinet", "pdnet", "updnet_mc_refined")] + [
+    ("modl", MoDL, dict(n_iter=2, n_layers=3, n_filters=8, cg_iterations=3), False),
+    ("varnet_mc", VarNet, dict(n_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1), True),
+]
 
 
 @pytest.mark.parametrize("name,cls,kwargs,multicoil", TRAINED, ids=[m[0] for m in TRAINED])
