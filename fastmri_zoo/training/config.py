@@ -234,3 +234,16 @@ def _count(folder: Path) -> int:
     from ..data.pipelines import list_h5_files
 
     return len(list_h5_files(folder))
+
+
+def split_named(kind: str, identifier, kwargs: dict, choices=None) -> tuple[Any, dict]:
+    """``{"name": ..., **options}`` -> (name, options merged with ``kwargs``); other identifiers
+    pass through unchanged. Shared by ``get_loss`` and ``get_optimizer``."""
+    if not isinstance(identifier, dict):
+        return identifier, kwargs
+    config = dict(identifier)
+    if "name" not in config:
+        listed = f" (one of {sorted(choices)})" if choices else ""
+        raise ValueError(f"{kind}: a dict needs a 'name'{listed}, got keys {sorted(config)}.")
+    name = config.pop("name")
+    return name, {**config, **kwargs}

@@ -49,6 +49,7 @@ from ..checks import check_rank, check_scalar, static_shape
 from ..data.pipelines import center_crop
 from ..layers.complex import channels_to_complex, complex_to_channels
 from ..metrics import SSIM_K1, SSIM_K2, SSIM_WIN_SIZE, nmse_tf, ssim_terms_tf, ssim_tf
+from .config import split_named
 
 __all__ = [
     "ReconstructionLoss",
@@ -378,12 +379,7 @@ def get_loss(identifier, **kwargs) -> ReconstructionLoss:
         if kwargs:
             raise ValueError(f"loss: keyword arguments {sorted(kwargs)} only apply to a loss given by name.")
         return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        if "name" not in config:
-            raise ValueError(f"loss: a dict needs a 'name' (one of {sorted(LOSSES)}), got keys {sorted(config)}.")
-        identifier = config.pop("name")
-        kwargs = {**config, **kwargs}
+    identifier, kwargs = split_named("loss", identifier, kwargs, LOSSES)
     if not isinstance(identifier, str) or identifier.lower() not in LOSSES:
         raise ValueError(f"loss: expected one of {sorted(LOSSES)} or a ReconstructionLoss, got {identifier!r}.")
     cls = LOSSES[identifier.lower()]

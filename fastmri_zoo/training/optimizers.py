@@ -28,6 +28,7 @@ import keras
 from keras import ops
 
 from ..checks import check_scalar
+from .config import split_named
 
 __all__ = ["RAdam", "Lookahead", "get_optimizer", "OPTIMIZERS"]
 
@@ -224,12 +225,7 @@ def get_optimizer(identifier="adam", learning_rate: float | None = None, clipnor
         if clipnorm is not None:
             identifier.clipnorm = target.clipnorm = float(clipnorm)
         return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        if "name" not in config:
-            raise ValueError(f"optimizer: a dict needs a 'name', got keys {sorted(config)}.")
-        identifier = config.pop("name")
-        kwargs = {**config, **kwargs}
+    identifier, kwargs = split_named("optimizer", identifier, kwargs)
     if not isinstance(identifier, str):
         raise ValueError(f"optimizer: expected a name, a dict or a keras optimizer, got {identifier!r}.")
     name = identifier.lower()
