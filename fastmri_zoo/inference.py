@@ -64,8 +64,9 @@ def _zero_filled_magnitude(kspace, multicoil: bool):
 
 
 def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_frequencies: int,
-                          batch_size: int = 4, progress: bool = True) -> np.ndarray:
-    """Magnitude reconstructions (slices, H, W) of masked Cartesian k-space, in the file's units.
+                          batch_size: int = 4, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude reconstructions (slices, H, W) of masked Cartesian k-space, in the file's units,
+    and the zero-filled magnitudes (RSS over coils) computed on the way.
 
     kspace: complex64 (slices, H, W) or (slices, coils, H, W), already masked; mask (1, W).
     """
@@ -86,7 +87,7 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
             f"kspace: {type(model).__name__} is a multicoil model but the file holds single-coil k-space "
             "(slices, H, W); use a single-coil model."
         )
-    outputs = []
+    outputs, zero_filled_images = [], []
     starts = range(0, kspace.shape[0], batch_size)
     for start in tqdm(starts, desc="reconstruct", unit="batch", disable=not progress):
         batch = tf.constant(kspace[start : start + batch_size], tf.complex64)
@@ -100,7 +101,8 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
             inputs["smaps"] = estimate_sensitivity_maps(inputs["kspace"], num_low_frequencies)
         image = tf.abs(model(inputs)) * scales[:, None, None]
         outputs.append(image.numpy())
-    return np.concatenate(outputs).astype(np.float32)
+        zero_filled_images.append(zero_filled.numpy())
+    return np.concatenate(outputs).astype(np.float32), np.concatenate(zero_filled_images).astype(np.float32)
 
 
 @dataclass
@@ -160,9 +162,7 @@ def reconstruct_file(model, input_path, output_path=None, png=None, *, accelerat
             f"acceleration: {input_path} is already undersampled (AF {1 / mask.mean():.2f}); "
             "retrospective undersampling applies only to fully sampled files."
         )
-    multicoil = kspace.ndim == 4
-    image = reconstruct_cartesian(model, kspace, mask, num_low, batch_size=batch_size, progress=progress)
-    zero_filled = _zero_filled_magnitude(kspace, multicoil).numpy()
+    image, zero_filled = reconstruct_cartesian(model, kspace, mask, num_low, batch_size=batch_size, progress=progress)
     reference = volume.reference
     if reference is not None:
         image = np.asarray(center_crop(image, reference.shape[-2:]))
