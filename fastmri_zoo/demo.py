@@ -54,14 +54,13 @@ def run_demo(
     from . import baselines, metrics
     from .data.h5 import read_fastmri_h5
     from .physics import estimate_sensitivity_maps
-    from .sampling import EquispacedMaskFractionFunc
+    from .inference import reconstruct_file, undersample
     from .viz import save_comparison_png
 
     volume = read_fastmri_h5(bundled_sample("brain_4coil"))
     kspace = volume.kspace  # (1, coils, H, W)
     reference = volume.reference  # (1, H, W)
-    mask, num_low = EquispacedMaskFractionFunc(center_fraction, acceleration)(kspace.shape, seed=seed)
-    masked = (kspace * mask).astype(np.complex64)
+    masked, mask, num_low = undersample(kspace, "equispaced_fraction", center_fraction, acceleration, seed)
     smaps = estimate_sensitivity_maps(masked, num_low_freqs=num_low)
     # The maps are RSS-normalised, so A^H A has eigenvalues in [0, 1] and the
     # Tikhonov weight is scale-free; 0.01 tames the g-factor noise of AF 4 with 4 coils.
@@ -76,7 +75,6 @@ def run_demo(
         name = DEFAULT_MODEL if DEFAULT_MODEL in list_models(pretrained=True) else None
     if name is not None:
         from . import load
-        from .inference import reconstruct_file
 
         result = reconstruct_file(load(name), bundled_sample("brain_4coil"), acceleration=acceleration,
                                   mask_type="equispaced_fraction", center_fraction=center_fraction, seed=seed,
