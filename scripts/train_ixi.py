@@ -5,10 +5,15 @@
     python scripts/train_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR
 
 DATA_DIR is the output of ``scripts/prepare_ixi.py`` (``singlecoil/`` and ``multicoil/``,
-each with ``train/ val/ test/``). ``train`` is resumable: rerunning the same command after
+each with ``train/ val/ test/``; the 3D recipe wants whole volumes: ``--slices 0:90``).
+Cartesian recipes simulate masks on the fly; non-Cartesian ones (radial, spiral, 3D
+kooshball) the NUFFT of each slice or volume (``fastmri_zoo.data.pipelines``). ``train`` is resumable: rerunning the same command after
 an interruption continues from the last backup (keras BackupAndRestore, every 25 steps).
 ``evaluate`` scores the held-out subjects (``test/``) volume by volume with fastMRI's
-metrics, for the network and for zero-filled, and writes ``RUN_DIR/metrics.json``.
+metrics, for the network and for zero-filled (non-Cartesian: adjoint + density
+compensation), and writes ``RUN_DIR/metrics.json``; ``--mask-type``, ``--trajectory`` and
+``--acceleration`` score out of the training distribution (``metrics_<setting>.json``).
+Non-Cartesian 2D scoring uses every 5th of the 50 slices of each held-out volume.
 ``export`` writes the preset folder with its model card.
 """
 
@@ -26,7 +31,7 @@ RECIPES = {
     # name: (class name, constructor kwargs, coils, mask type, center fraction, acceleration)
     "unet-cartesian-singlecoil-af4": ("UNet", {}, "singlecoil", "random", 0.08, 4),
     "cascadenet-cartesian-singlecoil-af4": ("CascadeNet", {}, "singlecoil", "random", 0.08, 4),
-    "kikinet-cartesian-singlecoil-af4": ("KIKINet", {}, "singlecoil", "random", 0.08, 4),
+    "kikinet-cartesian-singlecoil-af4": ("KIKINet", {"kspace_residual": True}, "singlecoil", "random", 0.08, 4),
     "pdnet-cartesian-singlecoil-af4": ("PDNet", {}, "singlecoil", "random", 0.08, 4),
     "xpdnet-cartesian-multicoil-af4": (
         "XPDNet",
@@ -39,6 +44,20 @@ RECIPES = {
          "multicoil": True, "refine_smaps": True},
         "multicoil", "equispaced_fraction", 0.04, 8),
 }
+# Non-Cartesian: (class name, kwargs, coils, trajectory, None, acceleration N / shots).
+_NCPDNET_MULTICOIL = {"multicoil": True, "refine_smaps": True}
+_UNET_ADJDCOMP = {}
+for _trajectory in ("radial", "spiral"):
+    RECIPES[f"ncpdnet-{_trajectory}-singlecoil"] = ("NCPDNet", {}, "singlecoil", _trajectory, None, 4)
+    RECIPES[f"ncpdnet-{_trajectory}-multicoil"] = ("NCPDNet", _NCPDNET_MULTICOIL, "multicoil", _trajectory, None, 4)
+    for _coils in ("singlecoil", "multicoil"):
+        RECIPES[f"unet-adjdcomp-{_trajectory}-{_coils}"] = (
+            "UNetAdjDcomp", dict(_UNET_ADJDCOMP, multicoil=_coils == "multicoil"), _coils, _trajectory, None, 4)
+RECIPES["ncpdnet-radial-3d"] = ("NCPDNet", {"ndim": 3, "n_iter": 6, "n_primal": 2, "n_filters": 16}, "3d",
+                                "kooshball", None, 4)
+NONCARTESIAN = ("radial", "spiral", "kooshball")
+#: held-out slices scored per volume in 2D non-Cartesian evaluation
+NONCARTESIAN_EVAL_SLICES = slice(0, None, 5)
 
 
 def _magnitude_output_class():
@@ -70,13 +89,27 @@ def _build(name):
     return getattr(models, class_name)(**kwargs)
 
 
-def _dataset(name, data_dir, part, batch, shuffle, seed):
-    from fastmri_zoo.data.pipelines import cartesian_dataset
+def _folder(coils):
+    return "multicoil" if coils == "multicoil" else "singlecoil"
 
-    _, _, coils, mask_type, center, acceleration = RECIPES[name]
-    return cartesian_dataset(os.path.join(data_dir, coils, part), mask_type, center, acceleration,
-                             multicoil=coils == "multicoil", seed=seed, batch_size=batch,
-                             shuffle=shuffle, drop_remainder=shuffle)
+
+def _dataset(name, data_dir, part, batch, shuffle, seed, folder=None, mask_type=None, acceleration=None):
+    """The (inputs, target) pipeline of recipe ``name`` on DATA_DIR/<coils>/<part> (or ``folder``);
+    ``mask_type`` (a mask family or a trajectory) and ``acceleration`` override the recipe's."""
+    from fastmri_zoo.data import pipelines
+
+    _, _, coils, recipe_mask, center, recipe_acceleration = RECIPES[name]
+    mask_type = mask_type or recipe_mask
+    acceleration = acceleration or recipe_acceleration
+    folder = folder or os.path.join(data_dir, _folder(coils), part)
+    common = dict(seed=seed, batch_size=batch, shuffle=shuffle, drop_remainder=shuffle)
+    if mask_type == "kooshball":
+        return pipelines.noncartesian_3d_dataset(folder, acceleration, **common)
+    if mask_type in NONCARTESIAN:
+        return pipelines.noncartesian_dataset(folder, mask_type, acceleration, multicoil=coils == "multicoil",
+                                              **common)
+    return pipelines.cartesian_dataset(folder, mask_type, center, acceleration, multicoil=coils == "multicoil",
+                                       **common)
 
 
 def _strip(inputs):
@@ -107,7 +140,7 @@ def train(args):
                   metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim")], jit_compile=False)
     model(next(iter(val_ds))[0])  # BackupAndRestore needs a built model
     os.makedirs(args.run_dir, exist_ok=True)
-    steps_per_epoch = 25
+    steps_per_epoch = args.steps_per_epoch
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(args.run_dir, "backup")),
         keras.callbacks.CSVLogger(os.path.join(args.run_dir, "log.csv"), append=True),
@@ -118,6 +151,7 @@ def train(args):
     network.save_weights(os.path.join(args.run_dir, "final.weights.h5"))
     with open(os.path.join(args.run_dir, "run.json"), "w") as handle:
         json.dump({"name": args.name, "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+                   "steps_per_epoch": steps_per_epoch,
                    "optimizer": "Adam(clipnorm=1.0)", "loss": "L1 on magnitude",
                    "seconds_last_session": time.time() - start,
                    "command": "python scripts/train_ixi.py train " + " ".join(sys.argv[2:])}, handle, indent=1)
@@ -133,7 +167,58 @@ PAPERS = {
     "PDNet": "Adler and Oktem, 'Learned primal-dual reconstruction' (IEEE TMI 2018); the MRI benchmark of "
              "Ramzi et al. (2020).",
     "XPDNet": "Ramzi et al., 'XPDNet for MRI reconstruction: an application to the 2020 fastMRI challenge' (2021).",
+    "NCPDNet": "Ramzi et al., 'NC-PDNet: a density-compensated unrolled network for 2D and 3D non-Cartesian MRI "
+               "reconstruction' (IEEE TMI 2022).",
+    "UNetAdjDcomp": "U-net on the adjoint + density compensation, the baseline of Ramzi et al., NC-PDNet (IEEE TMI 2022).",
 }
+
+
+def _row(label, values):
+    return (f"| {label} | {values['psnr'][0]:.2f} +- {values['psnr'][1]:.2f} | {values['ssim'][0]:.4f} +- "
+            f"{values['ssim'][1]:.4f} | {values['nmse'][0]:.4f} +- {values['nmse'][1]:.4f} |")
+
+
+_HEADER = ["", "| method | PSNR (dB) | SSIM | NMSE |", "| --- | --- | --- | --- |"]
+
+
+def _card_tables(name, run_dir, scores):
+    """The held-out tables of the model card: the training setting, then every other setting scored."""
+    _, _, coils, mask_type, center, acceleration = RECIPES[name]
+    summary = scores["summary"]
+    if mask_type not in NONCARTESIAN:
+        lines = [
+            f"Held-out IXI subjects ({len(scores['volumes'])} volumes, 50 sagittal slices each), {mask_type} masks, "
+            f"AF {acceleration}, centre fraction {center}, masks seeded per slice (seed 0); fastMRI metrics, "
+            "volume-wise, mean +- std over volumes:", *_HEADER,
+            _row("zero-filled", summary["zero-filled"]), _row(name, summary["network"])]
+        extra_path = os.path.join(run_dir, "metrics_equispaced.json")
+        if os.path.exists(extra_path):
+            with open(extra_path) as handle:
+                extra = json.load(handle)["summary"]
+            lines += [
+                "",
+                f"The same subjects with fastMRI's integer-step equispaced masks (AF {acceleration}, same centre "
+                "fraction), where GRAPPA (5 x 2 kernel, Tikhonov 1e-3, fastmri_zoo.baselines.grappa) applies:",
+                *_HEADER, _row("zero-filled", extra["zero-filled"]), _row("GRAPPA", extra["GRAPPA"]),
+                _row(name, extra["network"])]
+        return "\n".join(lines)
+    slices = "whole 90 x 120 x 120 volumes" if coils == "3d" else "every 5th of the 50 sagittal slices of each"
+    lines = [f"Held-out IXI subjects ({len(scores['volumes'])} volumes, {slices}); fastMRI metrics, volume-wise, "
+             "mean +- std over volumes. Baseline: adjoint NUFFT with Pipe-Menon density compensation (RSS over coils)."]
+    settings = [("", mask_type, acceleration)]
+    for file_name in sorted(os.listdir(run_dir)):
+        if file_name.startswith("metrics_") and file_name.endswith(".json"):
+            with open(os.path.join(run_dir, file_name)) as handle:
+                extra = json.load(handle)
+            settings.append((file_name, extra["mask_type"], extra["acceleration"]))
+    for file_name, trajectory, af in settings:
+        if file_name:
+            with open(os.path.join(run_dir, file_name)) as handle:
+                summary = json.load(handle)["summary"]
+        note = " (training setting)" if not file_name else " (out of the training distribution)"
+        lines += ["", f"{trajectory} trajectory, AF {af:g}{note}:", *_HEADER,
+                  _row("adjoint + DCp", summary["adjoint + DCp"]), _row(name, summary["network"])]
+    return "\n".join(lines)
 
 
 def export(args):
@@ -143,64 +228,56 @@ def export(args):
     with open(os.path.join(args.run_dir, "metrics.json")) as handle:
         scores = json.load(handle)
     class_name, kwargs, coils, mask_type, center, acceleration = RECIPES[args.name]
+    noncartesian = mask_type in NONCARTESIAN
     model = _build(args.name)
-    inputs, _ = _dataset_for_file(args.name, os.path.join(args.data_dir, coils, "test",
+    inputs, _ = _dataset_for_file(args.name, os.path.join(args.data_dir, _folder(coils), "test",
                                                           scores["volumes"][0]))[0]
     model(_strip(inputs))
     model.load_weights(os.path.join(args.run_dir, "final.weights.h5"))
-    summary = scores["summary"]
-    net, zf = summary["network"], summary["zero-filled"]
-
-    def row(label, values):
-        return (f"| {label} | {values['psnr'][0]:.2f} +- {values['psnr'][1]:.2f} | {values['ssim'][0]:.4f} +- "
-                f"{values['ssim'][1]:.4f} | {values['nmse'][0]:.4f} +- {values['nmse'][1]:.4f} |")
-
-    table = "\n".join([
-        f"Held-out IXI subjects ({len(scores['volumes'])} volumes, 50 sagittal slices each), {mask_type} masks, "
-        f"AF {acceleration}, centre fraction {center}, masks seeded per slice (seed 0); fastMRI metrics, "
-        "volume-wise, mean +- std over volumes:",
-        "",
-        "| method | PSNR (dB) | SSIM | NMSE |",
-        "| --- | --- | --- | --- |",
-        row("zero-filled", zf),
-        row(args.name, net),
-    ])
-    extra_path = os.path.join(args.run_dir, "metrics_equispaced.json")
-    if os.path.exists(extra_path):
-        with open(extra_path) as handle:
-            extra = json.load(handle)["summary"]
-        table += "\n".join([
-            "", "",
-            f"The same subjects with fastMRI's integer-step equispaced masks (AF {acceleration}, same centre fraction), "
-            "where GRAPPA (5 x 2 kernel, Tikhonov 1e-3, fastmri_zoo.baselines.grappa) applies:",
-            "",
-            "| method | PSNR (dB) | SSIM | NMSE |",
-            "| --- | --- | --- | --- |",
-            row("zero-filled", extra["zero-filled"]),
-            row("GRAPPA", extra["GRAPPA"]),
-            row(args.name, extra["network"]),
-        ])
-    coil_text = "single-coil (1 coil, smooth random phase)" if coils == "singlecoil" else \
-        "8 simulated birdcage coils, smooth random phase, coil maps estimated from the ACS lines"
+    net = scores["summary"]["network"]
+    table = _card_tables(args.name, args.run_dir, scores)
+    if noncartesian:
+        coil_text = {"singlecoil": "single-coil (1 coil, smooth random phase)",
+                     "multicoil": "8 simulated birdcage coils, smooth random phase, coil maps estimated from the "
+                                  "centre of k-space (low-resolution adjoint NUFFT)",
+                     "3d": "single-coil 3D (whole volumes)"}[coils]
+        acquisition_text = (f"{mask_type} trajectory (fastmri_zoo.sampling, readout oversampling 2) at acceleration "
+                            f"{acceleration} (N / shots), Pipe-Menon density compensation (10 iterations)")
+        slices_text = "whole 120 x 120 x 90 volumes" if coils == "3d" else "120 x 120 sagittal slices 20-69 of each volume"
+        normalization = "max of the adjoint + DCp magnitude (RSS over coils)"
+        prepare = "--slices 0:90 --coils 1" if coils == "3d" else ""
+    else:
+        coil_text = "single-coil (1 coil, smooth random phase)" if coils == "singlecoil" else \
+            "8 simulated birdcage coils, smooth random phase, coil maps estimated from the ACS lines"
+        acquisition_text = f"{mask_type} undersampling at acceleration {acceleration}"
+        slices_text = "120 x 120 sagittal slices 20-69 of each volume"
+        normalization = "max of zero-filled magnitude"
+        prepare = ""
+    normalization_text = "maximum of the zero-filled magnitude" if not noncartesian else normalization.replace("max", "maximum")
+    budget = f"{run['steps']} steps of batch {run['batch']}"
     model.save_to_preset(
         os.path.join(args.weights_dir, args.name),
         name=args.name,
-        description=(f"{class_name} trained on simulated {coil_text} Cartesian k-space of IXI T1 brain volumes, "
-                     f"{mask_type} undersampling at acceleration {acceleration}. Trained on this project's CPU with a "
-                     f"small budget ({run['steps']} steps of batch {run['batch']}), so it is a working baseline, not "
+        description=(f"{class_name} trained on simulated {coil_text} {'' if noncartesian else 'Cartesian '}"
+                     "k-space of IXI T1 brain volumes, "
+                     f"{acquisition_text}. Trained on this project's CPU with a "
+                     f"small budget ({budget}), so it is a working baseline, not "
                      "the published network's quality. Configuration: "
                      f"{json.dumps(kwargs) if kwargs else 'the thesis benchmark settings (class defaults)'}."),
         architecture=class_name,
         paper=PAPERS[class_name],
         training_data=("IXI T1 volumes (Hammersmith Hospital Philips 3T, brain-development.org/ixi-dataset, CC BY-SA 3.0), "
-                       "resampled to 2 mm, 120 x 120 sagittal slices 20-69 of each volume; k-space simulated with "
-                       f"`python scripts/prepare_ixi.py IXI_T1_DIR DATA_DIR` ({coil_text}, seed 0, noiseless). Split by "
+                       f"resampled to 2 mm, {slices_text}; k-space simulated with "
+                       f"`{' '.join(['python scripts/prepare_ixi.py IXI_T1_DIR DATA_DIR'] + ([prepare] if prepare else []))}`"
+                       f" ({coil_text}, seed 0, noiseless). Split by "
                        "subject (weights/ixi_split.json, seed 0): 153 train, 15 validation, 15 held out. Inputs are "
-                       "normalised by the maximum of the zero-filled magnitude (fastmri_zoo.data.pipelines)."),
+                       f"normalised by the {normalization_text} (fastmri_zoo.data.pipelines)."),
         training_command=(f"python scripts/train_ixi.py train {args.name} DATA_DIR RUN_DIR --steps {run['steps']} "
-                          f"--batch {run['batch']} --lr {run['lr']} --seed {run['seed']}  (loss {run['loss']}, optimizer {run['optimizer']}, lr {run['lr']}, "
-                          f"{run['steps']} steps, batch {run['batch']}, seed {run['seed']}, training masks redrawn each "
-                          "epoch)"),
+                          f"--batch {run['batch']} --lr {run['lr']} --seed {run['seed']}"
+                          + (f" --steps-per-epoch {run['steps_per_epoch']}" if run.get("steps_per_epoch", 25) != 25 else "")
+                          + f"  (loss {run['loss']}, optimizer {run['optimizer']}, lr {run['lr']}, "
+                          f"{run['steps']} steps, batch {run['batch']}, seed {run['seed']}"
+                          + (", training masks redrawn each epoch)" if not noncartesian else ", one fixed trajectory)")),
         metrics={"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)},
         evaluation_data="IXI held-out subjects (simulated k-space)",
         intended_use=("Intended use: research on undersampled MRI reconstruction, a starting point for fine-tuning "
@@ -210,78 +287,115 @@ def export(args):
                      "are shared under CC BY-SA 3.0."),
         license="cc-by-sa-3.0",
         datasets=["IXI"],
-        tags=["mri-reconstruction", "cartesian", coils, class_name.lower()],
-        trajectory="cartesian",
+        tags=["mri-reconstruction", "non-cartesian" if noncartesian else "cartesian", coils, class_name.lower()],
+        trajectory=("radial" if mask_type == "kooshball" else mask_type) if noncartesian else "cartesian",
         coils=coils,
         acceleration=acceleration,
-        acquisition={"mask_type": mask_type, "center_fraction": center, "acceleration": acceleration,
-                     "normalization": "max of zero-filled magnitude"},
+        acquisition=({"trajectory": mask_type, "acceleration": acceleration, "readout_oversampling": 2.0,
+                      "dcomp": "pipe-menon, 10 iterations", "normalization": normalization} if noncartesian else
+                     {"mask_type": mask_type, "center_fraction": center, "acceleration": acceleration,
+                      "normalization": normalization}),
     )
     print(os.path.join(args.weights_dir, args.name))
 
 
-def evaluate(args):
+def _baseline_magnitude(inputs, coils, mask_type, image_shape):
+    """Zero-filled (Cartesian) or adjoint + density compensation (non-Cartesian) magnitude,
+    root-sum-of-squares over coils: float32 (batch, *image_shape)."""
     import tensorflow as tf
 
+    from fastmri_zoo.physics import NUFFT, ifftc, rss
+
+    kspace = inputs["kspace"]
+    if coils != "multicoil":
+        kspace = kspace[:, None]
+    if mask_type in NONCARTESIAN:
+        operator = NUFFT(inputs["traj"], image_shape)
+        coil_images = operator.coil_images(kspace * tf.cast(inputs["dcomp"], tf.complex64)[:, None])
+    else:
+        coil_images = ifftc(kspace, 2)
+    return rss(coil_images, axis=1).numpy()
+
+
+def _setting(args):
+    """The evaluation setting's suffix ('' for the training setting) and its mask/trajectory and AF."""
+    _, _, _, recipe_mask, _, recipe_acceleration = RECIPES[args.name]
+    mask_type = getattr(args, "mask_type", None) or recipe_mask
+    acceleration = getattr(args, "acceleration", None) or recipe_acceleration
+    if (mask_type, acceleration) == (recipe_mask, recipe_acceleration):
+        return "", mask_type, acceleration
+    suffix = f"_{mask_type}" if acceleration == recipe_acceleration else f"_{mask_type}_af{acceleration:g}"
+    return suffix, mask_type, acceleration
+
+
+def evaluate(args):
     from fastmri_zoo import metrics
     from fastmri_zoo.data.pipelines import list_h5_files
-    from fastmri_zoo.physics import ifftc, rss
 
     model = _build(args.name)
     _, _, coils, *_ = RECIPES[args.name]
-    multicoil = coils == "multicoil"
-    files = list_h5_files(os.path.join(args.data_dir, coils, "test"))[: args.max_volumes]
-    with_grappa = args.mask_type == "equispaced"
-    results = {"network": [], "zero-filled": []} | ({"GRAPPA": []} if with_grappa else {})
+    suffix, mask_type, acceleration = _setting(args)
+    files = list_h5_files(os.path.join(args.data_dir, _folder(coils), "test"))[: args.max_volumes]
+    with_grappa = mask_type == "equispaced"
+    baseline = "adjoint + DCp" if mask_type in NONCARTESIAN else "zero-filled"
+    results = {"network": [], baseline: []} | ({"GRAPPA": []} if with_grappa else {})
     built = False
     for path in files:
-        ds = _dataset_for_file(args.name, path, args.mask_type)
-        preds, zfs, grappas, targets = [], [], [], []
-        for inputs, target in ds:
+        preds, baselines, grappas, targets = [], [], [], []
+        for inputs, target in _dataset_for_file(args.name, path, mask_type, acceleration):
+            inputs = _strip(inputs)
             if not built:
-                model(_strip(inputs))
+                model(inputs)
                 model.load_weights(os.path.join(args.run_dir, "final.weights.h5"))
                 built = True
-            out = tf.abs(model(_strip(inputs))).numpy()
-            zf = ifftc(inputs["kspace"], 2)
-            zf = (rss(zf, axis=1) if multicoil else tf.abs(zf)).numpy()
-            preds.append(out)
-            zfs.append(zf)
+            preds.append(np.abs(model(inputs).numpy()))
+            baselines.append(_baseline_magnitude(inputs, coils, mask_type, tuple(target.shape[1:])))
             targets.append(target.numpy())
             if with_grappa:
                 from fastmri_zoo.baselines.grappa import grappa
 
                 grappas.append(grappa(inputs["kspace"].numpy(), inputs["mask"].numpy())[1])
         gt = np.concatenate(targets)
+        if coils == "3d":  # one volume: (1, D, H, W) -> (D, H, W), scored slice-wise
+            gt, preds, baselines = gt[0], [preds[0][0]], [baselines[0][0]]
         results["network"].append(metrics.evaluate_volume(gt, np.concatenate(preds)))
-        results["zero-filled"].append(metrics.evaluate_volume(gt, np.concatenate(zfs)))
+        results[baseline].append(metrics.evaluate_volume(gt, np.concatenate(baselines)))
         if with_grappa:
             results["GRAPPA"].append(metrics.evaluate_volume(gt, np.concatenate(grappas)))
         print(os.path.basename(path), {k: round(v[-1]["psnr"], 2) for k, v in results.items()}, flush=True)
     summary = {method: metrics.summarize(rows) for method, rows in results.items()}
-    out_name = "metrics.json" if args.mask_type is None else f"metrics_{args.mask_type}.json"
-    with open(os.path.join(args.run_dir, out_name), "w") as handle:
-        json.dump({"mask_type": args.mask_type or RECIPES[args.name][3], "volumes": [os.path.basename(p) for p in files], "per_volume": results, "summary": summary},
+    with open(os.path.join(args.run_dir, f"metrics{suffix}.json"), "w") as handle:
+        json.dump({"mask_type": mask_type, "acceleration": acceleration,
+                   "volumes": [os.path.basename(p) for p in files], "per_volume": results, "summary": summary},
                   handle, indent=1)
     print(json.dumps(summary, indent=1))
 
 
-def _dataset_for_file(name, path, mask_type=None):
-    """The held-out volume ``path`` alone, its masks seeded per slice (seed 0)."""
+def _dataset_for_file(name, path, mask_type=None, acceleration=None):
+    """The held-out volume ``path`` alone (non-Cartesian 2D: its slices
+    ``NONCARTESIAN_EVAL_SLICES``), its masks seeded per slice (seed 0)."""
     import shutil
     import tempfile
 
-    from fastmri_zoo.data.pipelines import cartesian_dataset
+    import h5py
 
-    _, _, coils, recipe_mask, center, acceleration = RECIPES[name]
+    _, _, coils, recipe_mask, _, _ = RECIPES[name]
     mask_type = mask_type or recipe_mask
     folder = tempfile.mkdtemp()
-    os.symlink(os.path.abspath(path), os.path.join(folder, os.path.basename(path)))
-    ds = cartesian_dataset(folder, mask_type, center, acceleration, multicoil=coils == "multicoil",
-                           seed=0, batch_size=10)
-    items = list(ds)
-    shutil.rmtree(folder)
-    return items
+    try:
+        copy = os.path.join(folder, os.path.basename(path))
+        if mask_type in ("radial", "spiral"):
+            with h5py.File(path, "r") as source, h5py.File(copy, "w") as subset:
+                for key, value in source.items():
+                    subset[key] = value[NONCARTESIAN_EVAL_SLICES]
+                subset.attrs.update(source.attrs)
+        else:
+            os.symlink(os.path.abspath(path), copy)
+        batch = 1 if mask_type == "kooshball" else 10
+        return list(_dataset(name, None, None, batch, False, 0, folder=folder, mask_type=mask_type,
+                             acceleration=acceleration))
+    finally:
+        shutil.rmtree(folder)
 
 
 def main():
@@ -296,6 +410,7 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-batches", type=int, default=20)
+    p.add_argument("--steps-per-epoch", type=int, default=25)
     p = sub.add_parser("export")
     p.add_argument("name", choices=sorted(RECIPES))
     p.add_argument("data_dir")
@@ -306,8 +421,11 @@ def main():
     p.add_argument("data_dir")
     p.add_argument("run_dir")
     p.add_argument("--max-volumes", type=int, default=15)
-    p.add_argument("--mask-type", default=None, choices=["random", "equispaced", "equispaced_fraction"],
-                   help="score with this mask family instead of the training one (equispaced adds GRAPPA)")
+    p.add_argument("--mask-type", default=None,
+                   choices=["random", "equispaced", "equispaced_fraction", "radial", "spiral"],
+                   help="score with this mask family or trajectory instead of the training one "
+                        "(equispaced adds GRAPPA)")
+    p.add_argument("--acceleration", type=float, default=None, help="score at this acceleration")
     args = parser.parse_args()
     {"train": train, "evaluate": evaluate, "export": export}[args.command](args)
 

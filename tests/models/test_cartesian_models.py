@@ -127,6 +127,19 @@ def test_unet_residual_zero_network_returns_zero_filled_magnitude(rng):
     np.testing.assert_array_equal(out.imag, 0.0)
 
 
+@pytest.mark.parametrize("kspace_residual", [False, True])
+def test_kikinet_zero_networks(kspace_residual, rng):
+    # Zero CNNs: residual k-space nets pass the k-space through, so the output is F^-1 y;
+    # the authors' non-residual ones output 0 k-space, so the image is 0.
+    _, inputs = make_inputs(rng, multicoil=False)
+    model = KIKINet(n_iter=2, n_convs=1, n_filters=4, kspace_residual=kspace_residual)
+    model(inputs)
+    zero_weights(model)
+    expected = np_ifftc(inputs["kspace"]) if kspace_residual else 0.0
+    np.testing.assert_allclose(model(inputs).numpy(), expected, atol=1e-5)
+    assert KIKINet.from_config(model.get_config()).kspace_residual is kspace_residual
+
+
 def test_pdnet_zero_networks_stay_at_zero(rng):
     # PDNet starts from an empty primal buffer: without learned updates nothing moves.
     _, inputs = make_inputs(rng, multicoil=False)
