@@ -1,6 +1,7 @@
 """Real-valued convolutional building blocks: plain CNN, DnCNN, U-net, channel attention.
 
-All blocks take and return channels-last float32 tensors (batch, H, W, C);
+All blocks take and return channels-last float32 tensors (batch, H, W, C), or
+(batch, D, H, W, C) for ``ConvStack`` and ``UNetBlock`` built with ``ndim=3``;
 complex data goes through :mod:`fastmri_zoo.layers.complex` first. Every
 sub-layer gets a stable name (``conv_3``, ``down_1_conv_0``, ...), so weights
 stay loadable across versions.
@@ -16,13 +17,14 @@ import tensorflow as tf
 __all__ = ["make_activation", "ConvStack", "DnCNN", "ChannelAttention", "UNetBlock"]
 
 
-def make_activation(spec: str | None, name: str) -> keras.layers.Layer:
+def make_activation(spec: str | None, name: str, ndim: int = 2) -> keras.layers.Layer:
     """Activation layer from a JSON-friendly spec.
 
     ``"relu"``, ``"linear"`` / ``None``, ``"prelu"`` (one slope per channel,
     shared over space), ``"lrelu"`` (leaky ReLU of slope 0.1, the original
     KIKI-net / NCPDNet refiner), ``"leaky_relu:<slope>"`` (e.g.
-    ``"leaky_relu:0.2"`` as in the fastMRI U-net), ``"sigmoid"``.
+    ``"leaky_relu:0.2"`` as in the fastMRI U-net), ``"sigmoid"``. ``ndim``: the
+    number of spatial axes the PReLU slopes are shared over.
     """
     if spec in (None, "linear"):
         return keras.layers.Identity(name=name)
@@ -31,7 +33,7 @@ def make_activation(spec: str | None, name: str) -> keras.layers.Layer:
     if spec == "sigmoid":
         return keras.layers.Activation("sigmoid", name=name)
     if spec == "prelu":
-        return keras.layers.PReLU(shared_axes=[1, 2], name=name)
+        return keras.layers.PReLU(shared_axes=list(range(1, ndim + 1)), name=name)
     if spec == "lrelu":
         return keras.layers.LeakyReLU(negative_slope=0.1, name=name)
     if isinstance(spec, str) and spec.startswith("leaky_relu"):
@@ -43,13 +45,31 @@ def make_activation(spec: str | None, name: str) -> keras.layers.Layer:
     )
 
 
-def _build_by_calling(layer, input_shape, size: int) -> None:
+def _build_by_calling(layer, input_shape, size: int, ndim: int = 2) -> None:
     """Create every sub-layer's weights by one call on a small zero input.
 
     The weights of these blocks do not depend on H and W, only on the channels.
     """
     channels = int(input_shape[-1])
-    layer.call(tf.zeros((1, size, size, channels)), training=False)
+    layer.call(tf.zeros((1,) + (size,) * ndim + (channels,)), training=False)
+
+
+def _check_ndim(ndim) -> int:
+    if ndim not in (2, 3):
+        raise ValueError(f"ndim: expected 2 (images) or 3 (volumes) spatial axes, got {ndim!r}.")
+    return int(ndim)
+
+
+#: Keras layer classes per number of spatial axes.
+_CONV = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
+_CONV_TRANSPOSE = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}
+_POOL = {
+    ("max", 2): keras.layers.MaxPooling2D,
+    ("max", 3): keras.layers.MaxPooling3D,
+    ("avg", 2): keras.layers.AveragePooling2D,
+    ("avg", 3): keras.layers.AveragePooling3D,
+}
+_UPSAMPLING = {2: keras.layers.UpSampling2D, 3: keras.layers.UpSampling3D}
 
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
@@ -58,7 +78,8 @@ class ConvStack(keras.layers.Layer):
 
     x: float32 (batch, H, W, C_in) -> float32 (batch, H, W, n_outputs). With
     ``n_convs=5, n_filters=48, n_outputs=2`` this is one Cascade-net block; with
-    ``n_convs=2, n_filters=32`` one PDNet primal or dual network.
+    ``n_convs=2, n_filters=32`` one PDNet primal or dual network. ``ndim=3``:
+    3D convolutions on (batch, D, H, W, C_in) volumes (NC-PDNet 3D).
     """
 
     def __init__(
@@ -71,9 +92,11 @@ class ConvStack(keras.layers.Layer):
         activation: str | None = "relu",
         use_bias: bool = True,
         batch_norm: bool = False,
+        ndim: int = 2,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        ndim = _check_ndim(ndim)
         if n_convs < 0 or n_outputs < 1 or n_filters < 1:
             raise ValueError(
                 f"n_convs, n_filters, n_outputs: expected n_convs >= 0 and positive sizes, "
@@ -87,17 +110,18 @@ class ConvStack(keras.layers.Layer):
         self.activation = activation
         self.use_bias = use_bias
         self.batch_norm = batch_norm
+        self.ndim = ndim
         self.convs = []
         self.norms = []
         self.activations = []
         for i in range(n_convs):
             self.convs.append(
-                keras.layers.Conv2D(n_filters, kernel_size, padding="same", use_bias=use_bias, name=f"conv_{i}")
+                _CONV[ndim](n_filters, kernel_size, padding="same", use_bias=use_bias, name=f"conv_{i}")
             )
             # DnCNN: batch norm on every hidden convolution but the first.
             self.norms.append(keras.layers.BatchNormalization(name=f"norm_{i}") if batch_norm and i > 0 else None)
-            self.activations.append(make_activation(activation, name=f"activation_{i}"))
-        self.output_conv = keras.layers.Conv2D(
+            self.activations.append(make_activation(activation, name=f"activation_{i}", ndim=ndim))
+        self.output_conv = _CONV[ndim](
             n_outputs,
             output_kernel_size or kernel_size,
             padding="same",
@@ -106,7 +130,7 @@ class ConvStack(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        _build_by_calling(self, input_shape, 1)
+        _build_by_calling(self, input_shape, 1, self.ndim)
 
     def call(self, x, training=None):
         for conv, norm, act in zip(self.convs, self.norms, self.activations):
@@ -127,6 +151,7 @@ class ConvStack(keras.layers.Layer):
             activation=self.activation,
             use_bias=self.use_bias,
             batch_norm=self.batch_norm,
+            ndim=self.ndim,
         )
         return config
 
@@ -199,6 +224,8 @@ class UNetBlock(keras.layers.Layer):
     - ``normalization="instance"`` (no affine), ``dropout``, ``use_bias`` as in fastMRI.
     - ``channel_attention``: squeeze-excitation after the first scale's encoder,
       the last decoder convolutions and the head convolution (XPDNet U-nets).
+    - ``ndim=3``: the same U-net with 3D convolutions, pooling and up-sampling on
+      (batch, D, H, W, C_in) volumes (D, H and W padded); no channel attention.
     """
 
     def __init__(
@@ -216,9 +243,13 @@ class UNetBlock(keras.layers.Layer):
         use_bias: bool = True,
         dropout: float = 0.0,
         channel_attention: bool = False,
+        ndim: int = 2,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        ndim = _check_ndim(ndim)
+        if channel_attention and ndim != 2:
+            raise ValueError(f"channel_attention: only available with ndim=2, got ndim={ndim}.")
         layers_n_channels = [int(c) for c in layers_n_channels]
         if len(layers_n_channels) < 1:
             raise ValueError("layers_n_channels: expected at least one scale, got [].")
@@ -241,11 +272,12 @@ class UNetBlock(keras.layers.Layer):
         self.use_bias = use_bias
         self.dropout = dropout
         self.channel_attention = channel_attention
+        self.ndim = ndim
         self.n_scales = len(layers_n_channels)
 
         self.down_blocks = [self._conv_block(c, f"down_{i}") for i, c in enumerate(layers_n_channels[:-1])]
         self.bottleneck = self._conv_block(layers_n_channels[-1], "bottleneck")
-        pooling = keras.layers.MaxPooling2D if pool == "max" else keras.layers.AveragePooling2D
+        pooling = _POOL[pool, ndim]
         self.pools = [pooling(2, name=f"pool_{i}") for i in range(self.n_scales - 1)]
         self.ups = []
         self.up_blocks = []
@@ -259,14 +291,14 @@ class UNetBlock(keras.layers.Layer):
             for where in ("encoder", "decoder", "head"):
                 self.attention[where] = ChannelAttention(activation=act, name=f"attention_{where}")
         if head_channels is not None:
-            self.head_conv = keras.layers.Conv2D(head_channels, 1, use_bias=True, name="head_conv")
-            self.head_act = make_activation(activation if head_activation else None, name="head_activation")
-        self.output_conv = keras.layers.Conv2D(n_outputs, 1, use_bias=True, name="output_conv")
+            self.head_conv = _CONV[ndim](head_channels, 1, use_bias=True, name="head_conv")
+            self.head_act = make_activation(activation if head_activation else None, name="head_activation", ndim=ndim)
+        self.output_conv = _CONV[ndim](n_outputs, 1, use_bias=True, name="output_conv")
 
     def _conv_block(self, channels, prefix):
         layers = []
         for j in range(self.layers_n_non_lins):
-            layers.append(keras.layers.Conv2D(channels, 3, padding="same", use_bias=self.use_bias, name=f"{prefix}_conv_{j}"))
+            layers.append(_CONV[self.ndim](channels, 3, padding="same", use_bias=self.use_bias, name=f"{prefix}_conv_{j}"))
             layers.extend(self._post_conv(f"{prefix}_{j}"))
         return layers
 
@@ -276,7 +308,7 @@ class UNetBlock(keras.layers.Layer):
             layers.append(
                 keras.layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5, name=f"{prefix}_norm")
             )
-        layers.append(make_activation(self.activation, name=f"{prefix}_activation"))
+        layers.append(make_activation(self.activation, name=f"{prefix}_activation", ndim=self.ndim))
         if self.dropout:
             layers.append(keras.layers.Dropout(self.dropout, name=f"{prefix}_dropout"))
         return layers
@@ -284,17 +316,17 @@ class UNetBlock(keras.layers.Layer):
     def _up_layers(self, channels, prefix):
         if self.upsampling == "upsample_conv":
             return [
-                keras.layers.UpSampling2D(2, name=f"{prefix}_upsample"),
-                keras.layers.Conv2D(channels, 2, padding="same", use_bias=self.use_bias, name=f"{prefix}_upconv"),
-                make_activation(self.activation, name=f"{prefix}_upconv_activation"),
+                _UPSAMPLING[self.ndim](2, name=f"{prefix}_upsample"),
+                _CONV[self.ndim](channels, 2, padding="same", use_bias=self.use_bias, name=f"{prefix}_upconv"),
+                make_activation(self.activation, name=f"{prefix}_upconv_activation", ndim=self.ndim),
             ]
         layers = [
-            keras.layers.Conv2DTranspose(channels, 2, strides=2, use_bias=self.use_bias, name=f"{prefix}_transpose")
+            _CONV_TRANSPOSE[self.ndim](channels, 2, strides=2, use_bias=self.use_bias, name=f"{prefix}_transpose")
         ]
         return layers + self._post_conv(f"{prefix}_transpose")
 
     def build(self, input_shape):
-        _build_by_calling(self, input_shape, 2 ** (self.n_scales - 1))
+        _build_by_calling(self, input_shape, 2 ** (self.n_scales - 1), self.ndim)
 
     @staticmethod
     def _run(layers, x, training):
@@ -304,10 +336,9 @@ class UNetBlock(keras.layers.Layer):
 
     def call(self, x, training=None):
         factor = 2 ** (self.n_scales - 1)
-        height, width = tf.shape(x)[1], tf.shape(x)[2]
-        pad_h = (-height) % factor
-        pad_w = (-width) % factor
-        x = tf.pad(x, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
+        sizes = [tf.shape(x)[axis] for axis in range(1, self.ndim + 1)]
+        pads = [(-size) % factor for size in sizes]
+        x = tf.pad(x, [[0, 0]] + [[pad // 2, pad - pad // 2] for pad in pads] + [[0, 0]])
         skips = []
         for i, (block, pool) in enumerate(zip(self.down_blocks, self.pools)):
             x = self._run(block, x, training)
@@ -327,7 +358,8 @@ class UNetBlock(keras.layers.Layer):
             if self.channel_attention:
                 x = self.attention["head"](x)
         x = self.output_conv(x)
-        return x[:, pad_h // 2 : pad_h // 2 + height, pad_w // 2 : pad_w // 2 + width, :]
+        crop = tuple(slice(pad // 2, pad // 2 + size) for pad, size in zip(pads, sizes))
+        return x[(slice(None),) + crop + (slice(None),)]
 
     def get_config(self):
         config = super().get_config()
@@ -345,5 +377,6 @@ class UNetBlock(keras.layers.Layer):
             use_bias=self.use_bias,
             dropout=self.dropout,
             channel_attention=self.channel_attention,
+            ndim=self.ndim,
         )
         return config
