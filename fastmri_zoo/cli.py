@@ -140,10 +140,13 @@ def _add_undersampling_options(parser: argparse.ArgumentParser) -> None:
 
 def _configure_reconstruct(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a registered checkpoint name, a preset folder or hf://owner/repo")
-    parser.add_argument("input", help="fastMRI-layout .h5 file")
-    parser.add_argument("-o", "--output", required=True, help="output .h5 (dataset 'reconstruction')")
+    parser.add_argument("input", help="fastMRI-layout .h5 file: Cartesian, or non-Cartesian (kspace, trajectory, "
+                        "optional dcomp, attribute image_shape) for a non-Cartesian model")
+    parser.add_argument("-o", "--output", default=None, help="output .h5 (dataset 'reconstruction')")
     parser.add_argument("--png", default=None, help="also draw the middle slice (and error maps) to this PNG")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--image-shape", type=int, nargs="+", default=None, metavar="N",
+                        help="non-Cartesian files: the image grid (e.g. 256 256), replacing the file's image_shape")
     _add_undersampling_options(parser)
 
 
@@ -159,12 +162,23 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
     model = _load_for_cli(args.name)
     result = reconstruct_file(model, args.input, args.output, png=args.png, acceleration=args.acceleration,
                               mask_type=args.mask_type, center_fraction=args.center_fraction, seed=args.seed,
-                              batch_size=args.batch_size, model_name=args.name)
-    print(f"wrote {args.output}: reconstruction {result.reconstruction.shape}, AF {result.acceleration:.2f}")
+                              batch_size=args.batch_size, model_name=args.name, image_shape=args.image_shape)
+    if result.noncartesian:
+        af = f", AF {result.acceleration:.2f}" if result.acceleration == result.acceleration else ""
+        print(f"reconstructed {args.input}: {result.reconstruction.shape[0]} slice(s) of "
+              f"{tuple(int(n) for n in result.attrs['image_shape'])} (non-Cartesian{af}), network and "
+              f"adjoint + DCp; density compensation: {result.attrs['density_compensation']}")
+        print("  no reference in the file: no metrics")
+    else:
+        print(f"reconstructed {args.input}: reconstruction {result.reconstruction.shape}, AF {result.acceleration:.2f}")
     for method, values in result.metrics.items():
         print(f"  {method:<12} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
+    if args.output:
+        print(f"wrote {args.output}")
     if args.png:
         print(f"wrote {args.png}")
+    if not args.output and not args.png:
+        print("nothing written: give -o/--output and/or --png to keep the reconstruction")
     return 0
 
 
@@ -288,7 +302,8 @@ def _print_fit_result(result) -> None:
 COMMANDS = {
     "list": ("list the registered checkpoints", _configure_list, _run_list),
     "info": ("print the model card of a checkpoint", _configure_info, _run_info),
-    "reconstruct": ("reconstruct a fastMRI-layout file with a zoo model", _configure_reconstruct, _run_reconstruct),
+    "reconstruct": ("reconstruct a fastMRI-layout file (Cartesian or non-Cartesian) with a zoo model",
+                    _configure_reconstruct, _run_reconstruct),
     "evaluate": ("NMSE / PSNR / SSIM of a model on a folder of files, with zero-filled as baseline",
                  _configure_evaluate, _run_evaluate),
     "export-hub": ("write a checkpoint as a folder ready for huggingface_hub.upload_folder",

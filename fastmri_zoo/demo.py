@@ -20,6 +20,7 @@ SAMPLES = {
     "brain_4coil": "brain_4coil.h5",
     "ixi_heldout_singlecoil": "ixi_heldout_singlecoil.h5",
     "ixi_heldout_multicoil": "ixi_heldout_multicoil.h5",
+    "radial_cardiac_12coil": "radial_cardiac_12coil.h5",
 }
 
 

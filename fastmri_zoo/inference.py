@@ -1,10 +1,18 @@
 """Running a zoo model on a fastMRI-layout file, slice by slice.
 
 The inputs are prepared exactly as the training pipelines prepare them
-(``data.pipelines``): k-space masked, coil maps estimated from the fully
-sampled centre, everything divided by the maximum of the zero-filled
-magnitude; the output is multiplied back, so reconstructions are in the
-units of the file.
+(``data.pipelines``), and the output is multiplied back by the scale, so
+reconstructions are in the units of the file.
+
+- Cartesian files: k-space masked, coil maps estimated from the fully sampled
+  centre, everything divided by the maximum of the zero-filled magnitude.
+- Non-Cartesian files (a ``trajectory`` dataset, see ``data.h5``): raw samples,
+  trajectory and density compensation (the file's ``dcomp`` or Pipe-Menon
+  weights), everything divided by the maximum of the density-compensated
+  adjoint (RSS over coils); coil maps from the data itself, the low-resolution
+  adjoint of the centre of k-space (``estimate_sensitivity_maps_nufft``). Such
+  files usually have no reference: the baseline beside the network is the
+  adjoint + density compensation, and no metric is computed.
 """
 
 from __future__ import annotations
@@ -15,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["infer_mask", "undersample", "reconstruct_cartesian", "reconstruct_file", "FileReconstruction"]
+__all__ = [
+    "infer_mask",
+    "undersample",
+    "reconstruct_cartesian",
+    "is_noncartesian",
+    "noncartesian_inputs",
+    "reconstruct_noncartesian",
+    "reconstruct_file",
+    "FileReconstruction",
+]
 
 
 def infer_mask(kspace: np.ndarray) -> tuple[np.ndarray, int]:
@@ -105,9 +122,160 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
     return np.concatenate(outputs).astype(np.float32), np.concatenate(zero_filled_images).astype(np.float32)
 
 
+def is_noncartesian(model) -> bool:
+    """Whether ``model`` takes non-Cartesian inputs (its required inputs include ``traj``)."""
+    return "traj" in tuple(getattr(model, "REQUIRED_INPUTS", ()))
+
+
+#: radius (radians per pixel) of the k-space centre the coil maps are estimated from, as in training
+SMAPS_CENTER_RADIUS = 0.1 * np.pi
+
+
+def noncartesian_inputs(kspace, traj, image_shape, dcomp) -> tuple[dict[str, Any], float, np.ndarray]:
+    """Model inputs for one slice (volume in 3D), prepared as ``data.pipelines.noncartesian_dataset`` does.
+
+    kspace: complex64 (coils, nsamples) multicoil or (nsamples,) single-coil, in the units of the
+    file; traj: float32 (ndim, nsamples), radians per pixel; image_shape: (H, W) or (D, H, W);
+    dcomp: float32 (nsamples,). The scale is the maximum of the density-compensated adjoint
+    (RSS over coils); k-space is divided by it. Multicoil coil maps: the low-resolution
+    density-compensated adjoint of the samples with |k| < ``SMAPS_CENTER_RADIUS``, each coil
+    divided by the RSS.
+
+    Returns (inputs, scale, adjoint): inputs {"kspace": complex64 (1, [coils,] nsamples),
+    "traj": float32 (1, ndim, nsamples), "dcomp": float32 (1, nsamples), "smaps": complex64
+    (1, coils, *image_shape) (multicoil)}, the scale (float) and the adjoint + density
+    compensation image complex64 (*image_shape) in the units of the file (coils combined with
+    the conjugate coil maps).
+    """
+    import tensorflow as tf
+
+    from .data.pipelines import normalization_scale
+    from .physics import NUFFT, estimate_sensitivity_maps_nufft
+
+    image_shape = tuple(int(n) for n in image_shape)
+    kspace = tf.convert_to_tensor(kspace, tf.complex64)
+    multicoil = kspace.shape.rank == 2
+    traj = tf.convert_to_tensor(traj, tf.float32)
+    dcomp = tf.convert_to_tensor(dcomp, tf.float32)
+    coil_kspace = kspace if multicoil else kspace[None]
+    coil_adjoint = NUFFT(traj, image_shape, dcomp=dcomp).adjoint_dcomp(coil_kspace)  # coils as batch
+    scale = normalization_scale(coil_adjoint, 0 if multicoil else None)
+    normalized = coil_kspace / tf.cast(scale, tf.complex64)
+    inputs = {"kspace": normalized[None] if multicoil else normalized, "traj": traj[None], "dcomp": dcomp[None]}
+    if multicoil:
+        smaps = estimate_sensitivity_maps_nufft(inputs["kspace"], traj, image_shape, dcomp,
+                                                center_radius=SMAPS_CENTER_RADIUS)
+        inputs["smaps"] = smaps
+        adjoint = tf.reduce_sum(tf.math.conj(smaps[0]) * coil_adjoint, axis=0)
+    else:
+        adjoint = coil_adjoint[0]
+    return inputs, float(scale), adjoint.numpy()
+
+
+def _per_slice(array, num_slices: int, per_slice_rank: int):
+    """Index function for a dataset stored once (rank ``per_slice_rank``) or per slice."""
+    if array is None:
+        return lambda index: None
+    array = np.asarray(array)
+    if array.ndim == per_slice_rank:
+        return lambda index: array
+    return lambda index: array[index]
+
+
+def reconstruct_noncartesian(model, kspace: np.ndarray, traj: np.ndarray, image_shape, dcomp=None,
+                             progress: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Network and adjoint + density compensation magnitudes of non-Cartesian k-space, in the file's units.
+
+    kspace: complex64 (slices, coils, nsamples) or (slices, nsamples) (in 3D one "slice" is a
+    volume); traj: float32 (ndim, nsamples) shared or (slices, ndim, nsamples), radians per pixel;
+    image_shape: (H, W) or (D, H, W); dcomp: float32 (nsamples,), (slices, nsamples) or None
+    (Pipe-Menon weights, ``physics.pipe_menon_density`` with its defaults, computed once per
+    distinct trajectory). model: a non-Cartesian zoo model, or None for the adjoint only.
+
+    Returns (network float32 (slices, *image_shape) or None, adjoint + DCp float32
+    (slices, *image_shape), dcomp float32 (nsamples,) or (slices, nsamples) as used).
+    """
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from .physics import pipe_menon_density
+
+    kspace = np.asarray(kspace)
+    if kspace.ndim not in (2, 3):
+        raise ValueError(
+            f"kspace: expected (slices, nsamples) or (slices, coils, nsamples) non-Cartesian k-space, "
+            f"got shape {kspace.shape}."
+        )
+    image_shape = tuple(int(n) for n in image_shape)
+    num_slices = kspace.shape[0]
+    traj = np.asarray(traj, np.float32)
+    if traj.ndim not in (2, 3) or traj.shape[-2] != len(image_shape) or traj.shape[-1] != kspace.shape[-1] or (
+            traj.ndim == 3 and traj.shape[0] != num_slices):
+        raise ValueError(
+            f"traj: expected ({len(image_shape)}, {kspace.shape[-1]}) or ({num_slices}, {len(image_shape)}, "
+            f"{kspace.shape[-1]}) (ndim of image_shape {image_shape}, samples of kspace), got shape {traj.shape}."
+        )
+    if dcomp is None:
+        if traj.ndim == 2:
+            dcomp = np.asarray(pipe_menon_density(traj, image_shape), np.float32)
+        else:
+            dcomp = np.stack([np.asarray(pipe_menon_density(t, image_shape), np.float32) for t in traj])
+    dcomp = np.asarray(dcomp, np.float32)
+    if dcomp.shape not in ((kspace.shape[-1],), (num_slices, kspace.shape[-1])):
+        raise ValueError(
+            f"dcomp: expected shape ({kspace.shape[-1]},) or ({num_slices}, {kspace.shape[-1]}), got {dcomp.shape}."
+        )
+    traj_of, dcomp_of = _per_slice(traj, num_slices, 2), _per_slice(dcomp, num_slices, 1)
+    multicoil = kspace.ndim == 3
+    network, adjoint = [], []
+    for index in tqdm(range(num_slices), desc="reconstruct", unit="slice", disable=not progress):
+        inputs, scale, image = noncartesian_inputs(kspace[index], traj_of(index), image_shape, dcomp_of(index))
+        adjoint.append(np.abs(image))
+        if model is not None:
+            if not multicoil:
+                inputs["image_shape"] = image_shape
+            output = model(inputs)
+            network.append(np.abs(tf.convert_to_tensor(output).numpy()[0]) * scale)
+    network_images = np.stack(network).astype(np.float32) if model is not None else None
+    return network_images, np.stack(adjoint).astype(np.float32), dcomp
+
+
+def _check_noncartesian_model(model, volume, image_shape, input_path) -> None:
+    """Clear errors when a non-Cartesian model cannot take the file's k-space."""
+    name = type(model).__name__
+    multicoil = bool(getattr(model, "multicoil", False))
+    if volume.multicoil and not multicoil:
+        raise ValueError(
+            f"kspace: {name} is a single-coil model but {input_path} holds {volume.kspace.shape[1]} coils "
+            f"(kspace {volume.kspace.shape}); use a multicoil model (fastmri-zoo list --coils multicoil)."
+        )
+    if not volume.multicoil and multicoil:
+        raise ValueError(
+            f"kspace: {name} is a multicoil model but {input_path} holds single-coil k-space "
+            f"{volume.kspace.shape} (slices, nsamples); use a single-coil model."
+        )
+    model_ndim = getattr(model, "ndim", None)
+    if model_ndim is not None and int(model_ndim) != len(image_shape):
+        raise ValueError(
+            f"image_shape: {name} reconstructs {int(model_ndim)}D images but {input_path} has the "
+            f"{len(image_shape)}D grid {list(image_shape)}."
+        )
+    model_shape = getattr(model, "image_shape", None)
+    if model_shape is not None and not multicoil and tuple(int(n) for n in model_shape) != tuple(image_shape):
+        raise ValueError(
+            f"image_shape: {name} was built for {list(model_shape)} images but {input_path} gives "
+            f"{list(image_shape)}; pass --image-shape {' '.join(str(int(n)) for n in model_shape)}."
+        )
+
+
 @dataclass
 class FileReconstruction:
-    """What ``reconstruct_file`` produced: images in the file's units, cropped to the reference size."""
+    """What ``reconstruct_file`` produced: images in the file's units, cropped to the reference size.
+
+    ``zero_filled`` holds the baseline named by ``baseline``: the zero-filled inverse FFT for
+    Cartesian files, the adjoint + density compensation for non-Cartesian ones. ``acceleration``
+    is NaN when a non-Cartesian file does not record it.
+    """
 
     reconstruction: np.ndarray
     zero_filled: np.ndarray
@@ -115,28 +283,101 @@ class FileReconstruction:
     acceleration: float
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    baseline: str = "zero-filled"
+    noncartesian: bool = False
+
+
+def _middle_image(images: np.ndarray) -> np.ndarray:
+    """The middle slice of (slices, H, W), or the middle partition of the middle volume of (slices, D, H, W)."""
+    image = images[images.shape[0] // 2]
+    return image[image.shape[0] // 2] if image.ndim == 3 else image
+
+
+def _reconstruct_noncartesian_file(model, volume, input_path, output_path, png, progress, model_name):
+    from .data.h5 import write_reconstruction_h5
+
+    image_shape = volume.image_shape
+    _check_noncartesian_model(model, volume, image_shape, input_path)
+    network, adjoint, _ = reconstruct_noncartesian(model, volume.kspace, volume.trajectory, image_shape,
+                                                   dcomp=volume.dcomp, progress=progress)
+    acceleration = float(volume.attrs.get("acceleration", float("nan")))
+    result = FileReconstruction(network, adjoint, volume.reference, acceleration,
+                                baseline="adjoint + DCp", noncartesian=True)
+    label = model_name or type(model).__name__
+    source = os.path.basename(os.fspath(input_path))
+    result.attrs = {
+        "model": label,
+        "source": source,
+        "trajectory": "non-Cartesian",
+        "image_shape": np.asarray(image_shape, np.int64),
+        "density_compensation": "from file" if volume.dcomp is not None else "Pipe-Menon",
+        "metrics": "none (the input has no fully sampled reference)",
+    }
+    if np.isfinite(acceleration):
+        result.attrs["acceleration"] = acceleration
+    if output_path is not None:
+        write_reconstruction_h5(output_path, network, attrs=result.attrs)
+    if png is not None:
+        from .viz import save_comparison_png
+
+        middle = network.shape[0] // 2
+        af = f", AF {acceleration:.2f}" if np.isfinite(acceleration) else ""
+        save_comparison_png(
+            png,
+            {"adjoint + DCp": _middle_image(adjoint), label: _middle_image(network)},
+            title=f"{source}, slice {middle}{af}; no reference, no metrics",
+        )
+    return result
 
 
 def reconstruct_file(model, input_path, output_path=None, png=None, *, acceleration=None, mask_type=None,
                      center_fraction=None, seed: int = 0, batch_size: int = 4, progress: bool = True,
-                     model_name: str | None = None) -> FileReconstruction:
+                     model_name: str | None = None, image_shape=None) -> FileReconstruction:
     """Reconstruct every slice of a fastMRI-layout file and write ``reconstruction`` (fastMRI layout).
 
-    A file whose k-space is already undersampled (zero columns, or a stored ``mask``) is used
-    as is. A fully sampled file is undersampled retrospectively: by ``acceleration`` /
-    ``mask_type`` / ``center_fraction`` when given, else by the acquisition recorded in the
-    model's preset. ``png``: a figure of the middle slice (reconstruction, zero-filled and,
-    when the file holds a reference, the reference and error maps).
+    Cartesian files: a file whose k-space is already undersampled (zero columns, or a stored
+    ``mask``) is used as is. A fully sampled file is undersampled retrospectively: by
+    ``acceleration`` / ``mask_type`` / ``center_fraction`` when given, else by the acquisition
+    recorded in the model's preset. ``png``: a figure of the middle slice (reconstruction,
+    zero-filled and, when the file holds a reference, the reference and error maps).
+
+    Non-Cartesian files (``trajectory`` dataset; the model must be non-Cartesian): the raw
+    samples are reconstructed as acquired (see ``reconstruct_noncartesian``) on the file's
+    ``image_shape`` grid, or on ``image_shape`` when given; ``png`` shows adjoint + density
+    compensation beside the network. No metric is computed (such files have no reference).
+    ``batch_size`` applies to Cartesian files only (non-Cartesian slices go one at a time).
     """
     from . import metrics as zoo_metrics
     from .data.h5 import read_fastmri_h5, write_reconstruction_h5
     from .data.pipelines import center_crop
 
+    name = type(model).__name__
+    if is_noncartesian(model):
+        volume = read_fastmri_h5(input_path, image_shape=image_shape)
+        if not volume.noncartesian:
+            raise ValueError(
+                f"{input_path}: has no 'trajectory' dataset, so it holds Cartesian k-space {volume.kspace.shape}; "
+                f"{name} is a non-Cartesian model. A non-Cartesian file needs kspace (slices, [coils,] nsamples), "
+                "trajectory float32 (ndim, nsamples) in radians per pixel and the attribute image_shape "
+                "(see fastmri_zoo.data.h5)."
+            )
+        given = {"acceleration": acceleration, "mask_type": mask_type, "center_fraction": center_fraction}
+        given = [key for key, value in given.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: retrospective Cartesian undersampling does not apply to the non-Cartesian "
+                f"file {input_path}; its samples are reconstructed as acquired."
+            )
+        return _reconstruct_noncartesian_file(model, volume, input_path, output_path, png, progress, model_name)
+    if image_shape is not None:
+        raise ValueError(
+            f"image_shape: only for non-Cartesian models; {name} is Cartesian and reconstructs on the k-space grid."
+        )
     volume = read_fastmri_h5(input_path)
     if volume.noncartesian:
         raise ValueError(
             f"{input_path}: holds non-Cartesian k-space (a 'trajectory' dataset); "
-            f"{type(model).__name__} is a Cartesian model."
+            f"{name} is a Cartesian model. Use a non-Cartesian one (fastmri-zoo list --trajectory radial)."
         )
     kspace = volume.kspace
     if volume.mask is not None:

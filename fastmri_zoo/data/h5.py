@@ -177,11 +177,12 @@ def _image_shape_of(handle: h5py.File, problems: list[str]) -> tuple[int, ...] |
     return tuple(int(v) for v in raw)
 
 
-def _problems(handle: h5py.File, check_values: bool) -> list[str]:
+def _problems(handle: h5py.File, check_values: bool, image_shape: tuple[int, ...] | None = None) -> list[str]:
     """Every way ``handle`` departs from the layout of the module docstring.
 
     check_values: also scan k-space and references for NaN / Inf (reads them whole);
-    the trajectory and density weights are small and always checked.
+    the trajectory and density weights are small and always checked. image_shape: the
+    grid of a non-Cartesian file given by the caller (replaces the attribute).
     """
     problems: list[str] = []
     keys = sorted(handle.keys())
@@ -210,9 +211,9 @@ def _problems(handle: h5py.File, check_values: bool) -> list[str]:
     if num_slices == 0:
         problems.append(f"kspace: holds no slices (shape {kspace.shape}).")
 
-    image_shape = None
     if noncartesian:
-        image_shape = _image_shape_of(handle, problems)
+        if image_shape is None:
+            image_shape = _image_shape_of(handle, problems)
         nsamples = kspace.shape[-1]
         traj = handle["trajectory"]
         if traj.dtype != np.float32:
@@ -362,16 +363,35 @@ def _read_rows(dataset: h5py.Dataset, indices: np.ndarray) -> np.ndarray:
     return block[inverse]
 
 
-def read_fastmri_h5(path: str | os.PathLike, slices: _SliceSelection = None) -> FastMRIVolume:
+def _requested_image_shape(image_shape) -> tuple[int, ...] | None:
+    if image_shape is None:
+        return None
+    values = np.atleast_1d(np.asarray(image_shape))
+    if (values.ndim != 1 or values.size not in (2, 3) or not np.issubdtype(values.dtype, np.integer)
+            or (values <= 0).any()):
+        raise ValueError(f"image_shape: expected 2 or 3 positive integers, got {np.asarray(image_shape).tolist()}.")
+    return tuple(int(v) for v in values)
+
+
+def read_fastmri_h5(path: str | os.PathLike, slices: _SliceSelection = None,
+                    image_shape: Sequence[int] | None = None) -> FastMRIVolume:
     """Read a fastMRI-layout file (Cartesian or non-Cartesian).
 
     slices: None (all), an int (kept as a slice axis of length 1), a ``slice`` or a list
-    of ints. Only the selected slices are read from disk. The layout is validated first
+    of ints. Only the selected slices are read from disk. image_shape: the image grid of a
+    non-Cartesian file, replacing its ``image_shape`` attribute (or supplying it when the
+    file has none); not allowed for a Cartesian file. The layout is validated first
     (shapes and dtypes; NaN / Inf only in what is read); problems raise ValueError.
     """
     path = _check_path(path)
+    requested_shape = _requested_image_shape(image_shape)
     with _open(path) as handle:
-        problems = _problems(handle, check_values=False)
+        if requested_shape is not None and "trajectory" not in handle:
+            raise ValueError(
+                f"image_shape: given {list(requested_shape)} but {path} is a Cartesian file (no 'trajectory'); "
+                "the grid of Cartesian k-space is its own shape."
+            )
+        problems = _problems(handle, check_values=False, image_shape=requested_shape)
         if problems:
             raise ValueError(f"{path}: not a valid fastMRI-layout file:\n  - " + "\n  - ".join(problems))
         kspace_ds = handle["kspace"]
@@ -394,7 +414,8 @@ def read_fastmri_h5(path: str | os.PathLike, slices: _SliceSelection = None) -> 
             header = attrs["ismrmrd_header"]
         trajectory = dcomp = image_shape = None
         if "trajectory" in handle:
-            image_shape = tuple(int(v) for v in np.atleast_1d(attrs.pop("image_shape")))
+            stored = attrs.pop("image_shape", None)
+            image_shape = requested_shape or tuple(int(v) for v in np.atleast_1d(stored))
             traj_ds = handle["trajectory"]
             trajectory = traj_ds[()] if traj_ds.ndim == 2 else _read_rows(traj_ds, indices)
             if "dcomp" in handle:

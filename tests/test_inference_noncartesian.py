@@ -1,0 +1,183 @@
+"""``fastmri-zoo reconstruct`` on raw non-Cartesian files: the bundled real radial cardiac
+acquisition and small simulated files. References are computed here with numpy and finufft
+(type-1 / type-2 NUFFT in the package's sign and scaling convention)."""
+
+import os
+
+import finufft
+import h5py
+import numpy as np
+import pytest
+
+from fastmri_zoo.data.h5 import read_fastmri_h5, write_fastmri_h5
+from fastmri_zoo.demo import bundled_sample
+from fastmri_zoo.inference import noncartesian_inputs, reconstruct_noncartesian
+from fastmri_zoo.physics import pipe_menon_density
+from fastmri_zoo.sampling import radial_trajectory
+
+SAMPLE = "radial_cardiac_12coil"
+CENTER_RADIUS = 0.1 * np.pi  # the centre of k-space the coil maps come from (as in training)
+
+
+# ---------------------------------------------------------------------------- numpy / finufft references
+
+
+def np_adjoint(traj, kspace, shape):
+    """x_n = N^(-1/2) sum_j y_j exp(+i k_j . (n - N//2)); traj (2, nsamples), kspace (..., nsamples)."""
+    values = np.atleast_2d(kspace).astype(np.complex128)
+    out = np.stack([finufft.nufft2d1(traj[0].astype(np.float64), traj[1].astype(np.float64), v, shape,
+                                     isign=1, eps=1e-12) for v in values])
+    out = out / np.sqrt(np.prod(shape))
+    return out if np.ndim(kspace) > 1 else out[0]
+
+
+def np_forward(traj, images):
+    """y_j = N^(-1/2) sum_n x_n exp(-i k_j . (n - N//2)); images (..., H, W)."""
+    values = np.asarray(images, np.complex128).reshape((-1,) + np.shape(images)[-2:])
+    out = np.stack([finufft.nufft2d2(traj[0].astype(np.float64), traj[1].astype(np.float64), v, isign=-1, eps=1e-12)
+                    for v in values])
+    return (out / np.sqrt(np.prod(np.shape(images)[-2:]))).reshape(np.shape(images)[:-2] + (-1,))
+
+
+def np_prepare(kspace, traj, shape, dcomp):
+    """Scale, coil maps and SENSE-combined adjoint + DCp of one multicoil slice, from the definitions."""
+    coil_images = np_adjoint(traj, kspace * dcomp, shape)
+    scale = np.sqrt((np.abs(coil_images) ** 2).sum(0)).max()
+    centre = np.hypot(traj[0], traj[1]) < CENTER_RADIUS
+    low = np_adjoint(traj, kspace * dcomp * centre, shape)
+    smaps = low / np.sqrt((np.abs(low) ** 2).sum(0))
+    adjoint = (np.conj(smaps) * coil_images).sum(0)
+    return scale, smaps, adjoint
+
+
+def relative_error(got, want):
+    return float(np.linalg.norm(np.asarray(got) - want) / np.linalg.norm(want))
+
+
+# ---------------------------------------------------------------------------- the bundled acquisition
+
+
+@pytest.fixture(scope="module")
+def sample():
+    volume = read_fastmri_h5(bundled_sample(SAMPLE))
+    dcomp = np.asarray(pipe_menon_density(volume.trajectory, volume.image_shape), np.float32)
+    return volume, dcomp
+
+
+def test_sample_layout_geometry_and_attribution(sample):
+    volume, _ = sample
+    path = bundled_sample(SAMPLE)
+    assert os.path.getsize(path) < 2e6
+    assert volume.noncartesian and volume.multicoil and volume.reference is None and volume.dcomp is None
+    assert volume.kspace.shape == (1, 12, 6400) and volume.kspace.dtype == np.complex64
+    assert volume.trajectory.shape == (2, 6400) and volume.trajectory.dtype == np.float32
+    assert volume.image_shape == (256, 256)
+    assert "gpuNUFFT" in volume.attrs["source"] and volume.attrs["licence"] == "MIT"
+    assert volume.attrs["acceleration"] == pytest.approx(256 / 25)
+    # 25 diametric spokes of 256 samples, spoke-major, from +pi to -pi in steps of 2 pi / 255,
+    # 180 / 25 degrees apart (closed form of the gpuNUFFT trajectory).
+    spokes = volume.trajectory.reshape(2, 25, 256)
+    radius = np.hypot(spokes[0], spokes[1])
+    np.testing.assert_allclose(radius, np.broadcast_to(np.abs(np.linspace(np.pi, -np.pi, 256)), (25, 256)), atol=2e-6)
+    steps = np.hypot(*np.diff(spokes, axis=-1))
+    np.testing.assert_allclose(steps, 2 * np.pi / 255, rtol=1e-4)
+    angles = np.degrees(np.arctan2(spokes[1, :, 0], spokes[0, :, 0])) % 180
+    np.testing.assert_allclose(np.sort(angles), np.arange(25) * 7.2, atol=1e-4)
+    assert np.abs(volume.trajectory).max() <= np.pi
+    # The raw data are not scaled: the peak of the file is the gpuNUFFT rawdata's.
+    assert 1e-3 < np.abs(volume.kspace).max() < 1e-2
+
+
+def test_sample_adjoint_dcomp_and_coil_maps_match_finufft(sample):
+    volume, dcomp = sample
+    kspace, traj, shape = volume.kspace[0], volume.trajectory, volume.image_shape
+    scale_ref, smaps_ref, adjoint_ref = np_prepare(kspace, traj, shape, dcomp)
+
+    network, adjoint, used_dcomp = reconstruct_noncartesian(None, volume.kspace, traj, shape, progress=False)
+    assert network is None and adjoint.shape == (1, 256, 256) and adjoint.dtype == np.float32
+    np.testing.assert_allclose(used_dcomp, dcomp, rtol=1e-6)
+    assert relative_error(adjoint[0], np.abs(adjoint_ref)) < 1e-3
+
+    inputs, scale, image = noncartesian_inputs(kspace, traj, shape, dcomp)
+    assert scale == pytest.approx(scale_ref, rel=1e-4)
+    assert relative_error(image, adjoint_ref) < 1e-3
+    smaps = inputs["smaps"].numpy()
+    assert smaps.shape == (1, 12, 256, 256)
+    assert relative_error(smaps[0], smaps_ref) < 1e-3
+    np.testing.assert_allclose(inputs["kspace"].numpy()[0], kspace / scale_ref, rtol=0, atol=1e-4 * np.abs(kspace).max() / scale_ref)
+    # The maps have unit root-sum-of-squares wherever there is signal.
+    signal = np.abs(adjoint_ref) > 0.1 * np.abs(adjoint_ref).max()
+    assert signal.mean() > 0.05
+    np.testing.assert_allclose(np.sqrt((np.abs(smaps[0]) ** 2).sum(0))[signal], 1.0, atol=1e-5)
+    np.testing.assert_array_equal(inputs["traj"].numpy()[0], traj)
+    np.testing.assert_array_equal(inputs["dcomp"].numpy()[0], dcomp)
+
+
+# ---------------------------------------------------------------------------- simulated files
+
+
+def phantom(size, coils, rng):
+    """Smooth complex object and birdcage-like coil maps: coil images (coils, size, size)."""
+    y, x = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    image = (x**2 / 0.6 + y**2 / 0.4 < 1) * (1 + 0.5 * np.cos(3 * x)) * np.exp(1j * rng.uniform(-1, 1) * (x + y))
+    angles = 2 * np.pi * np.arange(coils) / coils
+    maps = np.stack([np.exp(-((x - 1.2 * np.cos(a)) ** 2 + (y - 1.2 * np.sin(a)) ** 2) / 1.5) * np.exp(1j * a)
+                     for a in angles])
+    return image[None] * maps
+
+
+@pytest.fixture
+def simulated(tmp_path):
+    """Two slices, 4 coils, 48 x 48, radial AF 4, a closed-form |k| density stored in the file."""
+    rng = np.random.default_rng(1)
+    size, coils = 48, 4
+    traj = radial_trajectory(size, 4).reshape(2, -1)
+    kspace = np.stack([np_forward(traj, phantom(size, coils, rng)) for _ in range(2)]).astype(np.complex64) * 3e-4
+    dcomp = np.maximum(np.hypot(traj[0], traj[1]), 0.01).astype(np.float32)
+    path = tmp_path / "radial.h5"
+    write_fastmri_h5(path, kspace, trajectory=traj, dcomp=dcomp, image_shape=(size, size), acquisition="simulated")
+    return path, kspace, traj, dcomp
+
+
+def test_dcomp_of_the_file_is_used_and_image_shape_can_be_overridden(simulated):
+    path, kspace, traj, dcomp = simulated
+    for shape in (None, (40, 40)):
+        volume = read_fastmri_h5(path, image_shape=shape)
+        grid = shape or (48, 48)
+        assert volume.image_shape == grid
+        _, adjoint, used = reconstruct_noncartesian(None, volume.kspace, volume.trajectory, volume.image_shape,
+                                                    dcomp=volume.dcomp, progress=False)
+        np.testing.assert_array_equal(used, dcomp)
+        assert adjoint.shape == (2,) + grid
+        for index in range(2):
+            _, _, want = np_prepare(kspace[index], traj, grid, dcomp)
+            assert relative_error(adjoint[index], np.abs(want)) < 2e-3
+
+
+def test_single_coil_inputs_match_numpy(simulated):
+    path, kspace, traj, dcomp = simulated
+    single = kspace[0, 0]
+    inputs, scale, image = noncartesian_inputs(single, traj, (48, 48), dcomp)
+    want = np_adjoint(traj, single * dcomp, (48, 48))
+    assert scale == pytest.approx(np.abs(want).max(), rel=1e-3)
+    assert relative_error(image, want) < 2e-3
+    assert set(inputs) == {"kspace", "traj", "dcomp"} and inputs["kspace"].shape == (1, traj.shape[-1])
+    np.testing.assert_allclose(inputs["kspace"].numpy()[0], single / scale, rtol=1e-5)
+
+
+def test_reading_an_image_shape_that_does_not_fit(simulated, tmp_path):
+    path, *_ = simulated
+    with pytest.raises(ValueError, match="image_shape"):
+        read_fastmri_h5(path, image_shape=(48, 48, 48))  # the trajectory is 2D
+    with pytest.raises(ValueError, match="image_shape"):
+        read_fastmri_h5(path, image_shape=(0, 48))
+    with pytest.raises(ValueError, match="Cartesian file"):
+        read_fastmri_h5(bundled_sample("brain_4coil"), image_shape=(256, 256))
+    # A non-Cartesian file without the image_shape attribute is readable when the grid is given.
+    bare = tmp_path / "bare.h5"
+    with h5py.File(path) as source, h5py.File(bare, "w") as target:
+        for key in ("kspace", "trajectory"):
+            target.create_dataset(key, data=source[key][()])
+    with pytest.raises(ValueError, match="image_shape"):
+        read_fastmri_h5(bare)
+    assert read_fastmri_h5(bare, image_shape=[48, 48]).image_shape == (48, 48)
