@@ -46,18 +46,18 @@ TABLE_OVERSAMPLING = 2**14
 
 
 @functools.lru_cache(maxsize=32)
-def kb_operators(image_shape: tuple, grid_shape: tuple, numpoints: int):
+def kb_operators(image_shape: tuple, grid_shape: tuple, numpoints: int, table_oversampling: int = TABLE_OVERSAMPLING):
     """Cached (forward, adjoint, interpob) tfkbnufft ops for one geometry.
 
     Building the interpolation tables is slow, so they are built once per
-    (image_shape, grid_shape, numpoints). The ops take x complex64
-    (batch, coils, *image_shape) and om float32 (batch, ndim, nsamples).
+    (image_shape, grid_shape, numpoints, table_oversampling). The ops take x
+    complex64 (batch, coils, *image_shape) and om float32 (batch, ndim, nsamples).
     """
     # Lift out of any graph being traced so the cached tables are eager constants.
     with tf.init_scope():
         module = KbNufftModule(
             im_size=image_shape, grid_size=grid_shape, norm="ortho", numpoints=numpoints,
-            table_oversamp=TABLE_OVERSAMPLING,
+            table_oversamp=int(table_oversampling),
         )
         interpob = module._extract_nufft_interpob()
     return kbnufft_forward(interpob), kbnufft_adjoint(interpob), interpob
@@ -130,7 +130,12 @@ class NUFFT(LinearOperator):
     (batch, nsamples) or (nsamples,) or None (all ones); oversampling: gridding
     grid / image size; numpoints: Kaiser-Bessel kernel width in grid points;
     toeplitz: compute ``normal`` with the Toeplitz embedding (one FFT pair on a
-    2x grid, no gridding) instead of forward + adjoint.
+    2x grid, no gridding) instead of forward + adjoint; toeplitz_kernel: the
+    ``toeplitz.kernel`` of an earlier NUFFT with the same traj, dcomp,
+    image_shape, oversampling, numpoints and table (any smaps), reused instead
+    of recomputed (only with ``toeplitz=True``); table_oversampling: kernel
+    table points per grid cell (tfkbnufft's ``table_oversamp``; the original
+    NC-PDNet used tfkbnufft's default 2**10).
 
     ``forward``: x complex64 (batch, *image_shape) -> (batch, nsamples) or
     (batch, coils, nsamples). ``adjoint`` is its exact adjoint.
@@ -151,6 +156,8 @@ class NUFFT(LinearOperator):
         oversampling: float = 2.0,
         numpoints: int = 6,
         toeplitz: bool = False,
+        toeplitz_kernel=None,
+        table_oversampling: int = TABLE_OVERSAMPLING,
     ):
         self.image_shape = tuple(int(n) for n in image_shape)
         self.ndim = len(self.image_shape)
@@ -160,6 +167,13 @@ class NUFFT(LinearOperator):
             raise ValueError(f"oversampling: expected a grid oversampling factor >= 1, got {oversampling}.")
         self.oversampling = float(oversampling)
         self.numpoints = int(numpoints)
+        if int(table_oversampling) < 1:
+            raise ValueError(
+                f"table_oversampling: expected a positive number of table points per grid cell, got {table_oversampling}."
+            )
+        self.table_oversampling = int(table_oversampling)
+        if toeplitz_kernel is not None and not toeplitz:
+            raise ValueError("toeplitz_kernel: a precomputed Toeplitz kernel needs toeplitz=True, got toeplitz=False.")
         self.traj = prepare_traj(traj, self.ndim)
         self.nsamples = self.traj.shape[-1]
         self.smaps = None
@@ -177,7 +191,9 @@ class NUFFT(LinearOperator):
         if self.dcomp is not None:
             check_batch("dcomp", self.dcomp.shape[0], "traj", self.traj.shape[0])
         self.grid_shape = grid_shape_for(self.image_shape, self.oversampling)
-        self._forward_op, self._adjoint_op, _ = kb_operators(self.image_shape, self.grid_shape, self.numpoints)
+        self._forward_op, self._adjoint_op, _ = kb_operators(
+            self.image_shape, self.grid_shape, self.numpoints, self.table_oversampling
+        )
         # tfkbnufft's 'ortho' divides by sqrt(grid size), the orthonormal NDFT by sqrt(image size).
         self._scale = tf.constant(
             math.sqrt(np.prod(self.grid_shape) / np.prod(self.image_shape)), tf.complex64
@@ -186,10 +202,14 @@ class NUFFT(LinearOperator):
         if toeplitz:
             from .toeplitz import ToeplitzNormal
 
-            self.toeplitz = ToeplitzNormal(
-                self.traj, self.image_shape, dcomp=self.dcomp, smaps=self.smaps,
-                oversampling=self.oversampling, numpoints=self.numpoints,
-            )
+            if toeplitz_kernel is not None:
+                self.toeplitz = ToeplitzNormal.from_kernel(toeplitz_kernel, self.image_shape, smaps=self.smaps)
+            else:
+                self.toeplitz = ToeplitzNormal(
+                    self.traj, self.image_shape, dcomp=self.dcomp, smaps=self.smaps,
+                    oversampling=self.oversampling, numpoints=self.numpoints,
+                    table_oversampling=self.table_oversampling,
+                )
 
     @property
     def multicoil(self) -> bool:

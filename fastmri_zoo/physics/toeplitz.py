@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from ..checks import check_finite, check_rank, static_shape
 from .base import as_complex64
-from .nufft import NUFFT, check_batch, check_image, prepare_dcomp, prepare_traj
+from .nufft import TABLE_OVERSAMPLING, NUFFT, check_batch, check_image, prepare_dcomp, prepare_traj
 
 __all__ = ["ToeplitzNormal", "point_spread_function"]
 
@@ -33,7 +33,12 @@ _IFFT = {2: tf.signal.ifft2d, 3: tf.signal.ifft3d}
 
 
 def point_spread_function(
-    traj, image_shape: Sequence[int], dcomp=None, oversampling: float = 2.0, numpoints: int = 6
+    traj,
+    image_shape: Sequence[int],
+    dcomp=None,
+    oversampling: float = 2.0,
+    numpoints: int = 6,
+    table_oversampling: int = TABLE_OVERSAMPLING,
 ) -> tf.Tensor:
     """h[m] = sum_j d_j exp(i k_j . m) for m in [-N, N) per axis.
 
@@ -46,7 +51,9 @@ def point_spread_function(
     double = tuple(2 * int(n) for n in image_shape)
     weights = tf.ones_like(traj[:, 0]) if dcomp is None else prepare_dcomp(dcomp, traj.shape[-1])
     # The adjoint NUFFT on the 2N grid is (2N)^{-ndim/2} sum_j d_j exp(i k_j . (m' - N)).
-    psf = NUFFT(traj, double, oversampling=oversampling, numpoints=numpoints).adjoint(
+    psf = NUFFT(
+        traj, double, oversampling=oversampling, numpoints=numpoints, table_oversampling=table_oversampling
+    ).adjoint(
         tf.cast(weights, tf.complex64)
     )
     return psf * tf.cast(np.sqrt(np.prod(double)), tf.complex64)
@@ -55,8 +62,11 @@ def point_spread_function(
 class ToeplitzNormal:
     """A^H D A of a NUFFT as one FFT pair on a 2x grid.
 
-    traj, image_shape, dcomp, smaps, oversampling, numpoints: as for
-    ``NUFFT``. ``normal(x)``: x complex64 (batch, *image_shape) -> same shape.
+    traj, image_shape, dcomp, smaps, oversampling, numpoints,
+    table_oversampling: as for ``NUFFT``. ``normal(x)``: x complex64
+    (batch, *image_shape) -> same shape. ``kernel``: complex64
+    (batch, *2 image_shape), the FFT of the point-spread function divided by N;
+    it does not depend on smaps, so :meth:`from_kernel` reuses it.
     """
 
     def __init__(
@@ -67,7 +77,17 @@ class ToeplitzNormal:
         smaps=None,
         oversampling: float = 2.0,
         numpoints: int = 6,
+        table_oversampling: int = TABLE_OVERSAMPLING,
     ):
+        self._set_geometry(image_shape, smaps)
+        psf = point_spread_function(traj, self.image_shape, dcomp, oversampling, numpoints, table_oversampling)
+        self.batch = psf.shape[0]
+        axes = list(range(-self.ndim, 0))
+        # Put h[0] at index 0 so that a plain circular convolution applies it.
+        kernel = _FFT[self.ndim](tf.signal.ifftshift(psf, axes=axes))
+        self.kernel = kernel / tf.cast(np.prod(self.image_shape), tf.complex64)
+
+    def _set_geometry(self, image_shape: Sequence[int], smaps) -> None:
         self.image_shape = tuple(int(n) for n in image_shape)
         self.ndim = len(self.image_shape)
         if self.ndim not in (2, 3):
@@ -78,12 +98,27 @@ class ToeplitzNormal:
             check_rank("smaps", self.smaps, self.ndim + 2, f"(batch, coils, {self.ndim} spatial axes)")
             check_finite("smaps", self.smaps)
             check_image("smaps[:, 0]", self.smaps[:, 0], self.image_shape)
-        psf = point_spread_function(traj, self.image_shape, dcomp, oversampling, numpoints)
-        self.batch = psf.shape[0]
-        axes = list(range(-self.ndim, 0))
-        # Put h[0] at index 0 so that a plain circular convolution applies it.
-        kernel = _FFT[self.ndim](tf.signal.ifftshift(psf, axes=axes))
-        self.kernel = kernel / tf.cast(np.prod(self.image_shape), tf.complex64)
+
+    @classmethod
+    def from_kernel(cls, kernel, image_shape: Sequence[int], smaps=None) -> "ToeplitzNormal":
+        """The operator of an existing ``kernel`` (another ToeplitzNormal's, e.g. with other smaps).
+
+        kernel: complex64 (batch, *2 image_shape); smaps: complex64 (batch, coils, *image_shape) or None.
+        """
+        operator = cls.__new__(cls)
+        operator._set_geometry(image_shape, smaps)
+        kernel = as_complex64("toeplitz_kernel", kernel)
+        double = tuple(2 * n for n in operator.image_shape)
+        check_rank("toeplitz_kernel", kernel, operator.ndim + 1, f"(batch, {operator.ndim} axes of 2 image_shape)")
+        spatial = static_shape(kernel)[1:]
+        if any(a is not None and a != b for a, b in zip(spatial, double)):
+            raise ValueError(
+                f"toeplitz_kernel: expected spatial shape {double} (twice image_shape {operator.image_shape}), "
+                f"got {spatial}."
+            )
+        operator.kernel = kernel
+        operator.batch = kernel.shape[0]
+        return operator
 
     def _apply(self, images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         paddings = [[0, 0]] * (images.shape.rank - self.ndim) + [[0, n] for n in self.image_shape]
