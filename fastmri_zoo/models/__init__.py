@@ -5,6 +5,7 @@ from .cartesian import CartesianModel
 from .cascadenet import CascadeNet
 from .kikinet import KIKINet
 from .modl import MoDL
+from .ncpdnet import GriddedPDNet, NCPDNet, NonCartesianModel, UNetAdjDcomp
 from .pdnet import PDNet, XPDNet
 from .unet import UNet
 from .varnet import VarNet
@@ -21,6 +22,10 @@ __all__ = [
     "XPDNet",
     "MoDL",
     "VarNet",
+    "NonCartesianModel",
+    "NCPDNet",
+    "UNetAdjDcomp",
+    "GriddedPDNet",
 ]
 
 from . import checkpoints  # noqa: E402,F401  (registers the shipped checkpoints)

@@ -1,0 +1,334 @@
+"""NC-PDNet and its operators against independent references.
+
+References: a dense NDFT and a numpy re-implementation of the unrolled network
+(scipy correlations for the convolutions), finufft's type-1 transform for the
+density-compensated adjoint, closed-form parameter counts of the paper's networks.
+"""
+
+import finufft
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.signal import correlate
+
+from fastmri_zoo.models import GriddedPDNet, NCPDNet, UNetAdjDcomp
+from fastmri_zoo.models.ncpdnet import TOEPLITZ_KERNELS, NetworkAcquisition
+from fastmri_zoo.physics import pipe_menon_density
+from fastmri_zoo.sampling import kooshball_trajectory, radial_trajectory
+from tests.conftest import crandn
+
+N = 16
+
+
+def relative_error(got, expected):
+    return np.linalg.norm(np.asarray(got) - expected) / np.linalg.norm(expected)
+
+
+def ndft_matrix(traj, shape):
+    """(nsamples, prod(shape)) matrix of y_j = N^-1/2 sum_n x_n exp(-i k_j . (n - shape // 2))."""
+    grids = np.meshgrid(*[np.arange(n) - n // 2 for n in shape], indexing="ij")
+    phase = sum(np.asarray(traj, np.float64)[axis, :, None] * grids[axis].ravel() for axis in range(len(shape)))
+    return np.exp(-1j * phase) / np.sqrt(np.prod(shape))
+
+
+def unit_smaps(rng, coils, shape):
+    maps = crandn(rng, (1, coils, *shape))
+    return (maps / np.sqrt((np.abs(maps) ** 2).sum(1, keepdims=True))).astype(np.complex64)
+
+
+def acquisition(rng, shape=(N, N), coils=None, acceleration=2):
+    """A radial acquisition of a random complex image: (image, inputs dict), batch 1."""
+    traj = radial_trajectory(shape[-1], acceleration).reshape(2, -1)
+    dcomp = pipe_menon_density(traj, shape).numpy()
+    image = crandn(rng, (1, *shape))
+    matrix = ndft_matrix(traj, shape)
+    inputs = {"traj": traj, "dcomp": dcomp}
+    if coils is None:
+        inputs["kspace"] = (image.reshape(1, -1) @ matrix.T).astype(np.complex64)
+    else:
+        smaps = unit_smaps(rng, coils, shape)
+        inputs["kspace"] = ((image[:, None] * smaps).reshape(1, coils, -1) @ matrix.T).astype(np.complex64)
+        inputs["smaps"] = smaps
+    return image, inputs
+
+
+def finufft_adjoint_dcomp(inputs, shape, dcomp=True):
+    """A^H D y with finufft type 1 (modes -N//2 .. (N-1)//2 are the image indices n - N//2)."""
+    traj = np.asarray(inputs["traj"], np.float64)
+    weights = inputs["dcomp"][None] if dcomp else 1.0
+    kspace = np.asarray(inputs["kspace"], np.complex128)
+    coil_data = kspace[0] if kspace.ndim == 3 else kspace
+    coil_data = (coil_data * weights).astype(np.complex128)
+    images = np.stack([finufft.nufft2d1(traj[0], traj[1], c, shape, isign=1, eps=1e-12) for c in coil_data])
+    images = images / np.sqrt(np.prod(shape))
+    if "smaps" in inputs:
+        return np.sum(np.conj(inputs["smaps"][0]) * images, axis=0)[None]
+    return images
+
+
+def zero_weights(model):
+    for variable in model.trainable_variables:
+        variable.assign(np.zeros(variable.shape, np.float32))
+
+
+def random_weights(model, rng, scale=0.1):
+    for variable in model.trainable_variables:
+        variable.assign(rng.standard_normal(variable.shape).astype(np.float32) * scale)
+
+
+# --------------------------------------------------------------------------- parameter counts
+
+
+def ncpdnet_count(n_iter, n_primal, n_filters, taps):
+    """3-conv CNN per iteration: 2 (n_primal + 1) -> n_filters -> n_filters -> 2 n_primal, with biases."""
+    cin, cout = 2 * (n_primal + 1), 2 * n_primal
+    per_iteration = (taps * cin * n_filters + n_filters) + (taps * n_filters**2 + n_filters) + (taps * n_filters * cout + cout)
+    return n_iter * per_iteration
+
+
+def test_parameter_counts_of_the_papers_networks(rng):
+    _, single = acquisition(rng)
+    model = NCPDNet(image_shape=(N, N))
+    model(single)
+    assert model.count_params() == ncpdnet_count(10, 5, 32, 9) == 156_260
+
+    _, multi = acquisition(rng, coils=2)
+    model = NCPDNet(multicoil=True, refine_smaps=True)
+    model(multi)
+    assert model.smaps_refiner.count_params() == 7_458
+    assert model.count_params() == 156_260 + 7_458 == 163_718
+
+    volume = (8, 8, 8)
+    traj = kooshball_trajectory(volume, 4).reshape(3, -1)
+    model = NCPDNet(ndim=3, n_iter=6, n_primal=2, n_filters=16, dcomp=False, image_shape=volume)
+    out = model({"kspace": np.zeros((1, traj.shape[-1]), np.complex64), "traj": traj})
+    assert out.shape == (1, *volume) and out.dtype == tf.complex64
+    assert model.count_params() == ncpdnet_count(6, 2, 16, 27) == 67_608
+
+    # The gridded ablation runs the same network on another operator.
+    gridded = GriddedPDNet(image_shape=(N, N))
+    gridded(single)
+    assert gridded.count_params() == 156_260
+
+
+# --------------------------------------------------------------------------- operators
+
+
+@pytest.mark.parametrize("coils", [None, 3], ids=["single", "multicoil"])
+def test_operator_adjointness_and_forward_against_the_ndft(coils, rng):
+    shape = (N, N + 4)
+    traj = rng.uniform(-np.pi, np.pi, (2, 300)).astype(np.float32)
+    smaps = None if coils is None else unit_smaps(rng, coils, shape)
+    x = crandn(rng, (1, *shape))
+    y = crandn(rng, (1, 300) if coils is None else (1, coils, 300))
+    operator = NetworkAcquisition(traj, shape, smaps=smaps, dcomp=None, toeplitz=False)
+    ax = operator.forward(x).numpy()
+    ahy = operator.adjoint_dcomp(y).numpy()
+    np.testing.assert_allclose(np.vdot(ax, y), np.vdot(x, ahy), rtol=1e-4)
+    matrix = ndft_matrix(traj, shape)
+    coil_images = x[:, None] if coils is None else x[:, None] * smaps
+    expected = coil_images.reshape(coil_images.shape[1], -1) @ matrix.T
+    assert relative_error(ax.reshape(expected.shape), expected) < 1e-3
+
+
+def test_legacy_operator_pads_and_scales_like_the_original(rng):
+    """legacy_im_size: image zero-padded (centred) to im_size and tfkbnufft's 'ortho' on the 2x grid,
+    i.e. sqrt(prod(image) / prod(2 im_size)) times the orthonormal NDFT of the image."""
+    shape, im_size = (N, 12), (N, N)
+    traj = rng.uniform(-np.pi, np.pi, (2, 200)).astype(np.float32)
+    x = crandn(rng, (1, *shape))
+    y = crandn(rng, (1, 200))
+    operator = NetworkAcquisition(traj, shape, toeplitz=False, legacy_im_size=im_size)
+    expected = np.sqrt(np.prod(shape) / (4 * np.prod(im_size))) * (x.reshape(1, -1) @ ndft_matrix(traj, shape).T)
+    assert relative_error(operator.forward(x).numpy(), expected) < 1e-3
+    ahy = operator.adjoint_dcomp(y).numpy()
+    assert ahy.shape == (1, *shape)
+    np.testing.assert_allclose(np.vdot(operator.forward(x).numpy(), y), np.vdot(x, ahy), rtol=1e-4)
+    toeplitz = NetworkAcquisition(traj, shape, toeplitz=True, legacy_im_size=im_size)
+    assert relative_error(toeplitz.normal(x).numpy(), operator.normal(x).numpy()) < 1e-3
+
+
+@pytest.mark.parametrize("coils", [None, 3], ids=["single", "multicoil"])
+def test_toeplitz_normal_equals_forward_then_adjoint(coils, rng):
+    shape = (N + 8, N + 8)
+    traj = rng.uniform(-np.pi, np.pi, (2, 500)).astype(np.float32)
+    dcomp = rng.uniform(0.5, 1.5, 500).astype(np.float32)
+    smaps = None if coils is None else unit_smaps(rng, coils, shape)
+    x = crandn(rng, (1, *shape))
+    explicit = NetworkAcquisition(traj, shape, smaps=smaps, dcomp=dcomp, toeplitz=False).normal(x).numpy()
+    embedded = NetworkAcquisition(traj, shape, smaps=smaps, dcomp=dcomp, toeplitz=True).normal(x).numpy()
+    assert relative_error(embedded, explicit) < 1e-3
+    # Dense reference of A^H D A.
+    matrix = ndft_matrix(traj, shape)
+    coil_images = (x[:, None] if coils is None else x[:, None] * smaps)[0].reshape(-1 if coils else 1, x[0].size)
+    back = ((np.conj(matrix).T @ (dcomp[:, None] * (matrix @ coil_images.T))).T).reshape(-1, *shape)
+    dense = back[0] if coils is None else np.sum(np.conj(smaps[0]) * back, axis=0)
+    assert relative_error(embedded[0], dense) < 1e-3
+
+
+def test_toeplitz_kernel_is_built_once_per_trajectory_in_eager_mode(rng, monkeypatch):
+    from fastmri_zoo.physics import toeplitz as toeplitz_module
+
+    calls = []
+    original = toeplitz_module.point_spread_function
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(toeplitz_module, "point_spread_function", counting)
+    TOEPLITZ_KERNELS.clear()
+    _, inputs = acquisition(rng)
+    model = NCPDNet(n_iter=2, n_filters=4, image_shape=(N, N))
+    first = model(inputs).numpy()
+    for _ in range(2):  # more slices of the same acquisition
+        np.testing.assert_array_equal(model(inputs).numpy(), first)
+    other = dict(inputs, kspace=inputs["kspace"] * 2)  # new k-space, same trajectory and weights
+    model(other)
+    assert len(calls) == 1
+    model(dict(inputs, traj=inputs["traj"][:, ::-1].copy(), dcomp=inputs["dcomp"][::-1].copy()))
+    assert len(calls) == 2
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def numpy_ncpdnet(model, inputs, shape):
+    """The unrolled network in numpy: dense NDFT operator, scipy correlations for the convolutions."""
+    matrix = ndft_matrix(inputs["traj"], shape)
+    dcomp = inputs["dcomp"]
+    smaps = inputs.get("smaps")
+    kspace = inputs["kspace"][0].reshape(-1, matrix.shape[0])
+
+    def forward(x):
+        coil_images = x[None] if smaps is None else x[None] * smaps[0]
+        return coil_images.reshape(len(coil_images), -1) @ matrix.T
+
+    def adjoint_dcomp(y):
+        images = ((np.conj(matrix).T @ (dcomp * y).T).T).reshape(-1, *shape)
+        return images[0] if smaps is None else np.sum(np.conj(smaps[0]) * images, axis=0)
+
+    def conv(x, layer, relu):
+        kernel, bias = (w.numpy() for w in layer.weights)
+        out = np.stack(
+            [sum(correlate(x[..., c], kernel[..., c, o], mode="same") for c in range(x.shape[-1])) + bias[o]
+             for o in range(kernel.shape[-1])], axis=-1)
+        return np.maximum(out, 0) if relu else out
+
+    adjoint = adjoint_dcomp(kspace)
+    primal = np.stack([adjoint] * model.n_primal, axis=-1)
+    for net in model.image_nets:
+        dual = adjoint_dcomp(forward(primal[..., 0]) - kspace)
+        stacked = np.concatenate([primal, dual[..., None]], axis=-1)
+        h = np.concatenate([stacked.real, stacked.imag], axis=-1)
+        h = conv(conv(conv(h, net.convs[0], True), net.convs[1], True), net.output_conv, False)
+        primal = primal + h[..., : model.n_primal] + 1j * h[..., model.n_primal :]
+    return primal[..., 0]
+
+
+@pytest.mark.parametrize("coils", [None, 2], ids=["single", "multicoil"])
+def test_network_equals_numpy_reimplementation_both_normal_operators(coils, rng):
+    image, inputs = acquisition(rng, coils=coils)
+    kwargs = dict(n_iter=2, n_primal=3, n_filters=4, multicoil=coils is not None)
+    if coils is None:
+        kwargs["image_shape"] = (N, N)
+    models = {toeplitz: NCPDNet(toeplitz=toeplitz, **kwargs) for toeplitz in (True, False)}
+    models[True](inputs)
+    random_weights(models[True], rng)
+    models[False](inputs)
+    models[False].set_weights(models[True].get_weights())
+    outputs = {toeplitz: model(inputs).numpy()[0] for toeplitz, model in models.items()}
+    expected = numpy_ncpdnet(models[True], inputs, (N, N))
+    assert np.abs(expected - adjoint_of(inputs)).max() > 0.1 * np.abs(expected).max()  # the CNNs act
+    for toeplitz in (True, False):
+        assert relative_error(outputs[toeplitz], expected) < 1e-3, toeplitz
+    assert relative_error(outputs[True], outputs[False]) < 1e-3
+
+
+def adjoint_of(inputs):
+    return finufft_adjoint_dcomp(inputs, (N, N))[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs,coils",
+    [(dict(), None), (dict(dcomp=False), None), (dict(multicoil=True, refine_smaps=False), 3)],
+    ids=["dcomp", "no_dcomp_normalised", "multicoil"],
+)
+def test_zero_networks_return_the_density_compensated_adjoint(kwargs, coils, rng):
+    _, inputs = acquisition(rng, coils=coils)
+    if coils is None:
+        inputs["image_shape"] = (N, N)
+    model = NCPDNet(n_iter=2, n_filters=4, **kwargs)
+    model(inputs)
+    zero_weights(model)
+    expected = finufft_adjoint_dcomp(inputs, (N, N), dcomp=model.dcomp)
+    assert relative_error(model(inputs).numpy(), expected) < 1e-3
+
+
+def test_no_dcomp_normalisation_makes_the_network_scale_equivariant(rng):
+    """normalize_image (the original's no-dcomp ablation): A^H y, y and each dual divided by their
+    maximum, the output multiplied back, so f(a y) = a f(y) despite the biases; without it, not."""
+    _, inputs = acquisition(rng)
+    del inputs["dcomp"]
+    scaled = dict(inputs, kspace=inputs["kspace"] * 7.0)
+    for normalize, equivariant in ((None, True), (False, False)):
+        model = NCPDNet(n_iter=2, n_filters=4, dcomp=False, normalize_image=normalize, image_shape=(N, N))
+        model(inputs)
+        random_weights(model, rng)
+        ratio_error = relative_error(model(scaled).numpy(), 7.0 * model(inputs).numpy())
+        assert (ratio_error < 1e-4) == equivariant, (normalize, ratio_error)
+
+
+def test_image_shape_from_the_call_or_the_constructor(rng):
+    _, inputs = acquisition(rng, shape=(N, N + 4))
+    model = NCPDNet(n_iter=1, n_filters=4)
+    from_call = model(dict(inputs, image_shape=(N, N + 4))).numpy()
+    again = NCPDNet(n_iter=1, n_filters=4, image_shape=(N, N + 4))
+    again(inputs)
+    again.set_weights(model.get_weights())
+    np.testing.assert_allclose(again(inputs).numpy(), from_call, atol=1e-6)
+    assert from_call.shape == (1, N, N + 4)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_gridded_pdnet_zero_networks_give_the_masked_gridded_adjoint(rng):
+    _, inputs = acquisition(rng)
+    model = GriddedPDNet(n_iter=2, n_filters=4, image_shape=(N, N))
+    model(inputs)
+    zero_weights(model)
+    traj = inputs["traj"]
+    # Sampled cells, by numpy nearest-neighbour binning.
+    cells = (np.round(traj * N / (2 * np.pi)).astype(int) + N // 2) % N
+    mask = np.zeros((N, N), bool)
+    mask[cells[0], cells[1]] = True
+    np_fftc = lambda x: np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x), norm="ortho"))  # noqa: E731
+    np_ifftc = lambda x: np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(x), norm="ortho"))  # noqa: E731
+    gridded = np_fftc(adjoint_of(inputs)) * mask
+    assert 0.2 < mask.mean() < 0.9
+    assert relative_error(model(inputs).numpy()[0], np_ifftc(gridded)) < 1e-3
+
+
+@pytest.mark.parametrize("input_mode", ["complex", "magnitude"])
+def test_unet_adjoint_dcomp_with_zero_network_is_the_adjoint(input_mode, rng):
+    _, inputs = acquisition(rng, coils=2)
+    model = UNetAdjDcomp(layers_n_channels=[4, 8], input_mode=input_mode, multicoil=True)
+    model(inputs)
+    zero_weights(model)
+    expected = adjoint_of(inputs)
+    if input_mode == "magnitude":
+        expected = np.abs(expected)
+    assert relative_error(model(inputs).numpy()[0], expected) < 1e-3
+
+
+def test_3d_baselines_run_on_volumes(rng):
+    volume = (8, 8, 8)
+    traj = kooshball_trajectory(volume, 4).reshape(3, -1)
+    inputs = {"kspace": crandn(rng, (1, traj.shape[-1])), "traj": traj, "image_shape": volume}
+    for model in (UNetAdjDcomp(layers_n_channels=[2, 4], ndim=3, dcomp=False),
+                  GriddedPDNet(n_iter=1, n_filters=2, ndim=3, dcomp=False)):
+        out = model(inputs)
+        assert out.shape == (1, *volume) and out.dtype == tf.complex64
+        assert np.isfinite(out.numpy()).all()
+    assert UNetAdjDcomp.supports_jit is False and NCPDNet.supports_jit is False and GriddedPDNet.supports_jit is False
