@@ -168,11 +168,12 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         print(f"reconstructed {args.input}: {result.reconstruction.shape[0]} slice(s) of "
               f"{tuple(int(n) for n in result.attrs['image_shape'])} (non-Cartesian{af}), network and "
               f"adjoint + DCp; density compensation: {result.attrs['density_compensation']}")
-        print("  no reference in the file: no metrics")
+        if not result.metrics:
+            print("  no reference in the file: no metrics")
     else:
         print(f"reconstructed {args.input}: reconstruction {result.reconstruction.shape}, AF {result.acceleration:.2f}")
     for method, values in result.metrics.items():
-        print(f"  {method:<12} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
+        print(f"  {method:<13} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
     if args.output:
         print(f"wrote {args.output}")
     if args.png:

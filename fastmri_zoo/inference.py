@@ -260,12 +260,6 @@ def _check_noncartesian_model(model, volume, image_shape, input_path) -> None:
             f"image_shape: {name} reconstructs {int(model_ndim)}D images but {input_path} has the "
             f"{len(image_shape)}D grid {list(image_shape)}."
         )
-    model_shape = getattr(model, "image_shape", None)
-    if model_shape is not None and not multicoil and tuple(int(n) for n in model_shape) != tuple(image_shape):
-        raise ValueError(
-            f"image_shape: {name} was built for {list(model_shape)} images but {input_path} gives "
-            f"{list(image_shape)}; pass --image-shape {' '.join(str(int(n)) for n in model_shape)}."
-        )
 
 
 @dataclass
@@ -294,25 +288,43 @@ def _middle_image(images: np.ndarray) -> np.ndarray:
 
 
 def _reconstruct_noncartesian_file(model, volume, input_path, output_path, png, progress, model_name):
+    from . import metrics as zoo_metrics
     from .data.h5 import write_reconstruction_h5
+    from .data.pipelines import center_crop
 
     image_shape = volume.image_shape
     _check_noncartesian_model(model, volume, image_shape, input_path)
     network, adjoint, _ = reconstruct_noncartesian(model, volume.kspace, volume.trajectory, image_shape,
                                                    dcomp=volume.dcomp, progress=progress)
+    reference = volume.reference
+    if reference is not None:
+        if any(r > n for r, n in zip(reference.shape[1:], image_shape)):
+            raise ValueError(
+                f"{volume.reference_key}: the reference {reference.shape[1:]} is larger than the image grid "
+                f"{list(image_shape)}; reconstruct on a grid at least as large (--image-shape)."
+            )
+        network = np.asarray(center_crop(network, reference.shape[1:]))
+        adjoint = np.asarray(center_crop(adjoint, reference.shape[1:]))
     acceleration = float(volume.attrs.get("acceleration", float("nan")))
-    result = FileReconstruction(network, adjoint, volume.reference, acceleration,
-                                baseline="adjoint + DCp", noncartesian=True)
+    baseline = "adjoint + DCp"
+    result = FileReconstruction(network, adjoint, reference, acceleration, baseline=baseline, noncartesian=True)
     label = model_name or type(model).__name__
     source = os.path.basename(os.fspath(input_path))
+    if reference is not None:
+        flat = (-1,) + reference.shape[-2:]  # 3D volumes are scored slice by slice, as one volume
+        result.metrics = {
+            "network": zoo_metrics.evaluate_volume(reference.reshape(flat), network.reshape(flat)),
+            baseline: zoo_metrics.evaluate_volume(reference.reshape(flat), adjoint.reshape(flat)),
+        }
     result.attrs = {
         "model": label,
         "source": source,
         "trajectory": "non-Cartesian",
         "image_shape": np.asarray(image_shape, np.int64),
         "density_compensation": "from file" if volume.dcomp is not None else "Pipe-Menon",
-        "metrics": "none (the input has no fully sampled reference)",
     }
+    if reference is None:
+        result.attrs["metrics"] = "none (the input has no fully sampled reference)"
     if np.isfinite(acceleration):
         result.attrs["acceleration"] = acceleration
     if output_path is not None:
@@ -322,10 +334,13 @@ def _reconstruct_noncartesian_file(model, volume, input_path, output_path, png, 
 
         middle = network.shape[0] // 2
         af = f", AF {acceleration:.2f}" if np.isfinite(acceleration) else ""
+        note = "" if reference is not None else "; no reference, no metrics"
         save_comparison_png(
             png,
-            {"adjoint + DCp": _middle_image(adjoint), label: _middle_image(network)},
-            title=f"{source}, slice {middle}{af}; no reference, no metrics",
+            {baseline: _middle_image(adjoint), label: _middle_image(network)},
+            reference=None if reference is None else _middle_image(reference),
+            metrics={label: result.metrics["network"], baseline: result.metrics[baseline]} if result.metrics else None,
+            title=f"{source}, slice {middle}{af}{note}",
         )
     return result
 

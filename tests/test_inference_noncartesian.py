@@ -6,12 +6,15 @@ import os
 
 import finufft
 import h5py
+import keras
+import matplotlib.image
 import numpy as np
 import pytest
 
+from fastmri_zoo import cli
 from fastmri_zoo.data.h5 import read_fastmri_h5, write_fastmri_h5
 from fastmri_zoo.demo import bundled_sample
-from fastmri_zoo.inference import noncartesian_inputs, reconstruct_noncartesian
+from fastmri_zoo.inference import noncartesian_inputs, reconstruct_file, reconstruct_noncartesian
 from fastmri_zoo.physics import pipe_menon_density
 from fastmri_zoo.sampling import radial_trajectory
 
@@ -181,3 +184,103 @@ def test_reading_an_image_shape_that_does_not_fit(simulated, tmp_path):
     with pytest.raises(ValueError, match="image_shape"):
         read_fastmri_h5(bare)
     assert read_fastmri_h5(bare, image_shape=[48, 48]).image_shape == (48, 48)
+
+
+# ---------------------------------------------------------------------------- the network, the command, errors
+
+
+def tiny_ncpdnet(multicoil=True, **kwargs):
+    from fastmri_zoo.models import NCPDNet
+
+    keras.utils.set_random_seed(0)
+    return NCPDNet(n_iter=2, n_filters=4, multicoil=multicoil, **kwargs)
+
+
+def test_command_runs_an_untrained_ncpdnet_on_the_bundled_acquisition(sample, tmp_path, capsys):
+    volume, dcomp = sample
+    kspace, traj, shape = volume.kspace[0], volume.trajectory, volume.image_shape
+    scale, smaps, adjoint_ref = np_prepare(kspace, traj, shape, dcomp)
+    model = tiny_ncpdnet()
+    inputs = {"kspace": (kspace / scale)[None].astype(np.complex64), "traj": traj[None], "dcomp": dcomp[None],
+              "smaps": smaps[None].astype(np.complex64)}
+    expected = np.abs(np.asarray(model(inputs))[0]) * scale
+    folder = model.save_to_preset(tmp_path / "preset", description="untrained NC-PDNet for the test")
+
+    out, png = tmp_path / "recon.h5", tmp_path / "recon.png"
+    assert cli.main(["reconstruct", str(folder), bundled_sample(SAMPLE), "-o", str(out), "--png", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert "no metrics" in printed and "Pipe-Menon" in printed and str(png) in printed
+    with h5py.File(out) as handle:
+        got = handle["reconstruction"][()]
+        attrs = dict(handle.attrs)
+    assert got.shape == (1, 256, 256) and got.dtype == np.float32
+    np.testing.assert_allclose(got[0], expected, rtol=0, atol=2e-3 * expected.max())
+    # The network changed the image: it is not the adjoint + DCp it starts from.
+    assert relative_error(got[0], np.abs(adjoint_ref)) > 1e-2
+    assert attrs["density_compensation"] == "Pipe-Menon" and "no fully sampled reference" in attrs["metrics"]
+    assert list(attrs["image_shape"]) == [256, 256] and attrs["acceleration"] == pytest.approx(10.24)
+    figure = matplotlib.image.imread(png)
+    assert figure.shape[1] > 1.5 * figure.shape[0]  # two panels side by side
+
+
+def test_metrics_when_a_non_cartesian_file_has_a_reference(tmp_path):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(2)
+    size, coils = 32, 3
+    traj = radial_trajectory(size, 2).reshape(2, -1)
+    coil_images = phantom(size, coils, rng)
+    reference = np.sqrt((np.abs(coil_images) ** 2).sum(0))[None].astype(np.float32)
+    path = tmp_path / "ref.h5"
+    write_fastmri_h5(path, np_forward(traj, coil_images)[None].astype(np.complex64), reference, trajectory=traj,
+                     image_shape=(size, size))
+    result = reconstruct_file(tiny_ncpdnet(), path, png=tmp_path / "ref.png", progress=False)
+    assert result.noncartesian and result.baseline == "adjoint + DCp" and np.isnan(result.acceleration)
+    for name, image in (("network", result.reconstruction), ("adjoint + DCp", result.zero_filled)):
+        want = peak_signal_noise_ratio(reference[0], image[0], data_range=reference.max())
+        assert result.metrics[name]["psnr"] == pytest.approx(want, rel=1e-4)
+    # A fully sampled-ish radial acquisition (AF 2) of a smooth object: adjoint + DCp is close.
+    assert result.metrics["adjoint + DCp"]["psnr"] > 20
+    assert os.path.getsize(tmp_path / "ref.png") > 0
+
+
+def test_mismatched_model_and_file_give_clear_errors(simulated, tmp_path, capsys):
+    from fastmri_zoo.models import UNet
+
+    path, kspace, traj, _ = simulated
+    radial = bundled_sample(SAMPLE)
+    with pytest.raises(ValueError, match="no 'trajectory' dataset.*non-Cartesian model"):
+        reconstruct_file(tiny_ncpdnet(), bundled_sample("brain_4coil"), progress=False)
+    with pytest.raises(ValueError, match="non-Cartesian k-space.*Cartesian model"):
+        reconstruct_file(UNet(layers_n_channels=[4, 8]), radial, progress=False)
+    with pytest.raises(ValueError, match="single-coil model but .* 12 coils"):
+        reconstruct_file(tiny_ncpdnet(multicoil=False), radial, progress=False)
+    single = tmp_path / "single.h5"
+    write_fastmri_h5(single, kspace[:, 0], trajectory=traj, image_shape=(48, 48))
+    with pytest.raises(ValueError, match="multicoil model but .* single-coil"):
+        reconstruct_file(tiny_ncpdnet(), single, progress=False)
+    with pytest.raises(ValueError, match="3D images .* 2D grid"):
+        reconstruct_file(tiny_ncpdnet(ndim=3), radial, progress=False)
+    with pytest.raises(ValueError, match="acceleration.*as acquired"):
+        reconstruct_file(tiny_ncpdnet(), radial, acceleration=4, progress=False)
+    with pytest.raises(ValueError, match="image_shape: only for non-Cartesian models"):
+        reconstruct_file(UNet(layers_n_channels=[4, 8]), bundled_sample("brain_4coil"), image_shape=(64, 64))
+    # Samples without a trajectory: read as Cartesian k-space, refused with the layout to use.
+    no_traj = tmp_path / "no_traj.h5"
+    with h5py.File(no_traj, "w") as handle:
+        handle.create_dataset("kspace", data=kspace)
+    with pytest.raises(ValueError, match="no 'trajectory' dataset.*radians per pixel"):
+        reconstruct_file(tiny_ncpdnet(), no_traj, progress=False)
+    # Wrong shapes are named by the command, which exits with 2.
+    folder = tiny_ncpdnet().save_to_preset(tmp_path / "preset", example_inputs={
+        "kspace": np.zeros((1, 4, 16), np.complex64), "traj": np.zeros((1, 2, 16), np.float32),
+        "dcomp": np.ones((1, 16), np.float32), "smaps": np.ones((1, 4, 8, 8), np.complex64)})
+    assert cli.main(["reconstruct", str(folder), str(path), "--image-shape", "48", "48", "48"]) == 2
+    assert "image_shape" in capsys.readouterr().err
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as handle:
+        handle.create_dataset("kspace", data=kspace)
+        handle.create_dataset("trajectory", data=traj[:, :-1])
+        handle.attrs["image_shape"] = np.array([48, 48])
+    assert cli.main(["reconstruct", str(folder), str(bad)]) == 2
+    assert "trajectory: has" in capsys.readouterr().err
