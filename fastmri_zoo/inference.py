@@ -190,7 +190,10 @@ def reconstruct_noncartesian(model, kspace: np.ndarray, traj: np.ndarray, image_
     volume); traj: float32 (ndim, nsamples) shared or (slices, ndim, nsamples), radians per pixel;
     image_shape: (H, W) or (D, H, W); dcomp: float32 (nsamples,), (slices, nsamples) or None
     (Pipe-Menon weights, ``physics.pipe_menon_density`` with its defaults, computed once per
-    distinct trajectory). model: a non-Cartesian zoo model, or None for the adjoint only.
+    distinct trajectory). Given weights are rescaled as every density of the package is
+    (``physics.normalize_density``: A^H D A maps a constant image to itself at the centre), so
+    their overall scale does not matter. model: a non-Cartesian zoo model, or None for the
+    adjoint only.
 
     Returns (network float32 (slices, *image_shape) or None, adjoint + DCp float32
     (slices, *image_shape), dcomp float32 (nsamples,) or (slices, nsamples) as used).
@@ -198,7 +201,7 @@ def reconstruct_noncartesian(model, kspace: np.ndarray, traj: np.ndarray, image_
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from .physics import pipe_menon_density
+    from .physics import normalize_density, pipe_menon_density
 
     kspace = np.asarray(kspace)
     if kspace.ndim not in (2, 3):
@@ -220,11 +223,19 @@ def reconstruct_noncartesian(model, kspace: np.ndarray, traj: np.ndarray, image_
             dcomp = np.asarray(pipe_menon_density(traj, image_shape), np.float32)
         else:
             dcomp = np.stack([np.asarray(pipe_menon_density(t, image_shape), np.float32) for t in traj])
-    dcomp = np.asarray(dcomp, np.float32)
-    if dcomp.shape not in ((kspace.shape[-1],), (num_slices, kspace.shape[-1])):
-        raise ValueError(
-            f"dcomp: expected shape ({kspace.shape[-1]},) or ({num_slices}, {kspace.shape[-1]}), got {dcomp.shape}."
-        )
+    else:
+        dcomp = np.asarray(dcomp, np.float32)
+        if dcomp.shape not in ((kspace.shape[-1],), (num_slices, kspace.shape[-1])):
+            raise ValueError(
+                f"dcomp: expected shape ({kspace.shape[-1]},) or ({num_slices}, {kspace.shape[-1]}), got {dcomp.shape}."
+            )
+        # Weights of any scale are brought to the one the networks were trained with.
+        if dcomp.ndim == 1 and traj.ndim == 2:
+            dcomp = np.asarray(normalize_density(dcomp, traj, image_shape), np.float32)[0]
+        else:
+            traj_of, dcomp_of = _per_slice(traj, num_slices, 2), _per_slice(dcomp, num_slices, 1)
+            dcomp = np.concatenate([np.asarray(normalize_density(dcomp_of(i), traj_of(i), image_shape), np.float32)
+                                    for i in range(num_slices)])
     traj_of, dcomp_of = _per_slice(traj, num_slices, 2), _per_slice(dcomp, num_slices, 1)
     multicoil = kspace.ndim == 3
     network, adjoint = [], []

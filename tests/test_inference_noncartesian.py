@@ -150,11 +150,18 @@ def test_dcomp_of_the_file_is_used_and_image_shape_can_be_overridden(simulated):
         assert volume.image_shape == grid
         _, adjoint, used = reconstruct_noncartesian(None, volume.kspace, volume.trajectory, volume.image_shape,
                                                     dcomp=volume.dcomp, progress=False)
-        np.testing.assert_array_equal(used, dcomp)
+        # The file's weights, rescaled so that (A^H D A 1) = 1 at the centre of the grid:
+        # (A^H D A 1)[N//2] = N^(-1/2) sum_j d_j (A 1)_j.
+        gain = np.real(np.sum(dcomp * np_forward(traj, np.ones(grid)))) / np.sqrt(np.prod(grid))
+        np.testing.assert_allclose(used, dcomp / gain, rtol=2e-3)
         assert adjoint.shape == (2,) + grid
         for index in range(2):
-            _, _, want = np_prepare(kspace[index], traj, grid, dcomp)
+            _, _, want = np_prepare(kspace[index], traj, grid, dcomp / gain)
             assert relative_error(adjoint[index], np.abs(want)) < 2e-3
+    # Per-slice weights are rescaled slice by slice.
+    _, _, used = reconstruct_noncartesian(None, kspace, traj, (48, 48), dcomp=np.stack([dcomp, 3 * dcomp]),
+                                          progress=False)
+    np.testing.assert_allclose(used[0], used[1], rtol=1e-5)
 
 
 def test_single_coil_inputs_match_numpy(simulated):
