@@ -85,7 +85,8 @@ def main() -> None:
         extra={
             "source": ATTRIBUTION,
             "licence": "MIT",
-            "attribution": "Data from the gpuNUFFT project (MIT licence), converted by scripts/prepare_radial_cardiac.py",
+            "attribution": ("Data from the gpuNUFFT project (MIT licence), "
+                            "converted by scripts/prepare_radial_cardiac.py"),
             "spokes": int(spokes),
             "readout_samples": int(readout),
             "acceleration": float(IMAGE_SHAPE[-1] / spokes),

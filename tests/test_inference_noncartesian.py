@@ -107,7 +107,8 @@ def test_sample_adjoint_dcomp_and_coil_maps_match_finufft(sample):
     smaps = inputs["smaps"].numpy()
     assert smaps.shape == (1, 12, 256, 256)
     assert relative_error(smaps[0], smaps_ref) < 1e-3
-    np.testing.assert_allclose(inputs["kspace"].numpy()[0], kspace / scale_ref, rtol=0, atol=1e-4 * np.abs(kspace).max() / scale_ref)
+    np.testing.assert_allclose(inputs["kspace"].numpy()[0], kspace / scale_ref, rtol=0,
+                               atol=1e-4 * np.abs(kspace).max() / scale_ref)
     # The maps have unit root-sum-of-squares wherever there is signal.
     signal = np.abs(adjoint_ref) > 0.1 * np.abs(adjoint_ref).max()
     assert signal.mean() > 0.05
