@@ -23,6 +23,10 @@ class SensitivityMapRefiner(keras.layers.Layer):
     [4, 8, 16] channels, leaky ReLU 0.1, 7,458 parameters as in the original
     NCPDNet / UPDNet refiner); the refined maps are renormalised so that their
     root-sum-of-squares over coils is 1 (0 in the background).
+
+    ``head_activation=True`` applies ``activation`` after the U-net's 1x1 head
+    convolution too, as the authors' refiner does in the code that wrote their
+    published NCPDNet / UPDNet / XPDNet checkpoints.
     """
 
     def __init__(
@@ -31,6 +35,7 @@ class SensitivityMapRefiner(keras.layers.Layer):
         activation: str = "lrelu",
         head_channels: int | None = 4,
         residual: bool = True,
+        head_activation: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -38,11 +43,13 @@ class SensitivityMapRefiner(keras.layers.Layer):
         self.activation = activation
         self.head_channels = head_channels
         self.residual = residual
+        self.head_activation = head_activation
         self.unet = UNetBlock(
             n_outputs=2,
             layers_n_channels=self.layers_n_channels,
             activation=activation,
             head_channels=head_channels,
+            head_activation=head_activation,
             name="unet",
         )
 
@@ -62,5 +69,6 @@ class SensitivityMapRefiner(keras.layers.Layer):
             activation=self.activation,
             head_channels=self.head_channels,
             residual=self.residual,
+            head_activation=self.head_activation,
         )
         return config

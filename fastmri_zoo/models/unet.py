@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from ..layers import UNetBlock, channels_to_complex, complex_to_channels
+from .base import crop_center
 from .cartesian import CartesianModel
 
 __all__ = ["UNet"]
@@ -45,6 +46,14 @@ class UNet(CartesianModel):
     ``residual`` adds the network input to its output. The remaining arguments
     are those of :class:`fastmri_zoo.layers.UNetBlock`; :meth:`fastmri` gives
     the fastMRI baseline configuration.
+
+    Two options reproduce the authors' fastMRI U-net checkpoint: ``input_crop``
+    = (h, w) centre-crops the zero-filled image before the network (fastMRI's
+    convention, start (N - n) // 2; the output is then (batch, h, w)), and
+    ``input_normalization="mean_std"`` (magnitude mode) feeds the network
+    (|x| - mean) / (std + 1e-11) with the mean and standard deviation of each
+    slice, and maps its output back with ``* std + mean`` (as the authors'
+    evaluation did). Both default to off.
     """
 
     def __init__(
@@ -63,11 +72,24 @@ class UNet(CartesianModel):
         dropout: float = 0.0,
         residual: bool = False,
         multicoil: bool = False,
+        input_crop: Sequence[int] | None = None,
+        input_normalization: str | None = None,
         **kwargs,
     ):
         super().__init__(multicoil=multicoil, **kwargs)
         if input_mode not in ("magnitude", "complex"):
             raise ValueError(f"input_mode: expected 'magnitude' or 'complex', got {input_mode!r}.")
+        if input_normalization not in (None, "mean_std"):
+            raise ValueError(f"input_normalization: expected None or 'mean_std', got {input_normalization!r}.")
+        if input_normalization is not None and input_mode != "magnitude":
+            raise ValueError(
+                f"input_normalization: {input_normalization!r} applies to input_mode='magnitude' only, "
+                f"got input_mode={input_mode!r}."
+            )
+        if input_crop is not None and (len(input_crop) != 2 or min(int(c) for c in input_crop) < 1):
+            raise ValueError(f"input_crop: expected None or (h, w) with positive sizes, got {input_crop!r}.")
+        self.input_crop = None if input_crop is None else [int(c) for c in input_crop]
+        self.input_normalization = input_normalization
         self.layers_n_channels = [int(c) for c in layers_n_channels]
         self.layers_n_non_lins = layers_n_non_lins
         self.input_mode = input_mode
@@ -109,11 +131,19 @@ class UNet(CartesianModel):
     def call(self, inputs, training=None):
         kspace, operator = self.operator(inputs)
         zero_filled = operator.adjoint(kspace)
+        if self.input_crop is not None:
+            zero_filled = crop_center(zero_filled, self.input_crop)
         if self.input_mode == "magnitude":
             x = tf.abs(zero_filled)[..., None]
+            if self.input_normalization == "mean_std":
+                mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+                std = tf.math.reduce_std(x, axis=[1, 2, 3], keepdims=True)
+                x = (x - mean) / (std + 1e-11)
             out = self.image_net(x, training=training)
             if self.residual:
                 out = out + x
+            if self.input_normalization == "mean_std":
+                out = out * std + mean
             return tf.complex(out[..., 0], tf.zeros_like(out[..., 0]))
         x = complex_to_channels(zero_filled[..., None])
         out = self.image_net(x, training=training)
@@ -138,5 +168,7 @@ class UNet(CartesianModel):
             dropout=self.dropout,
             residual=self.residual,
             multicoil=self.multicoil,
+            input_crop=None if self.input_crop is None else list(self.input_crop),
+            input_normalization=self.input_normalization,
         )
         return config
