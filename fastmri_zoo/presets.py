@@ -645,6 +645,8 @@ def load(
     from . import registry
 
     entry = registry.get_entry(name)
+    if entry.loader is not None:  # not a preset folder: the entry converts its own files (fastmri_zoo.legacy)
+        return entry.loader(pretrained=pretrained, revision=revision, endpoint=endpoint, cache_dir=cache_dir, token=token)
     if not pretrained:
         bundled = registry.bundled_folder(entry)
         if revision is None and bundled is not None:

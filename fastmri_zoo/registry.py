@@ -56,7 +56,11 @@ class CheckpointEntry:
     metadata.json, README.md); ``hub_revision`` is a 40-hex commit so a
     cached download is reused without a request. ``builder`` (optional) returns
     the untrained architecture when no preset folder can be reached, for
-    ``load(name, pretrained=False)``.
+    ``load(name, pretrained=False)``. ``loader`` (optional) loads checkpoints
+    that are not zoo preset folders (the authors' Keras-2 files, converted on
+    load by :mod:`fastmri_zoo.legacy`): ``loader(pretrained=..., revision=...,
+    endpoint=..., cache_dir=..., token=...)``; such an entry brings its own
+    integrity checks, so its Hub revision and sha256 may be unknown.
     """
 
     architecture: str
@@ -73,6 +77,7 @@ class CheckpointEntry:
     sha256: str | None = None
     pretrained: bool = False
     builder: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+    loader: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for attribute in ("architecture", "trajectory"):
@@ -100,19 +105,20 @@ class CheckpointEntry:
         if self.hub_repo is not None:
             if not _REPO_ID.match(self.hub_repo):
                 raise ValueError(f"hub_repo: expected 'owner/name', got {self.hub_repo!r}.")
-            if self.hub_revision is None or not _COMMIT.match(self.hub_revision):
+            unpinned_allowed = self.loader is not None and self.hub_revision is None
+            if not unpinned_allowed and (self.hub_revision is None or not _COMMIT.match(self.hub_revision)):
                 raise ValueError(
                     f"hub_revision: {self.name} must pin its Hub revision to a 40-hex commit id, "
                     f"got {self.hub_revision!r}."
                 )
-        if not self.hub_filename.endswith(".weights.h5") or self.hub_filename.startswith("/"):
+        if self.hub_filename.startswith("/") or (self.loader is None and not self.hub_filename.endswith(".weights.h5")):
             raise ValueError(
                 f"hub_filename: expected a relative path ending in '.weights.h5', got {self.hub_filename!r}."
             )
         if self.sha256 is not None and not _SHA256.match(self.sha256):
             raise ValueError(f"sha256: expected 64 lowercase hex digits, got {self.sha256!r}.")
         if self.pretrained:
-            if self.sha256 is None:
+            if self.sha256 is None and self.loader is None:
                 raise ValueError(f"sha256: the pretrained checkpoint {self.name} needs the sha256 of its weights.")
             if self.bundled is None and self.hub_repo is None:
                 raise ValueError(
@@ -143,6 +149,7 @@ def _import_families() -> None:
     global _FAMILIES_IMPORTED
     if not _FAMILIES_IMPORTED:
         importlib.import_module("fastmri_zoo.models")
+        importlib.import_module("fastmri_zoo.legacy")  # the authors' Keras-2 checkpoints on the Hub
         _FAMILIES_IMPORTED = True
 
 
@@ -243,7 +250,8 @@ def bundled_folder(entry: CheckpointEntry) -> Path | None:
 def _generated_card(entry: CheckpointEntry) -> str:
     acceleration = f"{entry.acceleration}" if entry.acceleration is not None else "not fixed"
     if entry.hub_repo:
-        hub = f"{entry.hub_repo} ({entry.hub_filename} at revision {entry.hub_revision})"
+        revision = entry.hub_revision or "not pinned"
+        hub = f"{entry.hub_repo} ({entry.hub_filename} at revision {revision})"
     else:
         hub = "none"
     status = (
@@ -275,7 +283,7 @@ def info(name: str) -> str:
     folder = bundled_folder(entry)
     if folder is not None and (folder / "README.md").is_file():
         return (folder / "README.md").read_text(encoding="utf-8")
-    if entry.hub_repo is not None:
+    if entry.hub_repo is not None and entry.loader is None:  # a loader's Hub folder is not a zoo preset
         from .hub import cached_file
 
         readme = cached_file(entry.hub_repo, _join(entry.hub_subfolder, "README.md"), revision=entry.hub_revision)
