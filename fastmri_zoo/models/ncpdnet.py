@@ -374,9 +374,6 @@ class NonCartesianModel(ReconstructionModel):
     ``KbNufftModule(im_size=legacy_im_size, norm='ortho')``.
     """
 
-    #: tfkbnufft ops cannot be XLA-compiled.
-    supports_jit = False
-
     def __init__(
         self,
         multicoil: bool = False,
@@ -388,6 +385,8 @@ class NonCartesianModel(ReconstructionModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # tfkbnufft ops cannot be XLA-compiled, so compile(jit_compile="auto") must not try.
+        self.supports_jit = False
         if ndim not in (2, 3):
             raise ValueError(f"ndim: expected 2 (images) or 3 (volumes), got {ndim!r}.")
         self.multicoil = bool(multicoil)
@@ -753,8 +752,6 @@ class GriddedPDNet(XPDNet):
     when ``dcomp=True``); output complex64 (batch, *image_shape).
     """
 
-    supports_jit = False
-
     def __init__(
         self,
         n_iter: int = 10,
@@ -785,6 +782,7 @@ class GriddedPDNet(XPDNet):
             evaluated_primal=0,
             **kwargs,
         )
+        self.supports_jit = False  # tfkbnufft gridding
         self.n_filters = n_filters
         self.activation = activation
         self.ndim = int(ndim)

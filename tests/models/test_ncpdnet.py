@@ -331,4 +331,20 @@ def test_3d_baselines_run_on_volumes(rng):
         out = model(inputs)
         assert out.shape == (1, *volume) and out.dtype == tf.complex64
         assert np.isfinite(out.numpy()).all()
-    assert UNetAdjDcomp.supports_jit is False and NCPDNet.supports_jit is False and GriddedPDNet.supports_jit is False
+
+
+def test_models_refuse_xla_so_fit_runs_with_jit_compile_auto(rng):
+    """tfkbnufft is not XLA-compilable: compile(jit_compile="auto") must resolve to no XLA."""
+    _, inputs = acquisition(rng)
+    for model in (NCPDNet(n_iter=1, n_filters=2, image_shape=(N, N)),
+                  UNetAdjDcomp(layers_n_channels=[2, 4], image_shape=(N, N)),
+                  GriddedPDNet(n_iter=1, n_filters=2, image_shape=(N, N))):
+        assert model.supports_jit is False
+        model.compile(optimizer="adam", loss="mae", jit_compile="auto")
+        assert model.jit_compile is False
+    # Examples as a pipeline makes them: every key with a batch axis.
+    batched = dict(inputs, traj=inputs["traj"][None], dcomp=inputs["dcomp"][None])
+    target = np.abs(adjoint_of(inputs))[None].astype(np.float32)
+    dataset = tf.data.Dataset.from_tensors((batched, target)).repeat(2)
+    history = model.fit(dataset, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
