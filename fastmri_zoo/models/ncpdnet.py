@@ -44,6 +44,7 @@ __all__ = [
     "GriddedPDNet",
     "check_noncartesian_inputs",
     "noncartesian_required_inputs",
+    "sampled_cells",
 ]
 
 _AXES = {2: "(k_H, k_W)", 3: "(k_D, k_H, k_W)"}
@@ -523,7 +524,11 @@ class NCPDNet(NonCartesianModel):
 
     ``legacy_im_size``, ``table_oversampling``: see :class:`NonCartesianModel`;
     the authors' checkpoints ran with ``legacy_im_size=(640, 400)`` (2D) or
-    ``(176, 256, 256)`` (3D) and ``table_oversampling=1024``.
+    ``(176, 256, 256)`` (3D), ``table_oversampling=1024`` and forward + adjoint
+    (``toeplitz=False``); with those settings this class computes what their
+    code computes, up to float32 round-off. Their coil-map refiner differs from
+    the default :class:`~fastmri_zoo.layers.SensitivityMapRefiner` in one
+    place: a leaky ReLU after its 4-channel 1x1 head convolution.
     """
 
     def __init__(
