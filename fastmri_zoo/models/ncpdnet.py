@@ -526,9 +526,9 @@ class NCPDNet(NonCartesianModel):
     the authors' checkpoints ran with ``legacy_im_size=(640, 400)`` (2D) or
     ``(176, 256, 256)`` (3D), ``table_oversampling=1024`` and forward + adjoint
     (``toeplitz=False``); with those settings this class computes what their
-    code computes, up to float32 round-off. Their coil-map refiner differs from
-    the default :class:`~fastmri_zoo.layers.SensitivityMapRefiner` in one
-    place: a leaky ReLU after its 4-channel 1x1 head convolution.
+    code computes, up to float32 round-off. Their coil-map refiner has a leaky
+    ReLU after its 4-channel 1x1 head convolution:
+    ``refiner_kwargs={"head_activation": True}``.
     """
 
     def __init__(
