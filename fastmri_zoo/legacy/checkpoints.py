@@ -55,6 +55,16 @@ _OASIS = (
 
 _CARTESIAN_SINGLECOIL = {"kspace": {"shape": [1, 32, 32], "dtype": "complex64"},
                          "mask": {"shape": [1, 32], "dtype": "float32"}}
+_NONCARTESIAN = {"kspace": {"shape": [1, 16], "dtype": "complex64"},
+                 "traj": {"shape": [1, 2, 16], "dtype": "float32"},
+                 "dcomp": {"shape": [1, 16], "dtype": "float32"}}
+_NONCARTESIAN_MULTICOIL = {"kspace": {"shape": [1, 1, 16], "dtype": "complex64"},
+                           "traj": {"shape": [1, 2, 16], "dtype": "float32"},
+                           "dcomp": {"shape": [1, 16], "dtype": "float32"},
+                           "smaps": {"shape": [1, 1, 16, 16], "dtype": "complex64"}}
+_NONCARTESIAN_3D = {"kspace": {"shape": [1, 16], "dtype": "complex64"},
+                    "traj": {"shape": [1, 3, 16], "dtype": "float32"},
+                    "dcomp": {"shape": [1, 16], "dtype": "float32"}}
 _CARTESIAN_MULTICOIL = {"kspace": {"shape": [1, 1, 32, 32], "dtype": "complex64"},
                         "mask": {"shape": [1, 32], "dtype": "float32"},
                         "smaps": {"shape": [1, 1, 32, 32], "dtype": "complex64"}}
@@ -174,6 +184,38 @@ _XPDNET_BRAIN_ORIGINAL = (
 )
 
 
+#: The original NC-PDNet operator: tfkbnufft KbNufftModule(im_size, norm='ortho'), 2x grid, 6 points,
+#: 1024 table points; forward + adjoint NUFFTs (no Toeplitz embedding).
+_NC_OPERATOR = {"table_oversampling": 1024, "toeplitz": False}
+_NC_TRAJECTORIES = {
+    "radial": "golden-angle radial, 400 // 4 = 100 spokes of 640 points (AF 4)",
+    "spiral": "spiral, 3 revolutions, 100 shots (AF 4)",
+}
+
+
+def _ncpdnet_2d(trajectory, coils):
+    multicoil = coils == "multicoil"
+    network = {"legacy_im_size": [640, 400], **_NC_OPERATOR}
+    if multicoil:
+        network.update(multicoil=True, refine_smaps=True, refiner_kwargs={"head_activation": True})
+    repo = f"zaccharieramzi/NCPDNet-{coils}-{trajectory}"
+    coil_text = ("multicoil track (15 coils), coil maps from the low frequencies (|k| <= 0.04 pi) with density "
+                 "compensation, refined by the network" if multicoil else "single-coil track")
+    return LegacyCheckpoint(
+        architecture="ncpdnet", trajectory=trajectory, coils=coils, acceleration=None, dataset="fastmri",
+        hub_repo=repo, family="ncpdnet", network_kwargs=network,
+        original="NCPDNet(im_size=(640, 400), dcomp=True" + (", multicoil=True, refine_smaps=True)" if multicoil else ")"),
+        layout="weights", parameter_count=163_718 if multicoil else 156_260, kspace_scale=FASTMRI_SCALE,
+        output_crop="fastmri", input_signature=_NONCARTESIAN_MULTICOIL if multicoil else _NONCARTESIAN,
+        paper=_NCPDNET_PAPER,
+        training_data=(f"fastMRI knee, {coil_text} (Zbontar et al. 2018): non-Cartesian k-space simulated from the "
+                       f"fully sampled images with a {_NC_TRAJECTORIES[trajectory]}, Pipe-Menon density compensation."),
+        notes="Images are 640 x W with W <= 400 (even margin): they are zero-padded to 640 x 400 inside the NUFFT, "
+              "as in the original; the NUFFT is the original tfkbnufft one (1024 table points, no Toeplitz "
+              "embedding), which the goldens need to agree within 1e-4.",
+    )
+
+
 def _updnet_knee(acceleration):
     return _cartesian(
         "updnet", "multicoil", "fastmri", f"zaccharieramzi/UPDNet-knee-af{acceleration}", "xpdnet",
@@ -241,6 +283,24 @@ LEGACY_CHECKPOINTS: tuple[LegacyCheckpoint, ...] = (
                _XPDNET_PAPER, _FASTMRI_KNEE_SINGLECOIL),
     _xpdnet_brain(4),
     _xpdnet_brain(8),
+    _ncpdnet_2d("radial", "singlecoil"),
+    _ncpdnet_2d("spiral", "singlecoil"),
+    _ncpdnet_2d("radial", "multicoil"),
+    _ncpdnet_2d("spiral", "multicoil"),
+    LegacyCheckpoint(
+        architecture="ncpdnet", trajectory="radial", coils="3d", acceleration=None, dataset="oasis",
+        hub_repo="zaccharieramzi/NCPDNet-3D", family="ncpdnet",
+        network_kwargs={"ndim": 3, "n_iter": 6, "n_primal": 2, "n_filters": 16, "legacy_im_size": [176, 256, 256],
+                        **_NC_OPERATOR},
+        original="NCPDNet(three_d=True, n_iter=6, n_filters=16, im_size=(176, 256, 256), dcomp=True, fastmri=False, "
+                 "n_primal=2)",
+        layout="weights", parameter_count=67_608, kspace_scale=OASIS_SCALE, output_crop=None,
+        input_signature=_NONCARTESIAN_3D, paper=_NCPDNET_PAPER,
+        training_data="OASIS brain volumes (Marcus et al., oasis-brains.org), non-Cartesian k-space simulated with "
+                      "a 3D radial (kooshball) trajectory at AF 4 (AF = N Nz / shots), Pipe-Menon density compensation.",
+        notes="Volumes of at most 176 x 256 x 256 (even margins) are zero-padded to that grid inside the NUFFT, as in "
+              "the original; n_primal=2 (the corrected Hub card; the file's size confirms it).",
+    ),
 )
 
 
@@ -279,7 +339,7 @@ def build(checkpoint: LegacyCheckpoint):
     network = _network_class(checkpoint.family)(**checkpoint.network_kwargs)
     model = LegacyReconstruction(network, kspace_scale=checkpoint.kspace_scale, output_crop=checkpoint.output_crop,
                                  input_signature=checkpoint.input_signature, name=checkpoint.name.replace("-", "_"))
-    model(model.example_inputs())
+    model.build()
     return model
 
 

@@ -47,8 +47,9 @@ class LegacyReconstruction(ReconstructionModel):
     whole); ``None`` leaves the image uncropped (OASIS).
 
     inputs: those of ``network`` (``kspace``, ``mask``, ``smaps``, ``traj``,
-    ``dcomp``...), plus optionally ``output_shape`` int (2,) or (batch, 2) (the
-    first row is used for the whole batch, as in the original).
+    ``dcomp``, ``image_shape`` for single-coil non-Cartesian networks...), plus
+    optionally ``output_shape`` int (2,) or (batch, 2) (the first row is used
+    for the whole batch, as in the original).
     Output: complex64 (batch, *spatial), cropped as described.
     ``input_signature`` ({key: {"shape", "dtype"}}) is a small input the model
     can be built on (``example_inputs()``).
@@ -88,15 +89,36 @@ class LegacyReconstruction(ReconstructionModel):
 
         return zeros_like_signature(self.input_signature)
 
-    def call(self, inputs, training=None):
+    def __call__(self, inputs, *args, **kwargs):
+        # Sizes given as Python ints travel as call arguments: Keras takes only tensors in the input dict.
+        if isinstance(inputs, Mapping) and ("image_shape" in inputs or "output_shape" in inputs):
+            inputs = dict(inputs)
+            for key in ("image_shape", "output_shape"):
+                if key in inputs:
+                    kwargs[key] = inputs.pop(key)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def build(self, input_shape=None):
+        if not self.network.built:
+            from ..models.ncpdnet import NonCartesianModel
+
+            if isinstance(self.network, NonCartesianModel):
+                self.network.build(None)  # its weights need no forward pass (no NUFFT at the full grid)
+            else:
+                self.network(self.example_inputs())
+        self.built = True
+
+    def call(self, inputs, training=None, image_shape=None, output_shape=None):
         self.check_inputs(inputs)
-        network_inputs = {key: value for key, value in inputs.items() if key != "output_shape"}
+        network_inputs = dict(inputs)
         scale = tf.constant(self.kspace_scale, tf.complex64)
         network_inputs["kspace"] = tf.cast(inputs["kspace"], tf.complex64) * scale
+        if image_shape is not None:
+            network_inputs["image_shape"] = image_shape
         image = self.network(network_inputs, training=training) / scale
         if self.output_crop == "fastmri":
-            if "output_shape" in inputs:
-                output_shape = tf.reshape(tf.convert_to_tensor(inputs["output_shape"]), [-1, 2])[0]
+            if output_shape is not None:
+                output_shape = tf.reshape(tf.convert_to_tensor(output_shape), [-1, 2])[0]
                 image = original_crop(image, output_shape[0], output_shape[1])
             else:
                 image = original_crop(image, *FASTMRI_CROP)
