@@ -60,16 +60,21 @@ def small_models():
 SMALL = small_models()
 
 
-def exported_model_classes() -> set:
-    """Every concrete model class exported by ``fastmri_zoo.models`` (the bases excluded)."""
+def exported_model_classes(kind: str = "cartesian") -> set:
+    """Every concrete model class exported by ``fastmri_zoo.models`` (the bases excluded)
+    taking Cartesian (``kind="cartesian"``) or non-Cartesian (``"noncartesian"``) k-space."""
     import inspect
 
     from fastmri_zoo import models
+
+    def noncartesian(cls):
+        return issubclass(cls, (models.NonCartesianModel, models.GriddedPDNet))
 
     return {
         obj
         for name in models.__all__
         for obj in [getattr(models, name)]
         if inspect.isclass(obj) and issubclass(obj, models.ReconstructionModel)
-        and obj not in (models.ReconstructionModel, models.CartesianModel)
+        and obj not in (models.ReconstructionModel, models.CartesianModel, models.NonCartesianModel)
+        and noncartesian(obj) == (kind == "noncartesian")
     }

@@ -149,6 +149,14 @@ def perturb_all_weights(model, rng):
         variable.assign(variable.numpy() + rng.uniform(0.05, 0.15, size=variable.shape).astype(np.float32))
 
 
+def test_every_noncartesian_model_class_is_covered():
+    from tests.models.conftest import exported_model_classes
+
+    exported = exported_model_classes("noncartesian")
+    covered = {cls for _, cls, _, _ in MODELS}
+    assert exported and exported - covered == set(), f"add a round-trip case for {sorted(c.__name__ for c in exported - covered)}"
+
+
 @pytest.mark.parametrize("name,cls,kwargs,multicoil", MODELS, ids=[m[0] for m in MODELS])
 def test_config_json_and_preset_round_trips_give_identical_outputs(name, cls, kwargs, multicoil, rng, tmp_path):
     _, inputs = make_inputs(rng, multicoil)
