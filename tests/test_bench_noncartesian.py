@@ -1,0 +1,101 @@
+"""Smoke test of bench/noncartesian.py: its --quick run prints the whole table, the Toeplitz and
+explicit NC-PDNets agree, and its FLOP counts match hand-computed closed forms."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "noncartesian.py"
+
+ROWS = [
+    "inference s/slice, eager (kernel cached)",
+    "inference s/slice, graph (kernel per call)",
+    "training step s (kernel per step)",
+    "forward pass GFLOP (analytic)",
+    "+ Toeplitz kernel when rebuilt",
+    "matmul rate GFLOP/s",
+    "floor s = FLOP / rate",
+    "measured / floor, eager (kernel cached)",
+    "measured / floor, graph (kernel per call)",
+    "relative difference |x_T - x_E| / |x_E|",
+    "coil-map refiner (U-net per coil)",
+    "A^H D y",
+    "Toeplitz kernel (PSF NUFFT, 2x grid)",
+    "Toeplitz A^H D A x - A^H D y",
+    "in both: FFT of the coils on 2x grid",
+    "explicit A^H D (A x - y)",
+    "image net (3 convolutions)",
+]
+
+
+def numbers_after(line: str, label: str) -> list[float]:
+    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]\d+)?", line.split(label, 1)[1])]
+
+
+def test_quick_run_prints_the_table_and_both_paths_agree():
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    found = {}
+    for label in ROWS:
+        matching = [line for line in lines if label in line]
+        assert matching, f"row {label!r} missing from:\n{result.stdout}"
+        found[label] = numbers_after(matching[0], label)
+
+    for label in ROWS[:3]:
+        toeplitz, explicit, ratio = found[label]
+        assert toeplitz > 0 and explicit > 0
+        assert ratio == pytest.approx(explicit / toeplitz, rel=0.02, abs=0.01)
+    (difference,) = found["relative difference |x_T - x_E| / |x_E|"]
+    assert 0 <= difference < 1e-3
+    assert found["matmul rate GFLOP/s"][1] > 0  # first number is the 2048 of "2048^2"
+    # 64 x 64 image net: 3x3 convolutions 12 -> 32 -> 32 -> 10 channels, 2 k^2 cin cout H W flops each.
+    calls, gflop = found["image net (3 convolutions)"][:2]
+    assert calls == 10
+    assert gflop == pytest.approx(2 * 9 * (12 * 32 + 32 * 32 + 32 * 10) * 64 * 64 / 1e9, abs=5e-4)
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_noncartesian", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flop_counts_match_closed_forms():
+    bench = load_bench()
+    from fastmri_zoo.models import NCPDNet
+
+    model = NCPDNet(multicoil=True, refine_smaps=True)
+    model.build_layers()
+    size, coils, nsamples = 64, 3, 2048
+    flops = bench.forward_flops(model, size, coils, nsamples)
+    pixels = size * size
+    assert bench.fft_flops(1024) == 5 * 1024 * 10
+    assert flops["image_net"] == 2 * 9 * (12 * 32 + 32 * 32 + 32 * 10) * pixels
+    # Refiner U-net, channels [4, 8, 16], two 3x3 convolutions per scale, 2x2 up-convolutions,
+    # 1x1 head 4 -> 4 and output 4 -> 2, per pixel of each scale (2 k^2 cin cout):
+    full = 2 * (9 * 2 * 4 + 9 * 4 * 4 + 4 * 8 * 4 + 9 * 8 * 4 + 9 * 4 * 4 + 4 * 4 + 4 * 2)
+    half = 2 * (9 * 4 * 8 + 9 * 8 * 8 + 4 * 16 * 8 + 9 * 16 * 8 + 9 * 8 * 8)
+    quarter = 2 * (9 * 8 * 16 + 9 * 16 * 16)
+    assert flops["refiner"] == coils * (full * pixels + half * pixels / 4 + quarter * pixels / 16)
+    grid = 4 * pixels
+    fft = 5 * grid * math.log2(grid)
+    # Toeplitz: per coil 2 FFTs and one kernel product on the 2x grid, smaps and conj(smaps) products.
+    assert flops["toeplitz"] == pytest.approx(coils * (2 * fft + 6 * grid + 12 * pixels) + 2 * coils * pixels)
+    # Explicit: the same FFTs plus interpolation and spreading of 6 x 6 neighbours per sample and coil.
+    gridding = 2 * 36 * 8 * nsamples
+    assert flops["explicit"] - flops["toeplitz"] == pytest.approx(
+        coils * (2 * gridding + 4 * nsamples + 12 * pixels - 6 * grid) - 2 * pixels
+    )
