@@ -392,12 +392,14 @@ def from_keras2_h5(path: str | os.PathLike, checkpoint: LegacyCheckpoint | str):
     structure differs from the expected one or a value is not finite.
     Returns the :class:`~fastmri_zoo.legacy.LegacyReconstruction`.
     """
-    from .converter import load_keras2_weights
+    from .converter import assign_weights
+    from .keras2_h5 import Keras2File
 
     if isinstance(checkpoint, str):
         checkpoint = get_checkpoint(checkpoint)
-    model = build(checkpoint)
-    keras2_file = load_keras2_weights(path, plan(checkpoint, model.network))
+    with Keras2File(path) as keras2_file:  # a file that is not Keras-2 h5 fails before anything is built
+        model = build(checkpoint)
+        assign_weights(keras2_file, plan(checkpoint, model.network))
     model.keras2_source = {"path": str(path), "layout": keras2_file.layout, "keras_version": keras2_file.keras_version}
     return model
 

@@ -20,7 +20,14 @@ import numpy as np
 
 from .keras2_h5 import Keras2File
 
-__all__ = ["GroupPlan", "LegacyStructureError", "expected_structure", "check_structure", "load_keras2_weights"]
+__all__ = [
+    "GroupPlan",
+    "LegacyStructureError",
+    "structure_problems",
+    "check_structure",
+    "assign_weights",
+    "load_keras2_weights",
+]
 
 
 class LegacyStructureError(ValueError):
@@ -37,11 +44,6 @@ class GroupPlan:
     @property
     def shapes(self) -> list[tuple[int, ...]]:
         return [tuple(int(d) for d in variable.shape) for variable in self.variables]
-
-
-def expected_structure(plan: Sequence[GroupPlan]) -> list[list[tuple[int, ...]]]:
-    """The structure a file must have for ``plan``: per weighted group, the list of weight shapes."""
-    return [group.shapes for group in plan]
 
 
 def _variable_name(variable) -> str:
@@ -93,25 +95,30 @@ def check_structure(keras2_file: Keras2File, plan: Sequence[GroupPlan]) -> None:
         )
 
 
-def load_keras2_weights(path: str | os.PathLike, plan: Sequence[GroupPlan]) -> Keras2File:
-    """Check the Keras-2 file at ``path`` against ``plan`` and assign its values to the plan's variables.
+def assign_weights(keras2_file: Keras2File, plan: Sequence[GroupPlan]) -> None:
+    """Check the open ``keras2_file`` against ``plan`` and assign its values to the plan's variables.
 
     Nothing is assigned unless the structure matches and every value is finite.
-    Returns the (closed) :class:`Keras2File` description (layout, Keras version).
     """
-    with Keras2File(path) as keras2_file:
-        check_structure(keras2_file, plan)
-        values = []
-        for group, expected in zip(keras2_file.weighted_groups, plan):
-            for weight, variable in zip(group.weights, expected.variables):
-                array = keras2_file.read(weight)
-                if not np.all(np.isfinite(array)):
-                    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-                    raise LegacyStructureError(
-                        f"{keras2_file.path}: refused, weight {weight.name!r} of group {group.name!r} holds "
-                        f"{bad} non-finite value(s) (NaN or Inf); the file is corrupted or not a trained checkpoint."
-                    )
-                values.append((variable, array))
+    check_structure(keras2_file, plan)
+    values = []
+    for group, expected in zip(keras2_file.weighted_groups, plan):
+        for weight, variable in zip(group.weights, expected.variables):
+            array = keras2_file.read(weight)
+            if not np.all(np.isfinite(array)):
+                bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+                raise LegacyStructureError(
+                    f"{keras2_file.path}: refused, weight {weight.name!r} of group {group.name!r} holds "
+                    f"{bad} non-finite value(s) (NaN or Inf); the file is corrupted or not a trained checkpoint."
+                )
+            values.append((variable, array))
     for variable, array in values:
         variable.assign(array.astype(np.float32))
+
+
+def load_keras2_weights(path: str | os.PathLike, plan: Sequence[GroupPlan]) -> Keras2File:
+    """:func:`assign_weights` from the Keras-2 file at ``path``; returns its (closed) description
+    (layout, Keras version)."""
+    with Keras2File(path) as keras2_file:
+        assign_weights(keras2_file, plan)
     return keras2_file
