@@ -53,7 +53,12 @@ class LegacyReconstruction(ReconstructionModel):
     Output: complex64 (batch, *spatial), cropped as described.
     ``input_signature`` ({key: {"shape", "dtype"}}) is a small input the model
     can be built on (``example_inputs()``).
+
+    ``input_units = "physical"`` tells callers (e.g. a reconstruction loop that
+    normalises k-space for the zoo's own checkpoints) to pass the data as is.
     """
+
+    input_units = "physical"
 
     def __init__(
         self,
@@ -126,8 +131,11 @@ class LegacyReconstruction(ReconstructionModel):
 
     def get_config(self):
         config = super().get_config()
+        network = keras.saving.serialize_keras_object(self.network)
+        network.pop("build_config", None)  # the wrapper builds its network itself
+        network.pop("compile_config", None)
         config.update(
-            network=keras.saving.serialize_keras_object(self.network),
+            network=network,
             kspace_scale=self.kspace_scale,
             output_crop=self.output_crop,
             input_signature=None if self.input_signature is None else {

@@ -119,3 +119,14 @@ def test_not_a_keras2_file(tmp_path):
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(ValueError, match=r"not a readable HDF5 file"):
         from_keras2_h5(tmp_path / "text.h5", PDNET)
+
+
+def test_converted_model_round_trips_through_a_zoo_preset(tmp_path):
+    """A converted checkpoint saved as a zoo preset folder loads back (config and outputs identical)."""
+    from fastmri_zoo.presets import from_preset, save_to_preset
+
+    model = from_keras2_h5(PDNET_FILE, PDNET)
+    folder = save_to_preset(model, tmp_path / "pdnet_oasis", description="PDNet-OASIS converted")
+    loaded = from_preset(str(folder))
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(pdnet_output(loaded), pdnet_output(model))
