@@ -19,6 +19,9 @@ _CARTESIAN = [
      "PDNet (learned primal-dual, 318k parameters), random masks AF 4."),
     ("cascadenet", "singlecoil", 4, "94501a32b82174887358c6f821ca399c26505737f65b8ec8f0e4fc5fa23e08ed",
      "Cascade-net D5C5 (5 cascades of 5 convolutions, 48 filters, 425k parameters), random masks AF 4."),
+    ("kikinet", "singlecoil", 4, "b8d3110267ee109901905ac4319bf76e1c7c9a062459fab3e655283203776240",
+     "KIKI-net (2 k-space/image CNN pairs of 16 convolutions, 48 filters, 1.25M parameters; residual k-space CNNs), "
+     "random masks AF 4."),
     ("unet", "singlecoil", 4, "5a7546017134ed3ff635fe500c177fb883b77a27b68f2df89fc3261fdbb495b7",
      "U-net (16/32/64/128 filters, 482k parameters) on the zero-filled magnitude, random masks AF 4."),
     ("xpdnet", "multicoil", 4, "472a470796d9954dad337954322e2992eccf47987009df5d9dbffe49296ebce0",
