@@ -270,7 +270,7 @@ def _generated_card(entry: CheckpointEntry) -> str:
         f"- status: {status}\n"
         f"- bundled folder: {entry.bundled or 'none'}\n"
         f"- Hub: {hub}\n"
-        f"- weights sha256: {entry.sha256 or 'not provided'}\n"
+        f"- weights sha256: {entry.sha256 or ('recorded at the first download' if entry.loader else 'not provided')}\n"
     )
 
 

@@ -120,9 +120,9 @@ class LegacyCheckpoint:
         layout = ("full model (`model.save`): weights under `/model_weights`, optimizer state ignored"
                   if self.layout == "full_model" else "weights only (`model.save_weights`)")
         lines = [
-            f"Trained and published by **Zaccharie Ramzi** (with Philippe Ciuciu and Jean-Luc Starck, CEA "
-            f"NeuroSpin / Inria / CEA CosmoStat) as `hf://{self.hub_repo}`. All credit for the network and its "
-            "training goes to the authors; fastmri-zoo only converts their Keras-2 file on load.",
+            f"Trained and published by **Zaccharie Ramzi** and co-authors (paper below) as `hf://{self.hub_repo}`. "
+            "All credit for the network and its training goes to the authors; fastmri-zoo only converts their "
+            "Keras-2 file on load.",
             "",
             f"- Paper: {self.paper}",
             f"- Training data: {self.training_data}",
@@ -199,8 +199,9 @@ def _ncpdnet_2d(trajectory, coils):
     if multicoil:
         network.update(multicoil=True, refine_smaps=True, refiner_kwargs={"head_activation": True})
     repo = f"zaccharieramzi/NCPDNet-{coils}-{trajectory}"
-    coil_text = ("multicoil track (15 coils), coil maps from the low frequencies (|k| <= 0.04 pi) with density "
-                 "compensation, refined by the network" if multicoil else "single-coil track")
+    coil_text = "multicoil track (15 coils; " if multicoil else "single-coil track ("
+    maps = ("; coil maps from the low frequencies (|k| <= 0.04 pi) of the density-compensated adjoint, refined by "
+            "the network" if multicoil else "")
     return LegacyCheckpoint(
         architecture="ncpdnet", trajectory=trajectory, coils=coils, acceleration=None, dataset="fastmri",
         hub_repo=repo, family="ncpdnet", network_kwargs=network,
@@ -208,8 +209,9 @@ def _ncpdnet_2d(trajectory, coils):
         layout="weights", parameter_count=163_718 if multicoil else 156_260, kspace_scale=FASTMRI_SCALE,
         output_crop="fastmri", input_signature=_NONCARTESIAN_MULTICOIL if multicoil else _NONCARTESIAN,
         paper=_NCPDNET_PAPER,
-        training_data=(f"fastMRI knee, {coil_text} (Zbontar et al. 2018): non-Cartesian k-space simulated from the "
-                       f"fully sampled images with a {_NC_TRAJECTORIES[trajectory]}, Pipe-Menon density compensation."),
+        training_data=(f"fastMRI knee, {coil_text}Zbontar et al. 2018): non-Cartesian k-space simulated from the "
+                       f"fully sampled images with a {_NC_TRAJECTORIES[trajectory]}, Pipe-Menon density "
+                       f"compensation{maps}."),
         notes="Images are 640 x W with W <= 400 (even margin): they are zero-padded to 640 x 400 inside the NUFFT, "
               "as in the original; the NUFFT is the original tfkbnufft one (1024 table points, no Toeplitz "
               "embedding), which the goldens need to agree within 1e-4.",
