@@ -1,10 +1,10 @@
 """The named checkpoints of the zoo and where each one lives.
 
-A checkpoint is named ``{architecture}-{trajectory}-{coils}[-af{N}][-{dataset}]``
-(e.g. ``ncpdnet-radial-multicoil``, ``pdnet-cartesian-singlecoil-af4``). Each
-name maps to a frozen :class:`CheckpointEntry` giving the preset folder bundled
-under the repository's ``weights/`` and its Hugging Face Hub location (repo id,
-file name, pinned revision, sha256 of the weights).
+A checkpoint is named ``{architecture}[-{variant}]-{trajectory}-{coils}[-af{N}][-{dataset}]``
+(e.g. ``ncpdnet-radial-multicoil``, ``pdnet-cartesian-singlecoil-af4``,
+``unet-adjdcomp-radial-multicoil``). Each name maps to a frozen :class:`CheckpointEntry`
+giving the preset folder bundled under the repository's ``weights/`` and its Hugging
+Face Hub location (repo id, file name, pinned revision, sha256 of the weights).
 
 Model-family modules add their entries at import time with :func:`register`;
 the registry itself ships no entries. This module imports nothing heavy, so
@@ -68,6 +68,9 @@ class CheckpointEntry:
     coils: str
     acceleration: int | None = None
     dataset: str | None = None
+    #: what the architecture is applied to, when it is not the raw acquisition (e.g. "adjdcomp":
+    #: a U-net on the density-compensated adjoint); it follows the architecture in the name
+    variant: str | None = None
     name: str = ""
     description: str = ""
     bundled: str | None = None
@@ -93,14 +96,19 @@ class CheckpointEntry:
             isinstance(self.acceleration, bool) or not isinstance(self.acceleration, int) or self.acceleration < 1
         ):
             raise ValueError(f"acceleration: expected a positive int or None, got {self.acceleration!r}.")
-        if self.dataset is not None and not _SLUG.match(self.dataset):
-            raise ValueError(f"dataset: expected a lowercase name of letters, digits and '_', got {self.dataset!r}.")
+        for attribute in ("dataset", "variant"):
+            value = getattr(self, attribute)
+            if value is not None and not _SLUG.match(value):
+                raise ValueError(
+                    f"{attribute}: expected a lowercase name of letters, digits and '_', got {value!r}."
+                )
         expected = self.expected_name()
         if not self.name:
             object.__setattr__(self, "name", expected)
         elif self.name != expected:
             raise ValueError(
-                f"name: expected {expected!r} (architecture-trajectory-coils[-afN][-dataset]), got {self.name!r}."
+                f"name: expected {expected!r} (architecture[-variant]-trajectory-coils[-afN][-dataset]), "
+                f"got {self.name!r}."
             )
         if self.hub_repo is not None:
             if not _REPO_ID.match(self.hub_repo):
@@ -126,8 +134,8 @@ class CheckpointEntry:
                 )
 
     def expected_name(self) -> str:
-        """``{architecture}-{trajectory}-{coils}[-af{N}][-{dataset}]``."""
-        parts = [self.architecture, self.trajectory, self.coils]
+        """``{architecture}[-{variant}]-{trajectory}-{coils}[-af{N}][-{dataset}]``."""
+        parts = [self.architecture] + ([self.variant] if self.variant else []) + [self.trajectory, self.coils]
         if self.acceleration is not None:
             parts.append(f"af{self.acceleration}")
         if self.dataset is not None:

@@ -59,6 +59,9 @@ def test_names_follow_the_convention():
     assert _entry().name == "tinynet-cartesian-singlecoil-af4"
     assert _entry(acceleration=None, coils="multicoil", trajectory="radial").name == "tinynet-radial-multicoil"
     assert _entry(dataset="knee").name == "tinynet-cartesian-singlecoil-af4-knee"
+    assert _entry(variant="adjdcomp", acceleration=None, trajectory="radial").name == "tinynet-adjdcomp-radial-singlecoil"
+    with pytest.raises(ValueError, match="variant: expected a lowercase name"):
+        _entry(variant="adj-dcomp")
     with pytest.raises(ValueError, match="name: expected 'tinynet-cartesian-singlecoil-af4'"):
         _entry(name="tinynet-cartesian-singlecoil-af8")
     with pytest.raises(ValueError, match="coils: expected one of"):
