@@ -7,11 +7,12 @@ With the orthonormal NUFFT of ``nufft.py``,
 a convolution with the point-spread function h, whose support is m in [-N, N)
 per axis. Zero-padding x to a 2N grid makes that convolution circular, so
 A^H D A is one FFT pair on the 2N grid and a multiplication by the FFT of h.
-h is computed once, by an adjoint NUFFT onto a 2N image grid.
+h is computed once, by an adjoint NUFFT onto a 2N image grid (with the
+NUFFT's gridding, ``"sparse"`` matrices by default).
 
 Multicoil: A^H D A x = sum_c conj(S_c) T(S_c x), T the single-coil operator.
 No gridding is done per call, which is why this is much faster than forward +
-adjoint. Only the construction uses tfkbnufft (not XLA-compilable); ``normal``
+adjoint. Only the construction grids (not XLA-compilable); ``normal``
 itself is plain FFTs and element-wise products.
 """
 
@@ -24,12 +25,9 @@ import tensorflow as tf
 
 from ..checks import check_finite, check_rank, static_shape
 from .base import as_complex64
-from .nufft import TABLE_OVERSAMPLING, NUFFT, check_batch, check_image, prepare_dcomp, prepare_traj
+from .nufft import _FFT, _IFFT, TABLE_OVERSAMPLING, NUFFT, check_batch, check_image, prepare_dcomp, prepare_traj
 
 __all__ = ["ToeplitzNormal", "point_spread_function"]
-
-_FFT = {2: tf.signal.fft2d, 3: tf.signal.fft3d}
-_IFFT = {2: tf.signal.ifft2d, 3: tf.signal.ifft3d}
 
 
 def point_spread_function(
@@ -39,11 +37,13 @@ def point_spread_function(
     oversampling: float = 2.0,
     numpoints: int = 6,
     table_oversampling: int = TABLE_OVERSAMPLING,
+    gridding: str = "sparse",
 ) -> tf.Tensor:
     """h[m] = sum_j d_j exp(i k_j . m) for m in [-N, N) per axis.
 
     traj: float32 (batch, ndim, nsamples) or (ndim, nsamples); dcomp: float32
-    (batch, nsamples), (nsamples,) or None (ones). Returns complex64
+    (batch, nsamples), (nsamples,) or None (ones); oversampling, numpoints,
+    table_oversampling, gridding: the NUFFT's (``NUFFT``). Returns complex64
     (batch, *2 image_shape), index m + N holding h[m].
     """
     ndim = len(image_shape)
@@ -52,7 +52,8 @@ def point_spread_function(
     weights = tf.ones_like(traj[:, 0]) if dcomp is None else prepare_dcomp(dcomp, traj.shape[-1])
     # The adjoint NUFFT on the 2N grid is (2N)^{-ndim/2} sum_j d_j exp(i k_j . (m' - N)).
     psf = NUFFT(
-        traj, double, oversampling=oversampling, numpoints=numpoints, table_oversampling=table_oversampling
+        traj, double, oversampling=oversampling, numpoints=numpoints, table_oversampling=table_oversampling,
+        gridding=gridding,
     ).adjoint(
         tf.cast(weights, tf.complex64)
     )
@@ -63,7 +64,7 @@ class ToeplitzNormal:
     """A^H D A of a NUFFT as one FFT pair on a 2x grid.
 
     traj, image_shape, dcomp, smaps, oversampling, numpoints,
-    table_oversampling: as for ``NUFFT``. ``normal(x)``: x complex64
+    table_oversampling, gridding: as for ``NUFFT``. ``normal(x)``: x complex64
     (batch, *image_shape) -> same shape. ``kernel``: complex64
     (batch, *2 image_shape), the FFT of the point-spread function divided by N;
     it does not depend on smaps, so :meth:`from_kernel` reuses it.
@@ -78,9 +79,12 @@ class ToeplitzNormal:
         oversampling: float = 2.0,
         numpoints: int = 6,
         table_oversampling: int = TABLE_OVERSAMPLING,
+        gridding: str = "sparse",
     ):
         self._set_geometry(image_shape, smaps)
-        psf = point_spread_function(traj, self.image_shape, dcomp, oversampling, numpoints, table_oversampling)
+        psf = point_spread_function(
+            traj, self.image_shape, dcomp, oversampling, numpoints, table_oversampling, gridding
+        )
         self.batch = psf.shape[0]
         axes = list(range(-self.ndim, 0))
         # Put h[0] at index 0 so that a plain circular convolution applies it.
