@@ -24,17 +24,18 @@ samples (the adjoint: spreading, inverse FFT, crop, conjugate apodization).
 
 - ``"sparse"`` (default): two precomputed sparse matrices built from
   tfkbnufft's own Kaiser-Bessel table lookup (same table, same rounding, so
-  the same coefficients): an interpolation matrix (samples x grid cells),
-  its entries grouped by sample, and its conjugate transpose, the spreading
-  matrix (grid cells x samples), its entries grouped by grid cell; both are
-  applied with ``tf.sparse.sparse_dense_matmul`` with the coils as columns
-  (about 10x faster than tfkbnufft's per-offset gather / scatter loops).
-  Building them costs a few table gathers and one argsort over the samples
-  (tens of ms at 256x256, 32k samples): eagerly they are cached per
-  trajectory and geometry (``GRIDDING_CACHE``); inside ``tf.function`` they
-  are built in the graph, once per call of the function, at each NUFFT
-  construction. Memory: numpoints**ndim complex64 values and int64 index
-  pairs per sample, twice (about 57 MB for 32k samples in 2D).
+  the same coefficients; results agree to ~1e-5): an interpolation matrix
+  (samples x grid cells) and its conjugate transpose, the spreading matrix
+  (grid cells x samples), both with the samples sorted by grid cell; they
+  are applied with ``tf.sparse.sparse_dense_matmul`` with the coils as
+  columns, about 10x faster than tfkbnufft's per-offset gather / scatter
+  loops (``SparseGridding``). Building them costs a few table gathers and
+  one argsort over the samples (~20 ms for 32k samples in 2D): eagerly
+  they are cached per trajectory and geometry (``GRIDDING_CACHE``); inside
+  ``tf.function`` or ``tf.data`` they are built in the graph, at each NUFFT
+  construction, i.e. once per call of the function. Memory:
+  numpoints**ndim complex64 values and int64 index pairs per sample, twice
+  (about 57 MB for 32k samples in 2D, 4 entries cached at most).
 - ``"tfkbnufft"``: tfkbnufft's ``kbnufft_forward`` / ``kbnufft_adjoint``.
 
 Neither is XLA-compilable: models using them must not be ``jit_compile`` d.
