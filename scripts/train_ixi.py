@@ -61,6 +61,10 @@ RECIPES["ncpdnet-radial-3d"] = ("NCPDNet", {"ndim": 3, "n_iter": 6, "n_primal": 
 NONCARTESIAN = ("radial", "spiral", "kooshball")
 #: what a model card must say beyond the recipe
 NOTES = {
+    "ncpdnet-radial-multicoil": (
+        " Its run was interrupted after 125 steps (started with --steps 500 --val-batches 20) and resumed from "
+        "its BackupAndRestore backup with the command below: the same optimizer steps, only the validation "
+        "subset and the step target changed."),
     "kikinet-cartesian-singlecoil-af4": (
         " Its k-space CNNs are residual (kspace_residual=True, the same 1,251,080 parameters): the authors' "
         "non-residual ones, trained with the same budget, reached 21.46 dB on the held-out subjects, below "
@@ -147,7 +151,8 @@ def train(args):
     network = model
     model = MagnitudeOutput(network)
     model.compile(optimizer=keras.optimizers.Adam(args.lr, clipnorm=1.0), loss=magnitude_l1,
-                  metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim")], jit_compile=False)
+                  metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim")], jit_compile=False,
+                  run_eagerly=args.eager)
     model(next(iter(val_ds))[0])  # BackupAndRestore needs a built model
     os.makedirs(args.run_dir, exist_ok=True)
     steps_per_epoch = args.steps_per_epoch
@@ -161,7 +166,8 @@ def train(args):
     network.save_weights(os.path.join(args.run_dir, "final.weights.h5"))
     with open(os.path.join(args.run_dir, "run.json"), "w") as handle:
         json.dump({"name": args.name, "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-                   "steps_per_epoch": steps_per_epoch,
+                   "steps_per_epoch": steps_per_epoch, "eager": args.eager,
+                   "val_batches": args.val_batches,
                    "optimizer": "Adam(clipnorm=1.0)", "loss": "L1 on magnitude",
                    "seconds_last_session": time.time() - start,
                    "command": "python scripts/train_ixi.py train " + " ".join(sys.argv[2:])}, handle, indent=1)
@@ -248,9 +254,9 @@ def export(args):
     table = _card_tables(args.name, args.run_dir, scores)
     if noncartesian:
         coil_text = {"singlecoil": "single-coil (1 coil, smooth random phase)",
-                     "multicoil": "8 simulated birdcage coils, smooth random phase, coil maps estimated from the "
-                                  "centre of k-space (low-resolution adjoint NUFFT)",
-                     "3d": "single-coil 3D (whole volumes)"}[coils]
+                     "multicoil": "8-coil (birdcage coils, smooth random phase; coil maps estimated from the "
+                                  "centre of k-space, a low-resolution adjoint NUFFT)",
+                     "3d": "single-coil 3D (whole volumes, smooth random phase)"}[coils]
         acquisition_text = (f"{mask_type} trajectory (fastmri_zoo.sampling, readout oversampling 2) at acceleration "
                             f"{acceleration} (N / shots), Pipe-Menon density compensation (10 iterations)")
         slices_text = "whole 120 x 120 x 90 volumes" if coils == "3d" else "120 x 120 sagittal slices 20-69 of each volume"
@@ -286,6 +292,8 @@ def export(args):
         training_command=(f"python scripts/train_ixi.py train {args.name} DATA_DIR RUN_DIR --steps {run['steps']} "
                           f"--batch {run['batch']} --lr {run['lr']} --seed {run['seed']}"
                           + (f" --steps-per-epoch {run['steps_per_epoch']}" if run.get("steps_per_epoch", 25) != 25 else "")
+                          + (f" --val-batches {run['val_batches']}" if run.get("val_batches", 20) != 20 else "")
+                          + (" --eager" if run.get("eager") else "")
                           + f"  (loss {run['loss']}, optimizer {run['optimizer']}, lr {run['lr']}, "
                           f"{run['steps']} steps, batch {run['batch']}, seed {run['seed']}"
                           + (", training masks redrawn each epoch)" if not noncartesian else ", one fixed trajectory)")),
@@ -422,6 +430,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-batches", type=int, default=20)
     p.add_argument("--steps-per-epoch", type=int, default=25)
+    p.add_argument("--eager", action="store_true",
+                   help="run the training steps eagerly: a fixed trajectory's Toeplitz kernel is then computed once")
     p = sub.add_parser("export")
     p.add_argument("name", choices=sorted(RECIPES))
     p.add_argument("data_dir")

@@ -37,3 +37,20 @@ for _architecture, _coils, _acceleration, _sha256, _description in _CARTESIAN:
         dataset=None, bundled=_name, sha256=_sha256, pretrained=True,
         description=f"{_description} {_IXI}",
     ))
+
+#: (architecture, variant, trajectory, coils, sha256 of model.weights.h5, description)
+_NONCARTESIAN = [
+    ("ncpdnet", None, "radial", "multicoil", "f5fec43bb43b5cca94b422f3abaeb7f2da038ad34d1d7e16cbc17db7ccd0493b",
+     "NC-PDNet (10 iterations, 5 primal, 32 filters, coil-map refiner, 163,718 parameters), 8 coils, radial AF 4."),
+    ("ncpdnet", None, "spiral", "multicoil", "7565582286de08952314af9d9b9f127a9dc7ed2c5f8b43448c8d4230c9e7fd90",
+     "NC-PDNet (10 iterations, 5 primal, 32 filters, coil-map refiner, 163,718 parameters), 8 coils, spiral AF 4."),
+    ("unet", "adjdcomp", "radial", "multicoil", "29bb117b99f0e7bd9ce074cafbb985d7c988ff34e3bfc0f4f48efd6a92480b4f",
+     "U-net (16/32/64/128 filters) on the density-compensated adjoint, the NC-PDNet paper's baseline; 8 coils, radial AF 4."),
+]
+
+for _architecture, _variant, _trajectory, _coils, _sha256, _description in _NONCARTESIAN:
+    _name = "-".join(part for part in (_architecture, _variant, _trajectory, _coils) if part)
+    register(CheckpointEntry(
+        architecture=_architecture, variant=_variant, trajectory=_trajectory, coils=_coils, acceleration=None,
+        dataset=None, bundled=_name, sha256=_sha256, pretrained=True, description=f"{_description} {_IXI}",
+    ))
