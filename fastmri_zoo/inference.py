@@ -109,7 +109,10 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
     for start in tqdm(starts, desc="reconstruct", unit="batch", disable=not progress):
         batch = tf.constant(kspace[start : start + batch_size], tf.complex64)
         zero_filled = _zero_filled_magnitude(batch, multicoil)
-        scales = tf.stack([normalization_scale(z, None) for z in tf.unstack(zero_filled)])
+        if takes_physical_units(model):
+            scales = tf.ones([batch.shape[0]], tf.float32)
+        else:
+            scales = tf.stack([normalization_scale(z, None) for z in tf.unstack(zero_filled)])
         inputs = {
             "kspace": batch / tf.cast(tf.reshape(scales, [-1] + [1] * (batch.shape.rank - 1)), tf.complex64),
             "mask": tf.constant(np.broadcast_to(mask, (batch.shape[0], 1, mask.shape[-1])), tf.float32),
@@ -122,6 +125,13 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
     return np.concatenate(outputs).astype(np.float32), np.concatenate(zero_filled_images).astype(np.float32)
 
 
+def takes_physical_units(model) -> bool:
+    """Whether ``model`` takes k-space as acquired (``input_units == "physical"``, e.g. the
+    authors' converted checkpoints, which apply their own scale) rather than normalised by
+    the maximum of the zero-filled / adjoint + DCp magnitude like the zoo's checkpoints."""
+    return getattr(model, "input_units", None) == "physical"
+
+
 def is_noncartesian(model) -> bool:
     """Whether ``model`` takes non-Cartesian inputs (its required inputs include ``traj``)."""
     return "traj" in tuple(getattr(model, "REQUIRED_INPUTS", ()))
@@ -131,13 +141,15 @@ def is_noncartesian(model) -> bool:
 SMAPS_CENTER_RADIUS = 0.1 * np.pi
 
 
-def noncartesian_inputs(kspace, traj, image_shape, dcomp) -> tuple[dict[str, Any], float, np.ndarray]:
+def noncartesian_inputs(kspace, traj, image_shape, dcomp, normalize: bool = True
+                        ) -> tuple[dict[str, Any], float, np.ndarray]:
     """Model inputs for one slice (volume in 3D), prepared as ``data.pipelines.noncartesian_dataset`` does.
 
     kspace: complex64 (coils, nsamples) multicoil or (nsamples,) single-coil, in the units of the
     file; traj: float32 (ndim, nsamples), radians per pixel; image_shape: (H, W) or (D, H, W);
     dcomp: float32 (nsamples,). The scale is the maximum of the density-compensated adjoint
-    (RSS over coils); k-space is divided by it. Multicoil coil maps: the low-resolution
+    (RSS over coils); k-space is divided by it (``normalize=False``: the scale is 1, for models
+    taking physical units, see ``takes_physical_units``). Multicoil coil maps: the low-resolution
     density-compensated adjoint of the samples with |k| < ``SMAPS_CENTER_RADIUS``, each coil
     divided by the RSS.
 
@@ -159,7 +171,7 @@ def noncartesian_inputs(kspace, traj, image_shape, dcomp) -> tuple[dict[str, Any
     dcomp = tf.convert_to_tensor(dcomp, tf.float32)
     coil_kspace = kspace if multicoil else kspace[None]
     coil_adjoint = NUFFT(traj, image_shape, dcomp=dcomp).adjoint_dcomp(coil_kspace)  # coils as batch
-    scale = normalization_scale(coil_adjoint, 0 if multicoil else None)
+    scale = normalization_scale(coil_adjoint, 0 if multicoil else None) if normalize else tf.constant(1.0)
     normalized = coil_kspace / tf.cast(scale, tf.complex64)
     inputs = {"kspace": normalized[None] if multicoil else normalized, "traj": traj[None], "dcomp": dcomp[None]}
     if multicoil:
@@ -240,7 +252,8 @@ def reconstruct_noncartesian(model, kspace: np.ndarray, traj: np.ndarray, image_
     multicoil = kspace.ndim == 3
     network, adjoint = [], []
     for index in tqdm(range(num_slices), desc="reconstruct", unit="slice", disable=not progress):
-        inputs, scale, image = noncartesian_inputs(kspace[index], traj_of(index), image_shape, dcomp_of(index))
+        inputs, scale, image = noncartesian_inputs(kspace[index], traj_of(index), image_shape, dcomp_of(index),
+                                                   normalize=not takes_physical_units(model))
         adjoint.append(np.abs(image))
         if model is not None:
             if not multicoil:
