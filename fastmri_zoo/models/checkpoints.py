@@ -40,6 +40,8 @@ for _architecture, _coils, _acceleration, _sha256, _description in _CARTESIAN:
 
 #: (architecture, variant, trajectory, coils, sha256 of model.weights.h5, description)
 _NONCARTESIAN = [
+    ("ncpdnet", None, "spiral", "singlecoil", "d37d84dac347aca4758ce99833309019458d91ab8cb772cebd3c30a9b7ed9883",
+     "NC-PDNet (10 iterations, 5 primal, 32 filters, 156,260 parameters), single-coil, spiral AF 4."),
     ("ncpdnet", None, "radial", "singlecoil", "bec7f5dd32e98a20b93c1c0fb341716b35147ed017592fd3d35599619d14e22a",
      "NC-PDNet (10 iterations, 5 primal, 32 filters, 156,260 parameters), single-coil, radial AF 4."),
     ("ncpdnet", None, "radial", "multicoil", "f5fec43bb43b5cca94b422f3abaeb7f2da038ad34d1d7e16cbc17db7ccd0493b",
