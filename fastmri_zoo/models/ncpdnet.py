@@ -9,7 +9,9 @@ complex64 image (batch, *image_shape).
 - :class:`GriddedPDNet`: the same unrolled network on k-space gridded onto the
   Cartesian grid, with FFTs instead of NUFFTs.
 
-Everything here calls tfkbnufft, which is not XLA-compilable: the models set
+Every model takes ``gridding="sparse"`` (default) or ``"tfkbnufft"``: how the
+NUFFT's interpolation / spreading runs (``physics.NUFFT``; the same Kaiser-Bessel
+coefficients, outputs equal to ~1e-5). Neither is XLA-compilable: the models set
 ``supports_jit = False`` and must not be ``jit_compile`` d.
 """
 
@@ -33,7 +35,7 @@ from ..layers import (
     complex_to_channels,
 )
 from ..physics import NUFFT, SENSE, CartesianSingleCoil, fftc
-from ..physics.nufft import TABLE_OVERSAMPLING, TRAJ_TOLERANCE, check_batch, grid_shape_for
+from ..physics.nufft import GRIDDING_METHODS, TABLE_OVERSAMPLING, TRAJ_TOLERANCE, check_batch, grid_shape_for
 from .base import ReconstructionModel
 from .pdnet import XPDNet, _plain
 
@@ -198,6 +200,16 @@ def check_noncartesian_inputs(
     check_finite("kspace", kspace)
 
 
+def check_gridding(gridding) -> str:
+    """``gridding`` if it is one of ``physics.nufft.GRIDDING_METHODS``, else a ValueError."""
+    if not isinstance(gridding, str) or gridding not in GRIDDING_METHODS:
+        raise ValueError(
+            f"gridding: expected one of {list(GRIDDING_METHODS)} (how the NUFFT interpolates and spreads), "
+            f"got {gridding!r}."
+        )
+    return gridding
+
+
 def _split_image_shape(inputs):
     """(inputs without 'image_shape', that entry or None): Keras only takes tensors in the input dict."""
     if isinstance(inputs, dict) and "image_shape" in inputs:
@@ -273,6 +285,8 @@ class NetworkAcquisition:
     ``adjoint_dcomp(y)`` = A^H D y; ``forward(x)`` = A x; ``normal(x)`` =
     A^H D A x, by the Toeplitz embedding when ``toeplitz`` (its kernel taken
     from / stored in ``TOEPLITZ_KERNELS`` when eager) else forward + adjoint.
+    ``gridding``: the NUFFT's (``"sparse"`` or ``"tfkbnufft"``), also used to
+    build the Toeplitz kernel.
     """
 
     def __init__(
@@ -284,7 +298,9 @@ class NetworkAcquisition:
         toeplitz: bool = True,
         legacy_im_size: tuple | None = None,
         table_oversampling: int = TABLE_OVERSAMPLING,
+        gridding: str = "sparse",
     ):
+        self.gridding = check_gridding(gridding)
         self.image_shape = tuple(image_shape)
         self.ndim = len(self.image_shape)
         self.scale = 1.0
@@ -307,11 +323,11 @@ class NetworkAcquisition:
         key = None
         kernel = None
         if toeplitz:
-            key = TOEPLITZ_KERNELS.key(traj, dcomp, (nufft_shape, int(table_oversampling)))
+            key = TOEPLITZ_KERNELS.key(traj, dcomp, (nufft_shape, int(table_oversampling), self.gridding))
             kernel = TOEPLITZ_KERNELS.get(key)
         self.nufft = NUFFT(
             traj, nufft_shape, smaps=smaps, dcomp=dcomp, toeplitz=toeplitz, toeplitz_kernel=kernel,
-            table_oversampling=table_oversampling,
+            table_oversampling=table_oversampling, gridding=self.gridding,
         )
         if toeplitz and kernel is None:
             TOEPLITZ_KERNELS.put(key, self.nufft.toeplitz.kernel)
@@ -373,6 +389,11 @@ class NonCartesianModel(ReconstructionModel):
     the image zero-padded to this grid and tfkbnufft's 'ortho' scaling (see
     :class:`NetworkAcquisition`); with 1024 table points it is the original's
     ``KbNufftModule(im_size=legacy_im_size, norm='ortho')``.
+
+    ``gridding``: ``"sparse"`` (default, cached sparse matrices) or
+    ``"tfkbnufft"`` (tfkbnufft's ops), how every NUFFT and Toeplitz kernel of
+    the model grids (``physics.NUFFT``); the outputs agree to ~1e-5, only the
+    speed differs. Configs saved without it load with the default.
     """
 
     def __init__(
@@ -383,6 +404,7 @@ class NonCartesianModel(ReconstructionModel):
         image_shape: Sequence[int] | None = None,
         table_oversampling: int = TABLE_OVERSAMPLING,
         legacy_im_size: Sequence[int] | None = None,
+        gridding: str = "sparse",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -395,6 +417,7 @@ class NonCartesianModel(ReconstructionModel):
         self.dcomp = bool(dcomp)
         self.image_shape = None if image_shape is None else list(_as_image_shape(image_shape, ndim))
         self.table_oversampling = int(table_oversampling)
+        self.gridding = check_gridding(gridding)
         self.legacy_im_size = None if legacy_im_size is None else list(
             _as_image_shape(legacy_im_size, ndim, "legacy_im_size")
         )
@@ -438,6 +461,7 @@ class NonCartesianModel(ReconstructionModel):
             toeplitz=toeplitz,
             legacy_im_size=self.legacy_im_size,
             table_oversampling=self.table_oversampling,
+            gridding=self.gridding,
         )
         return kspace, operator
 
@@ -473,6 +497,7 @@ class NonCartesianModel(ReconstructionModel):
             image_shape=self.image_shape,
             table_oversampling=self.table_oversampling,
             legacy_im_size=self.legacy_im_size,
+            gridding=self.gridding,
         )
         return config
 
@@ -522,6 +547,9 @@ class NCPDNet(NonCartesianModel):
     divided by its maximum magnitude m (per example), y by m as well, every dual
     image by its own maximum magnitude, and the output is multiplied back by m.
 
+    ``gridding``: ``"sparse"`` (default) or ``"tfkbnufft"``, for the NUFFTs
+    and the Toeplitz kernel alike (see :class:`NonCartesianModel`).
+
     ``legacy_im_size``, ``table_oversampling``: see :class:`NonCartesianModel`;
     the authors' checkpoints ran with ``legacy_im_size=(640, 400)`` (2D) or
     ``(176, 256, 256)`` (3D), ``table_oversampling=1024`` and forward + adjoint
@@ -547,11 +575,12 @@ class NCPDNet(NonCartesianModel):
         image_shape: Sequence[int] | None = None,
         table_oversampling: int = TABLE_OVERSAMPLING,
         legacy_im_size: Sequence[int] | None = None,
+        gridding: str = "sparse",
         **kwargs,
     ):
         super().__init__(
             multicoil=multicoil, ndim=ndim, dcomp=dcomp, image_shape=image_shape,
-            table_oversampling=table_oversampling, legacy_im_size=legacy_im_size, **kwargs,
+            table_oversampling=table_oversampling, legacy_im_size=legacy_im_size, gridding=gridding, **kwargs,
         )
         if n_iter < 1 or n_primal < 1 or n_filters < 1:
             raise ValueError(
@@ -662,11 +691,12 @@ class UNetAdjDcomp(NonCartesianModel):
         image_shape: Sequence[int] | None = None,
         table_oversampling: int = TABLE_OVERSAMPLING,
         legacy_im_size: Sequence[int] | None = None,
+        gridding: str = "sparse",
         **kwargs,
     ):
         super().__init__(
             multicoil=multicoil, ndim=ndim, dcomp=dcomp, image_shape=image_shape,
-            table_oversampling=table_oversampling, legacy_im_size=legacy_im_size, **kwargs,
+            table_oversampling=table_oversampling, legacy_im_size=legacy_im_size, gridding=gridding, **kwargs,
         )
         if input_mode not in ("magnitude", "complex"):
             raise ValueError(f"input_mode: expected 'magnitude' or 'complex', got {input_mode!r}.")
@@ -755,6 +785,7 @@ class GriddedPDNet(XPDNet):
 
     inputs and image size: as for :class:`NonCartesianModel` (``dcomp`` needed
     when ``dcomp=True``); output complex64 (batch, *image_shape).
+    ``gridding``, ``table_oversampling``: the NUFFT's (:class:`NonCartesianModel`).
     """
 
     def __init__(
@@ -768,6 +799,7 @@ class GriddedPDNet(XPDNet):
         dcomp: bool = True,
         image_shape: Sequence[int] | None = None,
         table_oversampling: int = TABLE_OVERSAMPLING,
+        gridding: str = "sparse",
         **kwargs,
     ):
         if ndim not in (2, 3):
@@ -787,13 +819,14 @@ class GriddedPDNet(XPDNet):
             evaluated_primal=0,
             **kwargs,
         )
-        self.supports_jit = False  # tfkbnufft gridding
+        self.supports_jit = False  # NUFFT gridding (either method) is not XLA-compilable
         self.n_filters = n_filters
         self.activation = activation
         self.ndim = int(ndim)
         self.dcomp = bool(dcomp)
         self.image_shape = None if image_shape is None else list(_as_image_shape(image_shape, ndim))
         self.table_oversampling = int(table_oversampling)
+        self.gridding = check_gridding(gridding)
         self.REQUIRED_INPUTS = noncartesian_required_inputs(self.multicoil, self.dcomp)
 
     # The non-Cartesian calling convention, on top of XPDNet's Cartesian loop.
@@ -823,7 +856,7 @@ class GriddedPDNet(XPDNet):
         kspace = tf.cast(tf.convert_to_tensor(inputs["kspace"]), tf.complex64)
         operator = NetworkAcquisition(
             inputs["traj"], shape, dcomp=inputs["dcomp"] if self.dcomp else None, toeplitz=False,
-            table_oversampling=self.table_oversampling,
+            table_oversampling=self.table_oversampling, gridding=self.gridding,
         )
         coil_kspace = kspace if self.multicoil else kspace[:, None]
         coil_images = operator.coil_images_dcomp(coil_kspace)
@@ -845,5 +878,6 @@ class GriddedPDNet(XPDNet):
             dcomp=self.dcomp,
             image_shape=self.image_shape,
             table_oversampling=self.table_oversampling,
+            gridding=self.gridding,
         )
         return config

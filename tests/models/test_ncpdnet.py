@@ -5,6 +5,8 @@ References: a dense NDFT and a numpy re-implementation of the unrolled network
 density-compensated adjoint, closed-form parameter counts of the paper's networks.
 """
 
+import json
+
 import finufft
 import numpy as np
 import pytest
@@ -348,3 +350,67 @@ def test_models_refuse_xla_so_fit_runs_with_jit_compile_auto(rng):
     dataset = tf.data.Dataset.from_tensors((batched, target)).repeat(2)
     history = model.fit(dataset, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+# --------------------------------------------------------------------------- gridding choice
+
+
+GRIDDING_CASES = [
+    ("ncpdnet_toeplitz", NCPDNet, dict(n_iter=2, n_primal=3, n_filters=4, multicoil=True, refine_smaps=True), 2),
+    ("ncpdnet_explicit", NCPDNet, dict(n_iter=2, n_primal=3, n_filters=4, toeplitz=False, image_shape=(N, N)), None),
+    ("unet", UNetAdjDcomp, dict(layers_n_channels=[4, 8], multicoil=True), 2),
+    ("gridded", GriddedPDNet, dict(n_iter=2, n_filters=4, image_shape=(N, N)), None),
+]
+
+
+@pytest.mark.parametrize("name,cls,kwargs,coils", GRIDDING_CASES, ids=[c[0] for c in GRIDDING_CASES])
+def test_both_griddings_give_the_same_output_and_survive_the_config(name, cls, kwargs, coils, rng):
+    _, inputs = acquisition(rng, coils=coils)
+    TOEPLITZ_KERNELS.clear()
+    models = {gridding: cls(gridding=gridding, **kwargs) for gridding in ("sparse", "tfkbnufft")}
+    models["sparse"](inputs)
+    random_weights(models["sparse"], rng)
+    models["tfkbnufft"](inputs)
+    models["tfkbnufft"].set_weights(models["sparse"].get_weights())
+    outputs = {gridding: model(inputs).numpy() for gridding, model in models.items()}
+    assert np.abs(outputs["sparse"]).max() > 0
+    assert relative_error(outputs["sparse"], outputs["tfkbnufft"]) < 1e-4
+    # Both griddings compute the same NUFFT: an independent check of the tfkbnufft model's
+    # first operator, its density-compensated adjoint, against finufft.
+    if cls is not GriddedPDNet:
+        kspace, operator = models["tfkbnufft"].acquisition(inputs)
+        assert operator.nufft.gridding == "tfkbnufft"
+        assert relative_error(operator.adjoint_dcomp(kspace).numpy()[0], adjoint_of(inputs)) < 1e-3
+    for gridding, model in models.items():
+        config = model.get_config()
+        assert config["gridding"] == gridding
+        restored = cls.from_config(json.loads(json.dumps(config)))
+        assert restored.gridding == gridding and restored.get_config() == config
+        # A config written before the argument existed loads with the default.
+        legacy = {key: value for key, value in config.items() if key != "gridding"}
+        assert cls.from_config(legacy).gridding == "sparse"
+
+
+def test_toeplitz_kernel_cache_keeps_the_griddings_apart(rng, monkeypatch):
+    from fastmri_zoo.physics import toeplitz as toeplitz_module
+
+    griddings = []
+    original = toeplitz_module.point_spread_function
+
+    def recording(*args, **kwargs):
+        griddings.append(kwargs.get("gridding", args[6] if len(args) > 6 else "sparse"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(toeplitz_module, "point_spread_function", recording)
+    TOEPLITZ_KERNELS.clear()
+    _, inputs = acquisition(rng)
+    for gridding in ("sparse", "tfkbnufft", "sparse", "tfkbnufft"):
+        NCPDNet(n_iter=1, n_filters=2, image_shape=(N, N), gridding=gridding)(inputs)
+    assert griddings == ["sparse", "tfkbnufft"]
+
+
+@pytest.mark.parametrize("cls", [NCPDNet, UNetAdjDcomp, GriddedPDNet])
+@pytest.mark.parametrize("bad", ["finufft", "Sparse", None, 1])
+def test_unknown_gridding_is_refused(cls, bad):
+    with pytest.raises(ValueError, match=r"gridding: expected one of \['sparse', 'tfkbnufft'\].*got"):
+        cls(gridding=bad)
