@@ -4,30 +4,44 @@
 
 One slice (batch 1) of a simulated phantom with ``simulate_coil_maps`` coils,
 uniform radial trajectory (``radial_trajectory``, AF = N / spokes), Pipe-Menon
-density weights, k-space by ``physics.NUFFT``. Two NC-PDNets
+density weights, k-space by ``physics.NUFFT``. Three NC-PDNets
 (``multicoil=True, refine_smaps=True``, paper defaults: 10 iterations,
-5 primal images, 32 filters) with the same weights, ``toeplitz=True`` and
-``toeplitz=False``, measured side by side in one run: every repeat runs both
-variants one after the other (a noisy shared machine slows both alike) and the
-medians are reported.
+5 primal images, 32 filters) with the same weights, measured side by side in
+one run:
 
-- inference, eager: ``model(inputs)``; the Toeplitz kernel is built at the
-  first call and then taken from the model's per-trajectory cache (the way
-  slices of one acquisition are reconstructed);
+- **Toeplitz**: ``toeplitz=True``, ``gridding="sparse"`` (the default model):
+  A^H D A by the Toeplitz embedding, gridding only in A^H D y and the kernel;
+- **tfkbnufft explicit**: ``toeplitz=False, gridding="tfkbnufft"``: forward +
+  adjoint NUFFTs by tfkbnufft's ops in every iteration (the original
+  NC-PDNet's operator, issue #5's reference);
+- **sparse explicit**: ``toeplitz=False, gridding="sparse"``: forward +
+  adjoint with the cached sparse gridding matrices.
+
+Every repeat runs all variants one after the other (a noisy shared machine
+slows them alike) and the medians are reported, with the ratios
+"tfkbnufft explicit / Toeplitz" and "sparse explicit / Toeplitz".
+
+- inference, eager: ``model(inputs)``; the Toeplitz kernel and the sparse
+  gridding matrices are built at the first call and then taken from their
+  per-trajectory caches (the way slices of one acquisition are reconstructed);
 - inference, graph: ``tf.function`` with the inputs as arguments, so the
-  Toeplitz kernel (a point-spread function NUFFT on the 2x grid) is rebuilt
-  in every call, as for a new trajectory;
+  Toeplitz kernel (a point-spread function NUFFT on the 2x grid) and the
+  sparse matrices are rebuilt in every call, as for a new trajectory;
 - training step: ``tf.function``: forward, L1 loss on the magnitude, gradient,
-  Adam update (the kernel rebuilt in every step, as in ``model.fit``).
+  Adam update (kernel and matrices rebuilt in every step, as in ``model.fit``).
 
 The floor is the forward pass's floating-point operation count (counted
-analytically, see :func:`forward_flops`) divided by the rate of a large
-float32 matrix product on the same machine and threads (``tf.linalg.matmul``
-2048 x 2048, best of several): what the machine could do if every operation
-ran as fast as its best kernel. Then each stage is timed alone (``tf.function``
-each) beside its own count and floor: where the time goes. Last, the relative
-difference ||x_T - x_E|| / ||x_E|| of the two models' outputs (the NUFFT
-accuracy, ~1e-3 at most).
+analytically, see :func:`forward_flops`; both explicit variants do the same
+operations) divided by the rate of a large float32 matrix product on the same
+machine and threads (``tf.linalg.matmul`` 2048 x 2048, best of several): what
+the machine could do if every operation ran as fast as its best kernel. Then
+each stage is timed alone (``tf.function`` each) beside its own count and
+floor: where the time goes, including the interpolation (grid -> samples) and
+spreading (samples -> grid) of all coils by either gridding (tfkbnufft's
+``kbinterp`` / ``adjkbinterp``, the sparse matrices' products). Last, the
+relative differences of the outputs to the tfkbnufft explicit model's: the
+Toeplitz one (the NUFFT accuracy, ~1e-3 at most) and the sparse explicit one
+(the two griddings, ~1e-5).
 
 ``--quick``: a 64 x 64, 2-coil, 2-repeat run (seconds; the smoke test's).
 ``--threads``: intra-op threads of TensorFlow (default 1: the machine is shared).
@@ -47,10 +61,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tfkbnufft.nufft import interp_functions as tfkbnufft_interp  # noqa: E402
 
 from fastmri_zoo.data.simulate import simulate_coil_maps, smooth_phase  # noqa: E402
 from fastmri_zoo.models import NCPDNet  # noqa: E402
 from fastmri_zoo.physics import NUFFT, ToeplitzNormal, pipe_menon_density  # noqa: E402
+from fastmri_zoo.physics.nufft import SparseGridding, grid_shape_for, kb_operators  # noqa: E402
 from fastmri_zoo.sampling import radial_trajectory  # noqa: E402
 
 # --------------------------------------------------------------------------- inputs
@@ -155,7 +171,9 @@ def forward_flops(model: NCPDNet, size: int, coils: int, nsamples: int, numpoint
 
     Biases, activations, padding, copies and the primal update are not counted
     (under 1 % of the total). Forward pass = refiner + adjoint
-    + n_iter (normal + image net) [+ kernel when it is rebuilt].
+    + n_iter (normal + image net) [+ kernel when it is rebuilt]. Also
+    "gridding": the interpolation (or the spreading) of all C coils alone,
+    C 2 P^2 8 M.
     """
     pixels, grid = size * size, 4 * size * size
     gridding = 2 * numpoints**2 * 8 * nsamples
@@ -169,6 +187,7 @@ def forward_flops(model: NCPDNet, size: int, coils: int, nsamples: int, numpoint
         "toeplitz": coils * (12 * pixels + 2 * fft_flops(grid) + 6 * grid) + coil_sum + 2 * pixels,
         "explicit": coils * (24 * pixels + 2 * fft_flops(grid) + 2 * gridding + 4 * nsamples) + coil_sum,
         "image_net": image_net,
+        "gridding": coils * gridding,
     }
 
 
@@ -221,45 +240,80 @@ def train_step_function(model, target):
     return train_step
 
 
-def stage_functions(model: NCPDNet, inputs: dict):
-    """Callables of the stages of one forward pass, each a tf.function on fixed tensors."""
+def stage_functions(models: dict, inputs: dict):
+    """Callables of the stages of one forward pass, each a tf.function on fixed tensors.
+
+    models: {"toeplitz", "tfkbnufft", "sparse"} NC-PDNets with the same weights.
+    """
+    model = models["toeplitz"]
     smaps = model.smaps_refiner(inputs["smaps"])
-    kspace, explicit = model.acquisition(inputs, smaps=smaps, toeplitz=False)
+    explicit = {key: models[key].acquisition(inputs, smaps=smaps, toeplitz=False)[1] for key in ("tfkbnufft", "sparse")}
+    kspace, _ = model.acquisition(inputs, smaps=smaps, toeplitz=False)
     # Built eagerly, so the Toeplitz kernel is computed once here and captured as a constant.
     _, toeplitz = model.acquisition(inputs, smaps=smaps, toeplitz=True)
-    adjoint = explicit.adjoint_dcomp(kspace)
+    adjoint = explicit["sparse"].adjoint_dcomp(kspace)
     primal = tf.stack([adjoint] * model.n_primal, axis=-1)
     stacked = tf.concat([primal, adjoint[..., None]], axis=-1)
     channels = tf.concat([tf.math.real(stacked), tf.math.imag(stacked)], axis=-1)
     shape = tuple(int(n) for n in adjoint.shape[1:])
+    grid_shape = grid_shape_for(shape, 2.0)
     refiner = tf.function(model.smaps_refiner)
-    adjoint_dcomp = tf.function(explicit.adjoint_dcomp)
+    adjoint_dcomp = tf.function(explicit["sparse"].adjoint_dcomp)
     kernel = tf.function(lambda traj, dcomp: ToeplitzNormal(traj, shape, dcomp=dcomp).kernel)
     normal = tf.function(lambda x: toeplitz.normal(x) - adjoint)
-    forward_adjoint = tf.function(lambda x: explicit.adjoint_dcomp(explicit.forward(x) - kspace))
     image_net = tf.function(model.image_nets[0])
     fft = tf.function(tf.signal.fft2d)
     coil_grid = tf.pad(adjoint[:, None] * smaps, [[0, 0], [0, 0], [0, shape[0]], [0, shape[1]]])
-    return {
+    stages = {
         "refiner": lambda: refiner(inputs["smaps"]).numpy(),
         "adjoint": lambda: adjoint_dcomp(kspace).numpy(),
         "kernel": lambda: kernel(inputs["traj"], inputs["dcomp"]).numpy(),
         "toeplitz": lambda: normal(adjoint).numpy(),
-        "explicit": lambda: forward_adjoint(adjoint).numpy(),
         "fft": lambda: fft(coil_grid).numpy(),
         "image_net": lambda: image_net(channels).numpy(),
     }
+    for key, operator in explicit.items():
+        forward_adjoint = tf.function(lambda x, operator=operator: operator.adjoint_dcomp(operator.forward(x) - kspace))
+        stages[f"explicit {key}"] = lambda run=forward_adjoint: run(adjoint).numpy()
+    # Gridding alone, all coils at once: tfkbnufft's table interpolation and its adjoint, and the sparse matrices.
+    traj = tf.reshape(inputs["traj"], [1, 2, -1])
+    geometry = (shape, grid_shape, 6, model.table_oversampling)
+    _, _, interpob = kb_operators(*geometry)
+    sparse = SparseGridding(traj, *geometry)
+    samples = kspace
+    kbinterp = tf.function(lambda grid: tfkbnufft_interp.kbinterp(grid, traj, interpob))
+    adjkbinterp = tf.function(lambda y: tfkbnufft_interp.adjkbinterp(y, traj, interpob))
+    interpolate = tf.function(sparse.interpolate)
+    spread = tf.function(sparse.spread)
+    flat_grid = tf.reshape(coil_grid, [1, coil_grid.shape[1], -1])
+    stages["interpolation tfkbnufft"] = lambda: kbinterp(coil_grid).numpy()
+    stages["interpolation sparse"] = lambda: interpolate(flat_grid).numpy()
+    stages["spreading tfkbnufft"] = lambda: adjkbinterp(samples).numpy()
+    stages["spreading sparse"] = lambda: spread(samples).numpy()
+    return stages
 
 
-#: (key, label, calls per forward pass: once, per iteration)
+#: (key, label, FLOP key, calls per forward pass of the Toeplitz model: once, per iteration)
 STAGES = [
-    ("refiner", "coil-map refiner (U-net per coil)", 1, 0),
-    ("adjoint", "A^H D y", 1, 0),
-    ("kernel", "Toeplitz kernel (PSF NUFFT, 2x grid)", 1, 0),
-    ("toeplitz", "Toeplitz A^H D A x - A^H D y", 0, 1),
-    ("fft", "  in both: FFT of the coils on 2x grid", 0, 2),
-    ("explicit", "explicit A^H D (A x - y)", 0, 1),
-    ("image_net", "image net (3 convolutions)", 0, 1),
+    ("refiner", "coil-map refiner (U-net per coil)", "refiner", 1, 0),
+    ("adjoint", "A^H D y (sparse gridding)", "adjoint", 1, 0),
+    ("kernel", "Toeplitz kernel (PSF NUFFT, 2x grid)", "kernel", 1, 0),
+    ("toeplitz", "Toeplitz A^H D A x - A^H D y", "toeplitz", 0, 1),
+    ("fft", "  in all: FFT of the coils on 2x grid", "fft", 0, 2),
+    ("explicit tfkbnufft", "explicit A^H D (A x - y), tfkbnufft", "explicit", 0, 1),
+    ("explicit sparse", "explicit A^H D (A x - y), sparse", "explicit", 0, 1),
+    ("interpolation tfkbnufft", "  in it: interpolation, tfkbnufft", "gridding", 0, 1),
+    ("interpolation sparse", "  in it: interpolation, sparse", "gridding", 0, 1),
+    ("spreading tfkbnufft", "  in it: spreading, tfkbnufft", "gridding", 0, 1),
+    ("spreading sparse", "  in it: spreading, sparse", "gridding", 0, 1),
+    ("image_net", "image net (3 convolutions)", "image_net", 0, 1),
+]
+
+#: (key, column heading, toeplitz, gridding) of the measured NC-PDNets; the first is the reference of the ratios.
+VARIANTS = [
+    ("toeplitz", "Toeplitz", True, "sparse"),
+    ("tfkbnufft", "tfkbnufft", False, "tfkbnufft"),
+    ("sparse", "sparse", False, "sparse"),
 ]
 
 
@@ -280,82 +334,94 @@ def main() -> None:
 
     inputs, target = make_inputs(args.size, args.coils, args.acceleration)
     nsamples = int(inputs["traj"].shape[-1])
-    toeplitz_model = NCPDNet(multicoil=True, refine_smaps=True, toeplitz=True)
-    explicit_model = NCPDNet(multicoil=True, refine_smaps=True, toeplitz=False)
-    toeplitz_out = toeplitz_model(inputs).numpy()
-    explicit_model(inputs)
-    explicit_model.set_weights(toeplitz_model.get_weights())
-    explicit_out = explicit_model(inputs).numpy()
-    difference = np.linalg.norm(toeplitz_out - explicit_out) / np.linalg.norm(explicit_out)
+    models = {
+        key: NCPDNet(multicoil=True, refine_smaps=True, toeplitz=toeplitz, gridding=gridding)
+        for key, _, toeplitz, gridding in VARIANTS
+    }
+    reference = models["toeplitz"]
+    outputs = {"toeplitz": reference(inputs).numpy()}
+    for key, model in models.items():
+        if key != "toeplitz":
+            model(inputs)
+            model.set_weights(reference.get_weights())
+            outputs[key] = model(inputs).numpy()
 
-    graph = {name: tf.function(model) for name, model in (("toeplitz", toeplitz_model), ("explicit", explicit_model))}
-    train = {name: train_step_function(model, target)
-             for name, model in (("toeplitz", toeplitz_model), ("explicit", explicit_model))}
-    inference = interleaved_medians(
-        {
-            "eager toeplitz": lambda: toeplitz_model(inputs).numpy(),
-            "eager explicit": lambda: explicit_model(inputs).numpy(),
-            "graph toeplitz": lambda: graph["toeplitz"](inputs).numpy(),
-            "graph explicit": lambda: graph["explicit"](inputs).numpy(),
-        },
-        args.repeats,
-    )
+    def difference(key):
+        return np.linalg.norm(outputs[key] - outputs["tfkbnufft"]) / np.linalg.norm(outputs["tfkbnufft"])
+
+    graph = {key: tf.function(model) for key, model in models.items()}
+    train = {key: train_step_function(model, target) for key, model in models.items()}
+    runs = {}
+    for key, model in models.items():
+        runs[f"eager {key}"] = lambda model=model: model(inputs).numpy()
+    for key, function in graph.items():
+        runs[f"graph {key}"] = lambda function=function: function(inputs).numpy()
+    inference = interleaved_medians(runs, args.repeats)
     training = interleaved_medians(
-        {name: (lambda step=step: step(inputs).numpy()) for name, step in train.items()}, args.repeats
+        {key: (lambda step=step: step(inputs).numpy()) for key, step in train.items()}, args.repeats
     )
-    stages = interleaved_medians(stage_functions(toeplitz_model, inputs), args.repeats)
+    stages = interleaved_medians(stage_functions(models, inputs), args.repeats)
     rate = matmul_rate()
 
-    flops = forward_flops(toeplitz_model, args.size, args.coils, nsamples)
-    n_iter = toeplitz_model.n_iter
+    flops = forward_flops(reference, args.size, args.coils, nsamples)
+    n_iter = reference.n_iter
     once = flops["refiner"] + flops["adjoint"]
     toeplitz_flops = once + n_iter * (flops["toeplitz"] + flops["image_net"])
     explicit_flops = once + n_iter * (flops["explicit"] + flops["image_net"])
-    floor = toeplitz_flops / rate
-    floor_kernel = (toeplitz_flops + flops["kernel"]) / rate
+    forward = {"toeplitz": toeplitz_flops, "tfkbnufft": explicit_flops, "sparse": explicit_flops}
+    floor = {key: value / rate for key, value in forward.items()}
+    floor_graph = dict(floor, toeplitz=(toeplitz_flops + flops["kernel"]) / rate)
 
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; tensorflow {tf.__version__}, "
         f"keras {keras.__version__}; {args.threads} intra-op thread(s)"
     )
     print(
-        f"# NC-PDNet multicoil + refiner ({toeplitz_model.count_params():,} parameters, {n_iter} iterations), "
+        f"# NC-PDNet multicoil + refiner ({reference.count_params():,} parameters, {n_iter} iterations), "
         f"{args.size}x{args.size}, {args.coils} coils, radial AF {args.acceleration:g} ({nsamples} samples); "
         f"batch 1, median of {args.repeats} interleaved repeats after a warm-up; seconds"
     )
-    header = f"{'':<48} {'Toeplitz':>10} {'explicit':>10} {'expl/Toep':>10}"
+    print("# Toeplitz: toeplitz=True, sparse gridding (default); tfkbnufft / sparse: explicit forward + adjoint "
+          "NUFFTs with that gridding; ratios: explicit / Toeplitz")
+    header = f"{'':<48} {'Toeplitz':>10} {'tfkbnufft':>10} {'sparse':>10} {'tfk/Toep':>9} {'sparse/Toep':>11}"
     print(header)
     print("-" * len(header))
 
-    def row(label, toeplitz, explicit):
-        print(f"{label:<48} {toeplitz:10.4f} {explicit:10.4f} {explicit / toeplitz:9.2f}x")
+    def row(label, values):
+        toeplitz, tfk, sparse = (values[key] for key, *_ in VARIANTS)
+        print(f"{label:<48} {toeplitz:10.4f} {tfk:10.4f} {sparse:10.4f} {tfk / toeplitz:8.2f}x "
+              f"{sparse / toeplitz:10.2f}x")
 
-    row("inference s/slice, eager (kernel cached)", inference["eager toeplitz"], inference["eager explicit"])
-    row("inference s/slice, graph (kernel per call)", inference["graph toeplitz"], inference["graph explicit"])
-    row("training step s (kernel per step)", training["toeplitz"], training["explicit"])
-    print(f"{'forward pass GFLOP (analytic)':<48} {toeplitz_flops / 1e9:10.2f} {explicit_flops / 1e9:10.2f}")
+    def by_variant(results, prefix=""):
+        return {key: results[prefix + key] for key, *_ in VARIANTS}
+
+    row("inference s/slice, eager (kernel cached)", by_variant(inference, "eager "))
+    row("inference s/slice, graph (kernel per call)", by_variant(inference, "graph "))
+    row("training step s (kernel per step)", by_variant(training))
+    print(f"{'forward pass GFLOP (analytic)':<48} " + " ".join(f"{forward[key] / 1e9:10.2f}" for key, *_ in VARIANTS))
     print(f"{'  + Toeplitz kernel when rebuilt':<48} {(toeplitz_flops + flops['kernel']) / 1e9:10.2f}")
     print(f"{'matmul rate GFLOP/s (2048^2 float32, best of 5)':<48} {rate / 1e9:10.1f}")
-    print(f"{'floor s = FLOP / rate':<48} {floor:10.4f} {explicit_flops / rate:10.4f}")
-    print(f"{'measured / floor, eager (kernel cached)':<48} {inference['eager toeplitz'] / floor:9.2f}x "
-          f"{inference['eager explicit'] / (explicit_flops / rate):9.2f}x")
-    print(f"{'measured / floor, graph (kernel per call)':<48} {inference['graph toeplitz'] / floor_kernel:9.2f}x "
-          f"{inference['graph explicit'] / (explicit_flops / rate):9.2f}x")
-    print(f"{'relative difference |x_T - x_E| / |x_E|':<48} {difference:10.2e}")
+    print(f"{'floor s = FLOP / rate':<48} " + " ".join(f"{floor[key]:10.4f}" for key, *_ in VARIANTS))
+    print(f"{'measured / floor, eager (kernel cached)':<48} "
+          + " ".join(f"{inference['eager ' + key] / floor[key]:9.2f}x" for key, *_ in VARIANTS))
+    print(f"{'measured / floor, graph (kernel per call)':<48} "
+          + " ".join(f"{inference['graph ' + key] / floor_graph[key]:9.2f}x" for key, *_ in VARIANTS))
+    print(f"{'relative difference |x_T - x_tfk| / |x_tfk|':<48} {difference('toeplitz'):10.2e}")
+    print(f"{'relative difference |x_sparse - x_tfk| / |x_tfk|':<48} {difference('sparse'):10.2e}")
     print()
-    print("# where the time goes: each stage alone (tf.function), per call; x n = calls per forward pass")
+    print("# where the time goes: each stage alone (tf.function), per call; x n = calls per forward pass "
+          "(of the model using it)")
     header = f"{'stage':<40} {'calls':>5} {'GFLOP':>8} {'floor ms':>9} {'ms':>9} {'ms/floor':>9} {'ms x n':>9}"
     print(header)
     print("-" * len(header))
     flops["fft"] = args.coils * fft_flops(4 * args.size**2)
-    for key, label, once, per_iteration in STAGES:
+    for key, label, flop_key, once, per_iteration in STAGES:
         calls = once + per_iteration * n_iter
         seconds = stages[key]
         print(
-            f"{label:<40} {calls:>5} {flops[key] / 1e9:8.3f} {1e3 * flops[key] / rate:9.2f} {1e3 * seconds:9.2f} "
-            f"{seconds * rate / flops[key]:8.1f}x {1e3 * seconds * calls:9.1f}"
+            f"{label:<40} {calls:>5} {flops[flop_key] / 1e9:8.3f} {1e3 * flops[flop_key] / rate:9.2f} "
+            f"{1e3 * seconds:9.2f} {seconds * rate / flops[flop_key]:8.1f}x {1e3 * seconds * calls:9.1f}"
         )
-
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
-"""Smoke test of bench/noncartesian.py: its --quick run prints the whole table, the Toeplitz and
-explicit NC-PDNets agree, and its FLOP counts match hand-computed closed forms."""
+"""Smoke test of bench/noncartesian.py: its --quick run prints the whole table (Toeplitz, tfkbnufft
+explicit and sparse explicit NC-PDNets, their ratios), the three agree, and its FLOP counts match
+hand-computed closed forms."""
 
 from __future__ import annotations
 
@@ -26,13 +27,19 @@ ROWS = [
     "floor s = FLOP / rate",
     "measured / floor, eager (kernel cached)",
     "measured / floor, graph (kernel per call)",
-    "relative difference |x_T - x_E| / |x_E|",
+    "relative difference |x_T - x_tfk| / |x_tfk|",
+    "relative difference |x_sparse - x_tfk| / |x_tfk|",
     "coil-map refiner (U-net per coil)",
-    "A^H D y",
+    "A^H D y (sparse gridding)",
     "Toeplitz kernel (PSF NUFFT, 2x grid)",
     "Toeplitz A^H D A x - A^H D y",
-    "in both: FFT of the coils on 2x grid",
-    "explicit A^H D (A x - y)",
+    "in all: FFT of the coils on 2x grid",
+    "explicit A^H D (A x - y), tfkbnufft",
+    "explicit A^H D (A x - y), sparse",
+    "in it: interpolation, tfkbnufft",
+    "in it: interpolation, sparse",
+    "in it: spreading, tfkbnufft",
+    "in it: spreading, sparse",
     "image net (3 convolutions)",
 ]
 
@@ -41,7 +48,7 @@ def numbers_after(line: str, label: str) -> list[float]:
     return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]\d+)?", line.split(label, 1)[1])]
 
 
-def test_quick_run_prints_the_table_and_both_paths_agree():
+def test_quick_run_prints_the_table_and_the_three_models_agree():
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=600, check=False
     )
@@ -54,16 +61,27 @@ def test_quick_run_prints_the_table_and_both_paths_agree():
         found[label] = numbers_after(matching[0], label)
 
     for label in ROWS[:3]:
-        toeplitz, explicit, ratio = found[label]
-        assert toeplitz > 0 and explicit > 0
-        assert ratio == pytest.approx(explicit / toeplitz, rel=0.02, abs=0.01)
-    (difference,) = found["relative difference |x_T - x_E| / |x_E|"]
+        toeplitz, tfkbnufft, sparse, tfkbnufft_ratio, sparse_ratio = found[label]
+        assert toeplitz > 0 and tfkbnufft > 0 and sparse > 0
+        assert tfkbnufft_ratio == pytest.approx(tfkbnufft / toeplitz, rel=0.02, abs=0.01)
+        assert sparse_ratio == pytest.approx(sparse / toeplitz, rel=0.02, abs=0.01)
+    # Both explicit models do the same operations, so the same count and floor.
+    toeplitz_gflop, tfkbnufft_gflop, sparse_gflop = found["forward pass GFLOP (analytic)"]
+    assert tfkbnufft_gflop == sparse_gflop > toeplitz_gflop > 0
+    (difference,) = found["relative difference |x_T - x_tfk| / |x_tfk|"]
     assert 0 <= difference < 1e-3
+    (difference,) = found["relative difference |x_sparse - x_tfk| / |x_tfk|"]
+    assert 0 <= difference < 1e-4
     assert found["matmul rate GFLOP/s"][1] > 0  # first number is the 2048 of "2048^2"
     # 64 x 64 image net: 3x3 convolutions 12 -> 32 -> 32 -> 10 channels, 2 k^2 cin cout H W flops each.
     calls, gflop = found["image net (3 convolutions)"][:2]
     assert calls == 10
     assert gflop == pytest.approx(2 * 9 * (12 * 32 + 32 * 32 + 32 * 10) * 64 * 64 / 1e9, abs=5e-4)
+    # Gridding of the --quick run's 2 coils, 2048 samples: 2 P^2 8 flops per sample and coil, P = 6.
+    for label in ROWS[-5:-1]:
+        calls, gflop = found[label][:2]
+        assert calls == 10
+        assert gflop == pytest.approx(2 * 2 * 36 * 8 * 2048 / 1e9, abs=5e-4)
 
 
 def load_bench():
@@ -99,3 +117,4 @@ def test_flop_counts_match_closed_forms():
     assert flops["explicit"] - flops["toeplitz"] == pytest.approx(
         coils * (2 * gridding + 4 * nsamples + 12 * pixels - 6 * grid) - 2 * pixels
     )
+    assert flops["gridding"] == coils * gridding
