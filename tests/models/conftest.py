@@ -78,3 +78,24 @@ def exported_model_classes(kind: str = "cartesian") -> set:
         and obj not in (models.ReconstructionModel, models.CartesianModel, models.NonCartesianModel)
         and noncartesian(obj) == (kind == "noncartesian")
     }
+
+
+def adam_losses(model, inputs, target, steps: int = 20, learning_rate: float = 3e-3) -> list[float]:
+    """L1 losses on the magnitude over ``steps`` Adam steps of ``model`` on one fixed batch."""
+    import keras
+    import tensorflow as tf
+
+    inputs = {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
+    target = tf.convert_to_tensor(target)
+    model(inputs)
+    optimizer = keras.optimizers.Adam(learning_rate)
+
+    @tf.function(jit_compile=False)
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return [float(step()) for _ in range(steps)]

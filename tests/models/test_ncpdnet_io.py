@@ -12,6 +12,7 @@ from fastmri_zoo.physics import NUFFT, radial_density
 from fastmri_zoo.presets import from_preset, save_to_preset
 from fastmri_zoo.sampling import kooshball_trajectory, radial_trajectory
 from tests.conftest import crandn
+from tests.models.conftest import adam_losses
 
 N = 16
 COILS = 3
@@ -225,20 +226,6 @@ TRAINED = [
 @pytest.mark.parametrize("name,cls,kwargs,multicoil", TRAINED, ids=[m[0] for m in TRAINED])
 def test_loss_decreases_over_20_adam_steps(name, cls, kwargs, multicoil, rng):
     target, inputs = make_inputs(rng, multicoil, batch=2)
-    inputs = {k: tf.constant(v) for k, v in inputs.items()}
-    target = tf.constant(target)
-    model = cls(**kwargs)
-    model(inputs)
-    optimizer = keras.optimizers.Adam(3e-3)
-
-    @tf.function(jit_compile=False)
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    losses = [float(step()) for _ in range(20)]
+    losses = adam_losses(cls(**kwargs), inputs, target)
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.9 * losses[0], losses
