@@ -38,6 +38,7 @@ from ..physics import NUFFT, SENSE, CartesianSingleCoil, fftc
 from ..physics.nufft import GRIDDING_METHODS, TABLE_OVERSAMPLING, TRAJ_TOLERANCE, check_batch, grid_shape_for
 from .base import ReconstructionModel
 from .pdnet import XPDNet, _plain
+from .unet import complex_unet
 
 __all__ = [
     "NonCartesianModel",
@@ -727,11 +728,7 @@ class UNetAdjDcomp(NonCartesianModel):
             out = self.image_net(x, training=training)
             out = (out + x if self.residual else out)[..., 0]
             return tf.complex(out, tf.zeros_like(out))
-        x = complex_to_channels(adjoint[..., None])
-        out = self.image_net(x, training=training)
-        if self.residual:
-            out = out + x
-        return channels_to_complex(out)[..., 0]
+        return complex_unet(self.image_net, adjoint, self.residual, training)
 
     def get_config(self):
         config = super().get_config()

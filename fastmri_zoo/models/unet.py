@@ -32,6 +32,18 @@ def fastmri_unet_settings(chans: int = 32, num_pool_layers: int = 4, drop_prob: 
     )
 
 
+def complex_unet(image_net, image: tf.Tensor, residual: bool, training=None) -> tf.Tensor:
+    """``image_net`` on the 2-channel (real, imaginary) image, plus the image if ``residual``.
+
+    image: complex64 (batch, *spatial) -> complex64 (batch, *spatial).
+    """
+    x = complex_to_channels(image[..., None])
+    out = image_net(x, training=training)
+    if residual:
+        out = out + x
+    return channels_to_complex(out)[..., 0]
+
+
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
 class UNet(CartesianModel):
     """Image-domain U-net applied to the zero-filled reconstruction A^H y.
@@ -145,11 +157,7 @@ class UNet(CartesianModel):
             if self.input_normalization == "mean_std":
                 out = out * std + mean
             return tf.complex(out[..., 0], tf.zeros_like(out[..., 0]))
-        x = complex_to_channels(zero_filled[..., None])
-        out = self.image_net(x, training=training)
-        if self.residual:
-            out = out + x
-        return channels_to_complex(out)[..., 0]
+        return complex_unet(self.image_net, zero_filled, self.residual, training)
 
     def get_config(self):
         config = super().get_config()
