@@ -23,9 +23,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
-from tfkbnufft.nufft.interp_functions import adjkbinterp, kbinterp
 
-from .nufft import NUFFT, grid_shape_for, kb_operators, prepare_traj
+from .nufft import GRIDDING_CACHE, NUFFT, TABLE_OVERSAMPLING, grid_shape_for, prepare_traj
 
 __all__ = ["pipe_menon_density", "radial_density", "normalize_density"]
 
@@ -59,7 +58,8 @@ def pipe_menon_density(traj, image_shape: Sequence[int], num_iterations: int = 1
 
     d <- d / |G G^H d| from d = 1, with G the Kaiser-Bessel gridding
     interpolation of the NUFFT (2x grid, ``numpoints`` wide, no coil maps):
-    the fixed point makes the gridded density flat. The interpolation kernel
+    the fixed point makes the gridded density flat (G: ``SparseGridding``,
+    tfkbnufft's coefficients). The interpolation kernel
     is used rather than the whole NUFFT because the NUFFT's kernel, a
     Dirichlet kernel with negative side lobes, makes the iteration oscillate
     along the trajectory. The weights are then normalised as described in
@@ -67,16 +67,16 @@ def pipe_menon_density(traj, image_shape: Sequence[int], num_iterations: int = 1
 
     traj: float32 (batch, ndim, nsamples) or (ndim, nsamples); image_shape:
     (H, W) or (D, H, W). Returns float32 (batch, nsamples) or (nsamples,).
-    Not XLA-compilable (tfkbnufft).
+    Not XLA-compilable (sparse products).
     """
     image_shape = tuple(int(n) for n in image_shape)
     if num_iterations < 1:
         raise ValueError(f"num_iterations: expected a positive integer, got {num_iterations}.")
     om = tf.stop_gradient(prepare_traj(traj, len(image_shape)))
-    _, _, interpob = kb_operators(image_shape, grid_shape_for(image_shape, 2.0), int(numpoints))
+    gridding = GRIDDING_CACHE.get(om, image_shape, grid_shape_for(image_shape, 2.0), int(numpoints), TABLE_OVERSAMPLING)
     weights = tf.ones_like(om[:, :1, :], dtype=tf.complex64)
     for _ in range(num_iterations):
-        density = tf.abs(kbinterp(adjkbinterp(weights, om, interpob), om, interpob))
+        density = tf.abs(gridding.interpolate(gridding.spread(weights)))
         weights = weights / tf.cast(density, tf.complex64)
     dcomp = normalize_density(tf.math.real(weights[:, 0]), om, image_shape)
     return _as_input_layout(dcomp, traj)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fastmri_zoo.physics import NUFFT, normalize_density, pipe_menon_density, radial_density
 from tests.physics.test_nufft import ndft_matrix, radial_traj, relative_error, smooth_object
@@ -27,6 +28,25 @@ def test_pipe_menon_agrees_with_radial_closed_form(samples_per_spoke):
     assert relative_error(iterative[inner], closed[inner]) < 0.1
     if samples_per_spoke == 32:
         assert np.corrcoef(iterative, closed)[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("shape", [(24, 20), (8, 10, 12)])
+def test_pipe_menon_matches_tfkbnufft_gridding_iteration(shape):
+    """The iteration d <- d / |G G^H d| run with tfkbnufft's own interpolation and spreading, then normalised."""
+    from tfkbnufft.nufft.interp_functions import adjkbinterp, kbinterp
+
+    from fastmri_zoo.physics.nufft import TABLE_OVERSAMPLING, grid_shape_for, kb_operators
+
+    rng = np.random.default_rng(5)
+    traj = rng.uniform(-np.pi, np.pi, (len(shape), 300)).astype(np.float32)
+    _, _, interpob = kb_operators(shape, grid_shape_for(shape, 2.0), 6, TABLE_OVERSAMPLING)
+    weights = tf.ones((1, 1, 300), tf.complex64)
+    om = tf.constant(traj[None])
+    for _ in range(4):
+        weights = weights / tf.cast(tf.abs(kbinterp(adjkbinterp(weights, om, interpob), om, interpob)), tf.complex64)
+    expected = normalize_density(tf.math.real(weights[:, 0]), traj, shape).numpy()[0]
+    got = pipe_menon_density(traj, shape, num_iterations=4).numpy()
+    assert relative_error(got, expected) < 1e-4
 
 
 def test_radial_closed_form_values():

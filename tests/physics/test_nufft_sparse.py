@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fastmri_zoo.physics import NUFFT, point_spread_function
+from fastmri_zoo.physics import NUFFT, nufft, point_spread_function
 from fastmri_zoo.physics.nufft import GRIDDING_CACHE, SparseGridding, grid_shape_for
 from tests.conftest import crandn
 
@@ -56,9 +56,21 @@ def test_default_is_sparse():
     assert NUFFT(np.zeros((2, 5), np.float32), (8, 8)).gridding == "sparse"
 
 
-def test_forward_and_adjoint_match_tfkbnufft(case):
+@pytest.fixture(params=["stored", "streamed"])
+def storage(request, monkeypatch):
+    """Stored sparse matrices, or streamed products (nothing stored, chunks of a few samples plus a remainder)."""
+    if request.param == "streamed":
+        monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 0)
+        monkeypatch.setattr(nufft, "CHUNK_ENTRIES", 7000)
+    GRIDDING_CACHE.clear()
+    yield request.param
+    GRIDDING_CACHE.clear()
+
+
+def test_forward_and_adjoint_match_tfkbnufft(case, storage):
     shape, traj, smaps, x, y = case
     sparse, reference = operators(traj, shape, smaps=smaps)
+    assert sparse._sparse.streamed == (storage == "streamed")
     assert relative_error(sparse.forward(x), reference.forward(x).numpy()) < 1e-4
     assert relative_error(sparse.adjoint(y), reference.adjoint(y).numpy()) < 1e-4
 
@@ -72,7 +84,7 @@ def test_adjointness(case):
 
 
 @pytest.mark.parametrize("shape", [(16, 20), (8, 10, 12)])
-def test_forward_and_adjoint_match_finufft(shape, rng):
+def test_forward_and_adjoint_match_finufft(shape, rng, storage):
     # finufft: one coordinate array per image axis in image-axis order, mode n - N // 2 at index n.
     traj = random_traj(rng, shape, 2, 400)
     x = crandn(rng, (2, *shape))
@@ -90,7 +102,7 @@ def test_forward_and_adjoint_match_finufft(shape, rng):
         assert relative_error(got_x[b], expected_x) < 1e-3
 
 
-def test_shared_trajectory_and_broadcast_data(rng):
+def test_shared_trajectory_and_broadcast_data(rng, storage):
     """One trajectory for a batch of images (extra columns) and one image for a batch of trajectories."""
     shape = (12, 16)
     one_traj = random_traj(rng, shape, 1, 200)
@@ -129,7 +141,7 @@ def test_options_keep_their_meaning(options, rng):
 
 
 @pytest.mark.parametrize("shape, coils", [((16, 20), 3), ((6, 8, 10), None)], ids=["2d_multicoil", "3d_single"])
-def test_gradients_match_tfkbnufft(shape, coils, rng):
+def test_gradients_match_tfkbnufft(shape, coils, rng, storage):
     """d/dx and d/dsmaps of |A^H D (A x - y)|^2 through both paths, eagerly and in tf.function."""
     traj = random_traj(rng, shape, 2, 200)
     dcomp = rng.uniform(0.5, 1.5, (2, 200)).astype(np.float32)
@@ -216,3 +228,15 @@ def test_point_spread_function_matches_tfkbnufft(shape, rng):
 def test_bad_gridding_raises():
     with pytest.raises(ValueError, match="gridding"):
         NUFFT(np.zeros((2, 5), np.float32), (8, 8), gridding="dense")
+
+
+def test_large_trajectories_stream_instead_of_storing(rng, monkeypatch):
+    """Past MAX_STORED_ENTRIES nothing is stored; the threshold counts batch x samples x numpoints**ndim."""
+    shape = (6, 8, 8)
+    traj = tf.constant(random_traj(rng, shape, 2, 50))
+    grid = grid_shape_for(shape, 2.0)
+    monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 2 * 50 * 4**3)
+    assert not SparseGridding(traj, shape, grid, 4, 2**8).streamed
+    monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 2 * 50 * 4**3 - 1)
+    gridding = SparseGridding(traj, shape, grid, 4, 2**8)
+    assert gridding.streamed and not hasattr(gridding, "interpolation")
