@@ -149,9 +149,19 @@ def train(args):
     from fastmri_zoo.metrics import ReconstructionMetric
 
     network = model
+    class SliceMetric(ReconstructionMetric):
+        """The metric of every slice of (batch, D, H, W) volumes (3D recipes)."""
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            def slices(x):
+                return tf.reshape(x, tf.concat([[-1], tf.shape(x)[-2:]], 0))
+
+            return super().update_state(slices(y_true), slices(y_pred), sample_weight)
+
+    metric = SliceMetric if RECIPES[args.name][2] == "3d" else ReconstructionMetric
     model = MagnitudeOutput(network)
     model.compile(optimizer=keras.optimizers.Adam(args.lr, clipnorm=1.0), loss=magnitude_l1,
-                  metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim")], jit_compile=False,
+                  metrics=[metric("psnr"), metric("ssim")], jit_compile=False,
                   run_eagerly=args.eager)
     model(next(iter(val_ds))[0])  # BackupAndRestore needs a built model
     os.makedirs(args.run_dir, exist_ok=True)
@@ -257,9 +267,11 @@ def export(args):
                      "multicoil": "8-coil (birdcage coils, smooth random phase; coil maps estimated from the "
                                   "centre of k-space, a low-resolution adjoint NUFFT)",
                      "3d": "single-coil 3D (whole volumes, smooth random phase)"}[coils]
+        shots = "D x W / spokes: 2,700 spokes of 240 samples" if coils == "3d" else "N / shots"
         acquisition_text = (f"{mask_type} trajectory (fastmri_zoo.sampling, readout oversampling 2) at acceleration "
-                            f"{acceleration} (N / shots), Pipe-Menon density compensation (10 iterations)")
-        slices_text = "whole 120 x 120 x 90 volumes" if coils == "3d" else "120 x 120 sagittal slices 20-69 of each volume"
+                            f"{acceleration} ({shots}), Pipe-Menon density compensation (10 iterations)")
+        slices_text = ("whole 90 x 120 x 120 volumes (sagittal slices 0-89)" if coils == "3d"
+                       else "120 x 120 sagittal slices 20-69 of each volume")
         normalization = "max of the adjoint + DCp magnitude (RSS over coils)"
         prepare = "--slices 0:90 --coils 1" if coils == "3d" else ""
     else:
