@@ -52,6 +52,7 @@ shuffling (which is itself seeded).
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -294,10 +295,23 @@ def _image_shape(infos: list[_FileInfo], image_shape, what: str) -> tuple:
     return image_shape
 
 
+# Pipe-Menon weights of the last trajectories, keyed by their bytes: a data set built again for the same
+# trajectory (one held-out volume after another; a 3D kooshball takes about a minute) reuses them.
+_DENSITY_CACHE: dict = {}
+
+
 def _density(traj: np.ndarray, image_shape: tuple, dcomp_iterations: int) -> tf.Tensor:
     from ..physics import pipe_menon_density
 
-    return tf.convert_to_tensor(pipe_menon_density(traj, image_shape, num_iterations=dcomp_iterations), tf.float32)
+    traj = np.ascontiguousarray(traj, np.float32)
+    key = (hashlib.blake2b(traj.tobytes(), digest_size=20).hexdigest(), traj.shape, tuple(image_shape),
+           int(dcomp_iterations))
+    if key not in _DENSITY_CACHE:
+        while len(_DENSITY_CACHE) >= 4:
+            _DENSITY_CACHE.pop(next(iter(_DENSITY_CACHE)))
+        _DENSITY_CACHE[key] = tf.convert_to_tensor(
+            pipe_menon_density(traj, image_shape, num_iterations=dcomp_iterations), tf.float32)
+    return _DENSITY_CACHE[key]
 
 
 def _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multicoil, normalize):

@@ -315,3 +315,22 @@ def test_noncartesian_3d_volumes(multicoil_folder, multicoil):
         assert np.sqrt((np.abs(adjoint) ** 2).sum(0)).max() == pytest.approx(1.0, abs=1e-3)
         if multicoil:
             assert inputs["smaps"].shape == (COILS, SLICES, H, W)
+
+
+def test_noncartesian_density_is_computed_once_per_trajectory(singlecoil_folder, monkeypatch):
+    """A data set built again for the same trajectory reuses its Pipe-Menon weights; another one does not."""
+    from fastmri_zoo import physics
+    from fastmri_zoo.data import pipelines
+
+    calls = []
+    original = physics.pipe_menon_density
+    monkeypatch.setattr(physics, "pipe_menon_density", lambda *a, **k: calls.append(a) or original(*a, **k))
+    monkeypatch.setattr(pipelines, "_DENSITY_CACHE", {})
+    first = examples(pipelines.noncartesian_dataset(singlecoil_folder, "radial", 3).take(1))[0][0]
+    again = examples(pipelines.noncartesian_dataset(singlecoil_folder, "radial", 3).take(1))[0][0]
+    assert len(calls) == 1
+    np.testing.assert_array_equal(again["dcomp"], first["dcomp"])
+    expected = original(first["traj"], (H, W)).numpy()
+    np.testing.assert_allclose(first["dcomp"], expected, rtol=1e-6)
+    examples(pipelines.noncartesian_dataset(singlecoil_folder, "radial", 2).take(1))
+    assert len(calls) == 2
