@@ -48,6 +48,8 @@ _NONCARTESIAN = [
      "NC-PDNet (10 iterations, 5 primal, 32 filters, coil-map refiner, 163,718 parameters), 8 coils, radial AF 4."),
     ("ncpdnet", None, "spiral", "multicoil", "7565582286de08952314af9d9b9f127a9dc7ed2c5f8b43448c8d4230c9e7fd90",
      "NC-PDNet (10 iterations, 5 primal, 32 filters, coil-map refiner, 163,718 parameters), 8 coils, spiral AF 4."),
+    ("ncpdnet", None, "radial", "3d", "f9f20c5c14d96251c2384db4fd3a61fd08e9f947ce9ab59d6a60d6ee3a744ada",
+     "NC-PDNet 3D (6 iterations, 2 primal, 16 filters, 67,608 parameters), single-coil whole volumes, kooshball AF 4."),
     ("unet", "adjdcomp", "radial", "multicoil", "29bb117b99f0e7bd9ce074cafbb985d7c988ff34e3bfc0f4f48efd6a92480b4f",
      "U-net (16/32/64/128 filters) on the density-compensated adjoint, the NC-PDNet paper's baseline; 8 coils, radial AF 4."),
 ]
