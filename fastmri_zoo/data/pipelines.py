@@ -52,7 +52,6 @@ shuffling (which is itself seeded).
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -303,9 +302,9 @@ _DENSITY_CACHE: dict = {}
 def _density(traj: np.ndarray, image_shape: tuple, dcomp_iterations: int) -> tf.Tensor:
     from ..physics import pipe_menon_density
 
-    traj = np.ascontiguousarray(traj, np.float32)
-    key = (hashlib.blake2b(traj.tobytes(), digest_size=20).hexdigest(), traj.shape, tuple(image_shape),
-           int(dcomp_iterations))
+    from ..physics.nufft import array_digest
+
+    key = (array_digest(traj), tuple(image_shape), int(dcomp_iterations))
     if key not in _DENSITY_CACHE:
         while len(_DENSITY_CACHE) >= 4:
             _DENSITY_CACHE.pop(next(iter(_DENSITY_CACHE)))

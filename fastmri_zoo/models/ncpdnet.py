@@ -18,7 +18,6 @@ coefficients, outputs equal to ~1e-5). Neither is XLA-compilable: the models set
 from __future__ import annotations
 
 import collections
-import hashlib
 import math
 from typing import Sequence
 
@@ -35,7 +34,9 @@ from ..layers import (
     complex_to_channels,
 )
 from ..physics import NUFFT, SENSE, CartesianSingleCoil, fftc
-from ..physics.nufft import GRIDDING_METHODS, TABLE_OVERSAMPLING, TRAJ_TOLERANCE, check_batch, grid_shape_for
+from ..physics.nufft import (
+    GRIDDING_METHODS, TABLE_OVERSAMPLING, TRAJ_TOLERANCE, array_digest, check_batch, grid_shape_for,
+)
 from .base import ReconstructionModel
 from .pdnet import XPDNet, _plain
 from .unet import complex_unet
@@ -237,15 +238,7 @@ class _KernelCache:
     def key(traj: tf.Tensor, dcomp, settings: tuple):
         if not tf.executing_eagerly():
             return None
-        digest = hashlib.blake2b(digest_size=20)
-        for array in (traj, dcomp):
-            if array is None:
-                digest.update(b"none")
-                continue
-            value = np.ascontiguousarray(np.asarray(array, np.float32))
-            digest.update(repr(value.shape).encode())
-            digest.update(value.tobytes())
-        return digest.hexdigest(), settings
+        return array_digest(traj, dcomp), settings
 
     def get(self, key):
         if key is None or key not in self.entries:

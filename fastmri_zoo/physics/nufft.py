@@ -289,6 +289,22 @@ class SparseGridding:
         return self._apply(samples, False, self.grid_size)
 
 
+def array_digest(*arrays) -> str:
+    """Hex blake2b digest (20 bytes) of the shapes and float32 bytes of arrays (None: a marker of its own).
+
+    The key of the per-trajectory caches (gridding matrices, Toeplitz kernels, density weights).
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    for array in arrays:
+        if array is None:
+            digest.update(b"none")
+            continue
+        value = np.ascontiguousarray(np.asarray(array, np.float32))
+        digest.update(repr(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 class GriddingCache:
     """Least-recently-used ``SparseGridding`` s, keyed by the bytes of traj and the geometry.
 
@@ -306,10 +322,7 @@ class GriddingCache:
         geometry = (tuple(image_shape), tuple(grid_shape), int(numpoints), int(table_oversampling))
         if not tf.executing_eagerly():
             return SparseGridding(traj, *geometry)
-        value = np.ascontiguousarray(np.asarray(traj, np.float32))
-        digest = hashlib.blake2b(value.tobytes(), digest_size=20)
-        digest.update(repr(value.shape).encode())
-        key = (digest.hexdigest(), geometry)
+        key = (array_digest(traj), geometry)
         if key in self.entries:
             self.entries.move_to_end(key)
             return self.entries[key]
