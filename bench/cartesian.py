@@ -40,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 from fastmri_zoo.models import MoDL, CascadeNet, KIKINet, PDNet, UNet, VarNet, XPDNet  # noqa: E402
 from fastmri_zoo.sampling.cartesian import EquispacedMaskFunc  # noqa: E402
+from fastmri_zoo.training.fit import l1_magnitude_step  # noqa: E402
 
 
 def median_seconds(run, repeats: int) -> float:
@@ -80,16 +81,10 @@ def zoo_times(model, inputs, target, repeats):
     def infer():
         return model(inputs)
 
-    @tf.function
-    def train_step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+    train_step = l1_magnitude_step(model, optimizer)
 
     inference = median_seconds(lambda: infer().numpy(), repeats)
-    training = median_seconds(lambda: train_step().numpy(), repeats)
+    training = median_seconds(lambda: train_step(inputs, target).numpy(), repeats)
     return model.count_params(), inference, training
 
 

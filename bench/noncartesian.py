@@ -68,6 +68,7 @@ from fastmri_zoo.models import NCPDNet  # noqa: E402
 from fastmri_zoo.physics import NUFFT, ToeplitzNormal, pipe_menon_density  # noqa: E402
 from fastmri_zoo.physics.nufft import SparseGridding, grid_shape_for, kb_operators  # noqa: E402
 from fastmri_zoo.sampling import radial_trajectory  # noqa: E402
+from fastmri_zoo.training.fit import l1_magnitude_step  # noqa: E402
 
 # --------------------------------------------------------------------------- inputs
 
@@ -227,17 +228,8 @@ def interleaved_medians(runs: dict, repeats: int) -> dict[str, float]:
 
 
 def train_step_function(model, target):
-    optimizer = keras.optimizers.Adam(1e-4)
-
-    @tf.function
-    def train_step(inputs):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return train_step
+    step = l1_magnitude_step(model, keras.optimizers.Adam(1e-4))
+    return lambda inputs: step(inputs, target)
 
 
 def stage_functions(models: dict, inputs: dict):

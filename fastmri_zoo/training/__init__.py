@@ -4,7 +4,9 @@
 (``from fastmri_zoo.training import fit``) or from :mod:`fastmri_zoo.training.fit`.
 """
 
-from .fit import DEFAULT_LEARNING_RATE, FitResult, cartesian_training_data, finetune, fit, freeze_layers
+from .fit import (
+    DEFAULT_LEARNING_RATE, FitResult, cartesian_training_data, finetune, fit, freeze_layers, l1_magnitude_step,
+)
 from .losses import (
     LOSSES,
     L1Loss,
@@ -22,6 +24,7 @@ from .optimizers import Lookahead, RAdam, get_optimizer
 
 __all__ = [
     "fit",
+    "l1_magnitude_step",
     "finetune",
     "FitResult",
     "freeze_layers",

@@ -45,6 +45,7 @@ __all__ = [
     "finetune",
     "FitResult",
     "freeze_layers",
+    "l1_magnitude_step",
     "cartesian_training_data",
     "DEFAULT_LEARNING_RATE",
     "FINETUNE_LR_FACTOR",
@@ -103,6 +104,24 @@ class _TrainingModel(keras.Model):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def l1_magnitude_step(model: keras.Model, optimizer) -> Callable:
+    """``step(inputs, target) -> loss``: one optimizer step on mean(| |model(inputs)| - target |).
+
+    The L1-on-magnitude objective of the shipped checkpoints as a bare ``tf.function`` (not
+    XLA-compiled), without ``fit``'s machinery: for benchmarks and quick training checks.
+    """
+
+    @tf.function(jit_compile=False)
+    def step(inputs, target):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
 
 
 def _walk_layers(layer) -> list:

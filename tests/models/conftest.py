@@ -85,17 +85,10 @@ def adam_losses(model, inputs, target, steps: int = 20, learning_rate: float = 3
     import keras
     import tensorflow as tf
 
+    from fastmri_zoo.training.fit import l1_magnitude_step
+
     inputs = {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
     target = tf.convert_to_tensor(target)
     model(inputs)
-    optimizer = keras.optimizers.Adam(learning_rate)
-
-    @tf.function(jit_compile=False)
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return [float(step()) for _ in range(steps)]
+    step = l1_magnitude_step(model, keras.optimizers.Adam(learning_rate))
+    return [float(step(inputs, target)) for _ in range(steps)]
