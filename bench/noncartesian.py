@@ -239,18 +239,21 @@ def stage_functions(models: dict, inputs: dict):
     """
     model = models["toeplitz"]
     smaps = model.smaps_refiner(inputs["smaps"])
-    explicit = {key: models[key].acquisition(inputs, smaps=smaps, toeplitz=False)[1] for key in ("tfkbnufft", "sparse")}
-    kspace, _ = model.acquisition(inputs, smaps=smaps, toeplitz=False)
+    explicit = {
+        key: models[key].acquisition.operator(inputs, smaps=smaps, toeplitz=False)[1] for key in ("tfkbnufft", "sparse")
+    }
+    # The measurements sqrt(dcomp) y of the density-weighted NUFFT B: B^H b = A^H D y.
+    kspace, _ = model.acquisition.operator(inputs, smaps=smaps, toeplitz=False)
     # Built eagerly, so the Toeplitz kernel is computed once here and captured as a constant.
-    _, toeplitz = model.acquisition(inputs, smaps=smaps, toeplitz=True)
-    adjoint = explicit["sparse"].adjoint_dcomp(kspace)
+    _, toeplitz = model.acquisition.operator(inputs, smaps=smaps, toeplitz=True)
+    adjoint = explicit["sparse"].adjoint(kspace)
     primal = tf.stack([adjoint] * model.n_primal, axis=-1)
     stacked = tf.concat([primal, adjoint[..., None]], axis=-1)
     channels = tf.concat([tf.math.real(stacked), tf.math.imag(stacked)], axis=-1)
     shape = tuple(int(n) for n in adjoint.shape[1:])
     grid_shape = grid_shape_for(shape, 2.0)
     refiner = tf.function(model.smaps_refiner)
-    adjoint_dcomp = tf.function(explicit["sparse"].adjoint_dcomp)
+    adjoint_dcomp = tf.function(explicit["sparse"].adjoint)
     kernel = tf.function(lambda traj, dcomp: ToeplitzNormal(traj, shape, dcomp=dcomp).kernel)
     normal = tf.function(lambda x: toeplitz.normal(x) - adjoint)
     image_net = tf.function(model.image_nets[0])
@@ -265,7 +268,7 @@ def stage_functions(models: dict, inputs: dict):
         "image_net": lambda: image_net(channels).numpy(),
     }
     for key, operator in explicit.items():
-        forward_adjoint = tf.function(lambda x, operator=operator: operator.adjoint_dcomp(operator.forward(x) - kspace))
+        forward_adjoint = tf.function(lambda x, operator=operator: operator.adjoint(operator.forward(x) - kspace))
         stages[f"explicit {key}"] = lambda run=forward_adjoint: run(adjoint).numpy()
     # Gridding alone, all coils at once: tfkbnufft's table interpolation and its adjoint, and the sparse matrices.
     traj = tf.reshape(inputs["traj"], [1, 2, -1])

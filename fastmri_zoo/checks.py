@@ -23,6 +23,7 @@ __all__ = [
     "check_in_range",
     "check_same_dim",
     "check_scalar",
+    "as_complex64",
     "default_permissions",
     "static_shape",
 ]
@@ -69,6 +70,13 @@ def check_complex(name: str, x) -> None:
             "Real-valued k-space usually means the real and imaginary parts were "
             "split into channels or only the magnitude was stored."
         )
+
+
+def as_complex64(name: str, x) -> tf.Tensor:
+    """Convert ``x`` to a complex64 tensor, refusing real input (``check_complex``)."""
+    x = tf.convert_to_tensor(x)
+    check_complex(name, x)
+    return tf.cast(x, tf.complex64)
 
 
 def check_finite(name: str, x) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .presets import export_hub, from_preset, push
+from .registry import bundled_folder, info, list_entries
+
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="magnitude images: NIfTI (.nii, .nii.gz), "
@@ -37,7 +40,7 @@ def _parse_slices(text: str | None) -> slice | None:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from .data.simulate import simulate_files
+    from .data.simulate import simulate_files  # lazy: TensorFlow only for the commands that run it
 
     paths = simulate_files(args.inputs, args.output_dir, coils=args.coils, seed=args.seed,
                            snr_db=args.snr, slice_axis=args.axis,
@@ -56,7 +59,7 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import run_demo  # lazy: TensorFlow only for the commands that run it
 
     run_demo(args.name, output_png=args.png, acceleration=args.acceleration, seed=args.seed)
     return 0
@@ -71,8 +74,6 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    from .registry import bundled_folder, list_entries
-
     filters = {key: getattr(args, key) for key in ("architecture", "trajectory", "coils", "acceleration", "dataset")
                if getattr(args, key) is not None}
     entries = list_entries(**filters)
@@ -96,8 +97,6 @@ def _configure_info(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from . import info
-
     print(info(args.name))
     return 0
 
@@ -108,8 +107,6 @@ def _configure_export_hub(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export_hub(args: argparse.Namespace) -> int:
-    from .hub import export_hub
-
     print(export_hub(args.name, args.out_dir))
     return 0
 
@@ -123,10 +120,9 @@ def _configure_push(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_push(args: argparse.Namespace) -> int:
-    from .hub import push
-
     commit = push(args.name, args.repo_id, token=args.token, endpoint=args.endpoint, private=args.private or None)
-    print(f"pushed {args.name} to {args.repo_id} at commit {commit}; pin this revision in the registry entry")
+    print(f"pushed {args.name} to {args.repo_id} at commit {commit}; pin this revision as hub_revision "
+          "in the card block of the preset's recipe.json")
     return 0
 
 
@@ -151,12 +147,11 @@ def _configure_reconstruct(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_for_cli(name: str):
-    from .presets import from_preset
-
     return from_preset(name)
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
+    # lazy: TensorFlow is loaded only by the commands that run a model (fast --help, list, info)
     from .inference import reconstruct_file
 
     model = _load_for_cli(args.name)
@@ -168,6 +163,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         print(f"reconstructed {args.input}: {result.reconstruction.shape[0]} slice(s) of "
               f"{tuple(int(n) for n in result.attrs['image_shape'])} (non-Cartesian{af}), network and "
               f"adjoint + DCp; density compensation: {result.attrs['density_compensation']}")
+        if "note" in result.attrs:
+            print(f"  {result.attrs['note']}")
         if not result.metrics:
             print("  no reference in the file: no metrics")
     else:
@@ -193,24 +190,26 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .data.pipelines import list_h5_files
-    from .inference import reconstruct_file
-    from .metrics import summarize
+    from .data.pipelines import list_h5_files  # lazy: TensorFlow only for the commands that run a model
+    from .inference import reconstruct_file  # lazy: TensorFlow only for the commands that run a model
+    from .metrics import summarize  # lazy: TensorFlow only for the commands that run a model
 
     files = list_h5_files(args.data_dir)
     model = _load_for_cli(args.name)
-    rows: dict[str, list] = {"network": [], "zero-filled": []}
+    rows: dict[str, list] = {"network": []}
     for path in tqdm(files, desc="evaluate", unit="volume"):
         result = reconstruct_file(model, path, acceleration=args.acceleration, mask_type=args.mask_type,
                                   center_fraction=args.center_fraction, seed=args.seed,
                                   batch_size=args.batch_size, progress=False)
         if not result.metrics:
             raise ValueError(f"{path}: has no reference image (reconstruction_rss or reconstruction_esc) to score against.")
-        for method in rows:
-            rows[method].append(result.metrics[method])
+        # the baseline is the zero-filled image (Cartesian) or the adjoint + DCp (non-Cartesian)
+        for method in ("network", result.baseline):
+            rows.setdefault(method, []).append(result.metrics[method])
     print(f"{args.name} on {len(files)} volumes of {args.data_dir} (mean +- std over volumes)")
     print(f"{'method':<14}{'PSNR (dB)':>18}{'SSIM':>20}{'NMSE':>20}")
-    for method, label in (("zero-filled", "zero-filled"), ("network", args.name)):
+    baselines = [method for method in rows if method != "network"]
+    for method, label in [(method, method) for method in baselines] + [("network", args.name)]:
         summary = summarize(rows[method])
         cells = "".join(f"{summary[k][0]:>11.4f} +- {summary[k][1]:<6.4f}" for k in ("psnr", "ssim", "nmse"))
         print(f"{label[:14]:<14}{cells}")
@@ -218,18 +217,25 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="JSON training config (model class + kwargs, data folders, pipeline, "
-                        "loss, optimizer, lr, steps, batch, seed, run_dir, output); see fastmri_zoo.training.config")
+    parser.add_argument("recipe", help="JSON recipe (model class + kwargs, data folders, acquisition, training "
+                        "settings, card), e.g. weights/NAME/recipe.json; see fastmri_zoo.training.config")
+    parser.add_argument("--data", default=None, metavar="DATA_DIR",
+                        help="data root holding the recipe's data folder (default: the recipe's folder)")
+    parser.add_argument("--run-dir", default=None, help="backups and logs (default: runs/NAME)")
+    parser.add_argument("-o", "--output", default=None, metavar="PRESET_DIR",
+                        help="write the trained preset here (default: RUN_DIR/preset)")
+    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead (a short check)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch (default: bar)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .training.config import load_train_config, run_train_config
+    from .training.config import load_recipe, run_recipe  # lazy: TensorFlow only for the commands that run a model
 
-    config = load_train_config(args.config)
-    result = run_train_config(config, command=f"fastmri-zoo train {args.config}",
-                              verbose="auto" if args.verbose is None else args.verbose)
+    recipe = load_recipe(args.recipe)
+    command = f"fastmri-zoo train {args.recipe} --data {'DATA_DIR' if args.data else '.'}"
+    result = run_recipe(recipe, args.data, run_dir=args.run_dir, output=args.output, steps=args.steps,
+                        verbose="auto" if args.verbose is None else args.verbose, command=command)
     _print_fit_result(result)
     return 0
 
@@ -245,29 +251,58 @@ def _configure_finetune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="batch size")
     parser.add_argument("--loss", default="l1", help="loss name (l1, mse, nmse, ssim, ms_ssim, l1_ms_ssim, l1_ssim)")
     parser.add_argument("--optimizer", default="adam", help="optimizer name (adam, radam, lookahead_radam, ...)")
-    parser.add_argument("--mask-type", default="random", help="random, equispaced or equispaced_fraction")
-    parser.add_argument("--accelerations", type=float, nargs="+", default=[4.0])
-    parser.add_argument("--center-fractions", type=float, nargs="+", default=[0.08])
+    parser.add_argument("--acquisition", default=None, metavar="JSON",
+                        help="acquisition of the data as a recipe's 'acquisition' section, e.g. "
+                             "'{\"kind\": \"noncartesian\", \"trajectory\": \"spiral\", \"acceleration\": 4}' "
+                             "(default: the checkpoint's own, or the Cartesian options below)")
+    parser.add_argument("--mask-type", default=None, help="Cartesian: random, equispaced or equispaced_fraction")
+    parser.add_argument("--accelerations", type=float, nargs="+", default=None)
+    parser.add_argument("--center-fractions", type=float, nargs="+", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default=None, help="backups and logs (default: PRESET_DIR.run or finetune-NAME)")
     parser.add_argument("-o", "--output", default=None, metavar="PRESET_DIR", help="write the fine-tuned preset here")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None)
 
 
+def _finetune_acquisition(args: argparse.Namespace, multicoil: bool) -> dict | None:
+    """--acquisition JSON, or a Cartesian acquisition from --mask-type / --accelerations /
+    --center-fractions, or None (the checkpoint's own)."""
+    import json
+
+    cartesian = (args.mask_type, args.accelerations, args.center_fractions)
+    if args.acquisition is not None:
+        if any(value is not None for value in cartesian):
+            raise ValueError("--acquisition: give either --acquisition or the Cartesian mask options, not both.")
+        try:
+            acquisition = json.loads(args.acquisition)
+        except ValueError as error:
+            raise ValueError(f"--acquisition: not valid JSON ({error}).") from None
+        if not isinstance(acquisition, dict):
+            raise ValueError(f"--acquisition: expected a JSON object, got {args.acquisition!r}.")
+        return {"multicoil": multicoil, **acquisition}
+    if all(value is None for value in cartesian):
+        return None
+    return {"kind": "cartesian", "multicoil": multicoil, "mask_type": args.mask_type or "random",
+            "acceleration": args.accelerations or [4.0], "center_fraction": args.center_fractions or [0.08]}
+
+
 def _run_finetune(args: argparse.Namespace) -> int:
     import os
 
-    from .training.fit import finetune
+    from .training.fit import finetune  # lazy: TensorFlow only for the commands that run a model
 
+    if not os.path.isdir(args.data_dir):
+        raise FileNotFoundError(f"data_dir: no such folder: {args.data_dir!r}")  # before loading anything
     run_dir = args.run_dir
     if run_dir is None:
         stem = os.path.basename(os.path.normpath(args.name.replace("hf://", ""))) or "model"
         run_dir = f"{os.path.normpath(args.output)}.run" if args.output else f"finetune-{stem}"
+    model = from_preset(args.name)
     result = finetune(
-        args.name, args.data_dir, steps=args.steps, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
+        model, args.data_dir, steps=args.steps, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
         freeze=args.freeze, run_dir=run_dir, preset_dir=args.output, loss=args.loss, optimizer=args.optimizer,
-        batch_size=args.batch, mask_type=args.mask_type, center_fractions=args.center_fractions,
-        accelerations=args.accelerations, seed=args.seed, verbose="auto" if args.verbose is None else args.verbose,
+        batch_size=args.batch, acquisition=_finetune_acquisition(args, bool(getattr(model, "multicoil", False))),
+        seed=args.seed, verbose="auto" if args.verbose is None else args.verbose,
         command=_finetune_command(args, run_dir),
     )
     _print_fit_result(result)
@@ -282,10 +317,16 @@ def _finetune_command(args: argparse.Namespace, run_dir: str) -> str:
         parts.append(f"--lr {args.lr:g}")
     if args.freeze:
         parts.append("--freeze " + " ".join(args.freeze))
-    parts += [f"--batch {args.batch}", f"--loss {args.loss}", f"--optimizer {args.optimizer}",
-              f"--mask-type {args.mask_type}", "--accelerations " + " ".join(f"{a:g}" for a in args.accelerations),
-              "--center-fractions " + " ".join(f"{c:g}" for c in args.center_fractions), f"--seed {args.seed}",
-              f"--run-dir {run_dir}"]
+    parts += [f"--batch {args.batch}", f"--loss {args.loss}", f"--optimizer {args.optimizer}"]
+    if args.acquisition is not None:
+        parts.append(f"--acquisition '{args.acquisition}'")
+    if args.mask_type is not None:
+        parts.append(f"--mask-type {args.mask_type}")
+    if args.accelerations is not None:
+        parts.append("--accelerations " + " ".join(f"{a:g}" for a in args.accelerations))
+    if args.center_fractions is not None:
+        parts.append("--center-fractions " + " ".join(f"{c:g}" for c in args.center_fractions))
+    parts += [f"--seed {args.seed}", f"--run-dir {run_dir}"]
     if args.output:
         parts.append(f"-o {args.output}")
     return " ".join(parts)
@@ -314,7 +355,8 @@ COMMANDS = {
              _configure_demo, _run_demo),
     "simulate": ("simulate fastMRI-layout k-space from magnitude images",
                  _configure_simulate, _run_simulate),
-    "train": ("train a network from a JSON config (resumable: rerun the same command after an interruption)",
+    "train": ("train a network from a JSON recipe, e.g. weights/NAME/recipe.json (resumable: rerun the same "
+              "command after an interruption)",
               _configure_train, _run_train),
     "finetune": ("fine-tune a checkpoint on a folder of fastMRI-layout files",
                  _configure_finetune, _run_finetune),

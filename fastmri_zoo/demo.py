@@ -14,6 +14,14 @@ from importlib import resources
 
 import numpy as np
 
+from . import baselines, metrics
+from .data.h5 import read_fastmri_h5
+from .inference import reconstruct_file, undersample
+from .physics import estimate_sensitivity_maps
+from .presets import load
+from .registry import list_models
+from .viz import save_comparison_png
+
 __all__ = ["bundled_sample", "run_demo"]
 
 SAMPLES = {
@@ -53,12 +61,6 @@ def run_demo(
     ``DEFAULT_MODEL`` when it is registered with weights, else baselines only.
     Returns name -> {"psnr", "ssim", "nmse"} for each reconstruction.
     """
-    from . import baselines, metrics
-    from .data.h5 import read_fastmri_h5
-    from .physics import estimate_sensitivity_maps
-    from .inference import reconstruct_file, undersample
-    from .viz import save_comparison_png
-
     volume = read_fastmri_h5(bundled_sample("brain_4coil"))
     kspace = volume.kspace  # (1, coils, H, W)
     reference = volume.reference  # (1, H, W)
@@ -72,12 +74,8 @@ def run_demo(
                                                   regularization=cg_regularization).numpy()),
     }
     if name is None:
-        from .registry import list_models
-
         name = DEFAULT_MODEL if DEFAULT_MODEL in list_models(pretrained=True) else None
     if name is not None:
-        from . import load
-
         result = reconstruct_file(load(name), bundled_sample("brain_4coil"), acceleration=acceleration,
                                   mask_type="equispaced_fraction", center_fraction=center_fraction, seed=seed,
                                   progress=False, model_name=name)

@@ -11,16 +11,16 @@ The Hub endpoint is, in order: the ``endpoint`` argument, the
 default (``HF_ENDPOINT``, read when huggingface_hub is imported).
 
 ``huggingface_hub`` is imported inside the functions so that
-``import fastmri_zoo`` stays fast.
+``import fastmri_zoo`` stays fast. Publishing a registered checkpoint
+(``export_hub``, ``push``) is in :mod:`fastmri_zoo.presets`, which knows the names.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +41,6 @@ __all__ = [
     "cached_file",
     "download_file",
     "download_preset",
-    "export_hub",
-    "push",
 ]
 
 ENDPOINT_ENV = "FASTMRI_ZOO_HF_ENDPOINT"
@@ -338,8 +336,6 @@ def download_preset(
     against the sha256 recorded in metadata.json. README.md is optional. All
     files are taken from one commit (the one the first file resolved to).
     """
-    import json
-
     common = dict(endpoint=endpoint, cache_dir=cache_dir, token=token)
     config = download_file(location.repo_id, location.path_of(CONFIG_FILE), revision=location.revision, **common)
     revision = _snapshot_commit(config) or location.revision
@@ -359,65 +355,3 @@ def download_preset(
             expected_sha256=expected_sha256, **common,
         )
     return Path(config).parent
-
-
-def export_hub(name: str, out_dir: str | os.PathLike) -> Path:
-    """Write the preset of checkpoint ``name`` (or of a local preset folder) to ``out_dir``, ready for upload.
-
-    The files are verified (sha256 of the weights against metadata.json and the
-    registry) and laid out as the registry expects them on the Hub: inside the
-    subfolder of the entry's ``hub_filename``, if any. ``out_dir`` must not exist
-    or be empty. Returns ``out_dir``.
-    """
-    from .presets import resolve_preset_folder, verify_preset_folder
-
-    folder, entry = resolve_preset_folder(name)
-    verify_preset_folder(folder, expected_sha256=entry.sha256 if entry is not None else None)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"out_dir: expected a new or empty folder, got {str(out_dir)!r} which holds files.")
-    target = out_dir / entry.hub_subfolder if entry is not None and entry.hub_subfolder else out_dir
-    target.mkdir(parents=True, exist_ok=True)
-    for filename in PRESET_FILES:
-        source = Path(folder) / filename
-        if source.is_file():
-            shutil.copyfile(source, target / filename)
-    return out_dir
-
-
-def push(
-    name: str,
-    repo_id: str,
-    token: str | None = None,
-    endpoint: str | None = None,
-    *,
-    private: bool | None = None,
-    commit_message: str | None = None,
-    revision: str | None = None,
-) -> str:
-    """Upload the preset of ``name`` (a registry name or a local preset folder) to ``repo_id``; return the commit id.
-
-    Creates the repository if needed and uploads the files of
-    :func:`export_hub` in one commit (``HfApi.create_commit``; the same commit
-    API ``upload_folder`` uses, restricted to the preset's files). Pin the
-    returned commit id as the entry's ``hub_revision``.
-    """
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    endpoint = resolve_endpoint(endpoint)
-    api = HfApi(endpoint=endpoint, token=token)
-    with tempfile.TemporaryDirectory(prefix="fastmri_zoo_push_") as staging:
-        export_hub(name, staging)
-        operations = [
-            CommitOperationAdd(path_in_repo=path.relative_to(staging).as_posix(), path_or_fileobj=str(path))
-            for path in sorted(Path(staging).rglob("*"))
-            if path.is_file()
-        ]
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        commit = api.create_commit(
-            repo_id,
-            operations,
-            commit_message=commit_message or f"Upload fastmri-zoo checkpoint {name}",
-            revision=revision,
-        )
-    return commit.oid

@@ -1,8 +1,9 @@
 """Running a zoo model on a fastMRI-layout file, slice by slice.
 
-The inputs are prepared exactly as the training pipelines prepare them
-(``data.pipelines``), and the output is multiplied back by the scale, so
-reconstructions are in the units of the file.
+The inputs are prepared by the model's preprocessor (``data.preprocessing``: the one the
+training pipelines use, recorded in the preset as ``preprocessor.json`` or derived from its
+``metadata.json``), and the output is multiplied back by the scale, so reconstructions are
+in the units of the file.
 
 - Cartesian files: k-space masked, coil maps estimated from the fully sampled
   centre, everything divided by the maximum of the zero-filled magnitude.
@@ -22,6 +23,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from . import metrics as zoo_metrics
+from .data.h5 import read_fastmri_h5, write_reconstruction_h5
+from .data.preprocessing import (
+    CartesianPreprocessor,
+    NonCartesianPreprocessor,
+    acs_width,
+    preprocessor_for,
+    takes_trajectory,
+)
+from .sampling import create_mask_func
+from .utils import center_crop
 
 __all__ = [
     "infer_mask",
@@ -37,26 +52,19 @@ __all__ = [
 
 def infer_mask(kspace: np.ndarray) -> tuple[np.ndarray, int]:
     """The sampled columns of Cartesian k-space (those not identically zero) and the
-    width of the contiguous sampled block around the centre column W // 2.
+    width of the contiguous sampled block around the centre column W // 2
+    (``data.preprocessing.acs_width``, what the preprocessor uses when no width is given).
 
     kspace: complex (slices, [coils,] H, W). Returns mask float32 (1, W), num_low_frequencies.
     """
     kspace = np.asarray(kspace)
     sampled = np.any(kspace != 0, axis=tuple(range(kspace.ndim - 1)))
-    width = sampled.shape[0]
-    centre = width // 2
-    if not sampled[centre]:
-        raise ValueError(
-            "kspace: the centre column is not sampled; expected Cartesian k-space with a fully sampled "
-            "centre (autocalibration lines) to normalise the input and estimate coil maps."
-        )
-    left = centre
-    while left > 0 and sampled[left - 1]:
-        left -= 1
-    right = centre
-    while right < width - 1 and sampled[right + 1]:
-        right += 1
-    return sampled.astype(np.float32).reshape(1, width), int(right - left + 1)
+    mask = sampled.astype(np.float32).reshape(1, -1)
+    try:
+        width = acs_width(mask)
+    except ValueError as error:
+        raise ValueError(f"kspace: {str(error).removeprefix('mask: ')}") from None
+    return mask, int(width)
 
 
 def undersample(kspace: np.ndarray, mask_type: str, center_fraction: float, acceleration: float,
@@ -65,34 +73,31 @@ def undersample(kspace: np.ndarray, mask_type: str, center_fraction: float, acce
 
     Returns the masked k-space (complex64), the mask float32 (1, W) and the number of centre columns.
     """
-    from .sampling import create_mask_func
-
     mask, num_low = create_mask_func(mask_type, center_fraction, acceleration)(kspace.shape, seed=seed)
     return (np.asarray(kspace) * mask).astype(np.complex64), mask.astype(np.float32), int(num_low)
 
 
-def _zero_filled_magnitude(kspace, multicoil: bool):
-    import tensorflow as tf
+def _preprocessor(model, kind):
+    """The model's preprocessor (``data.preprocessing.preprocessor_for``), which must be of ``kind``."""
+    preprocessor = preprocessor_for(model)
+    if not isinstance(preprocessor, kind):
+        raise ValueError(
+            f"preprocessor: {type(model).__name__} records a {preprocessor.kind} preprocessor, "
+            f"expected a {kind.kind} one for these inputs."
+        )
+    return preprocessor
 
-    from .physics import ifftc, rss
 
-    images = ifftc(tf.convert_to_tensor(kspace, tf.complex64), 2)
-    return rss(images, axis=1) if multicoil else tf.abs(images)
-
-
-def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_frequencies: int,
+def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_frequencies: int | None,
                           batch_size: int = 4, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude reconstructions (slices, H, W) of masked Cartesian k-space, in the file's units,
     and the zero-filled magnitudes (RSS over coils) computed on the way.
 
-    kspace: complex64 (slices, H, W) or (slices, coils, H, W), already masked; mask (1, W).
+    kspace: complex64 (slices, H, W) or (slices, coils, H, W), already masked; mask (1, W);
+    num_low_frequencies: the fully sampled centre columns (None: read from the mask). The inputs
+    are the model's ``CartesianPreprocessor``'s.
     """
-    import tensorflow as tf
-    from tqdm.auto import tqdm
-
-    from .data.pipelines import normalization_scale
-    from .physics import estimate_sensitivity_maps
-
+    preprocessor = _preprocessor(model, CartesianPreprocessor)
     multicoil = bool(model.multicoil)
     if kspace.ndim == 4 and not multicoil:
         raise ValueError(
@@ -104,21 +109,12 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
             f"kspace: {type(model).__name__} is a multicoil model but the file holds single-coil k-space "
             "(slices, H, W); use a single-coil model."
         )
+    preprocessor.check_model(model)
     outputs, zero_filled_images = [], []
     starts = range(0, kspace.shape[0], batch_size)
     for start in tqdm(starts, desc="reconstruct", unit="batch", disable=not progress):
         batch = tf.constant(kspace[start : start + batch_size], tf.complex64)
-        zero_filled = _zero_filled_magnitude(batch, multicoil)
-        if takes_physical_units(model):
-            scales = tf.ones([batch.shape[0]], tf.float32)
-        else:
-            scales = tf.stack([normalization_scale(z, None) for z in tf.unstack(zero_filled)])
-        inputs = {
-            "kspace": batch / tf.cast(tf.reshape(scales, [-1] + [1] * (batch.shape.rank - 1)), tf.complex64),
-            "mask": tf.constant(np.broadcast_to(mask, (batch.shape[0], 1, mask.shape[-1])), tf.float32),
-        }
-        if multicoil:
-            inputs["smaps"] = estimate_sensitivity_maps(inputs["kspace"], num_low_frequencies)
+        inputs, scales, zero_filled = preprocessor(batch, mask, num_low_frequencies)
         image = tf.abs(model(inputs)) * scales[:, None, None]
         outputs.append(image.numpy())
         zero_filled_images.append(zero_filled.numpy())
@@ -126,32 +122,31 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
 
 
 def takes_physical_units(model) -> bool:
-    """Whether ``model`` takes k-space as acquired (``input_units == "physical"``, e.g. the
-    authors' converted checkpoints, which apply their own scale) rather than normalised by
-    the maximum of the zero-filled / adjoint + DCp magnitude like the zoo's checkpoints."""
-    return getattr(model, "input_units", None) == "physical"
+    """Whether ``model`` takes k-space as acquired (its preprocessor does not normalise: e.g. the
+    authors' converted checkpoints, ``input_units == "physical"``, which apply their own scale)
+    rather than normalised by the maximum of the zero-filled / adjoint + DCp magnitude like the
+    zoo's checkpoints."""
+    return not preprocessor_for(model).normalize
 
 
 def is_noncartesian(model) -> bool:
     """Whether ``model`` takes non-Cartesian inputs (its required inputs include ``traj``)."""
-    return "traj" in tuple(getattr(model, "REQUIRED_INPUTS", ()))
+    return takes_trajectory(model)
 
 
-#: radius (radians per pixel) of the k-space centre the coil maps are estimated from, as in training
-SMAPS_CENTER_RADIUS = 0.1 * np.pi
-
-
-def noncartesian_inputs(kspace, traj, image_shape, dcomp, normalize: bool = True
+def noncartesian_inputs(kspace, traj, image_shape, dcomp, normalize: bool = True, preprocessor=None
                         ) -> tuple[dict[str, Any], float, np.ndarray]:
-    """Model inputs for one slice (volume in 3D), prepared as ``data.pipelines.noncartesian_dataset`` does.
+    """Model inputs for one slice (volume in 3D), prepared as ``data.pipelines.noncartesian_dataset`` does
+    (by ``preprocessor``, a ``data.preprocessing.NonCartesianPreprocessor``; default: the pipelines' one
+    with ``normalize``), with a batch axis of 1.
 
     kspace: complex64 (coils, nsamples) multicoil or (nsamples,) single-coil, in the units of the
     file; traj: float32 (ndim, nsamples), radians per pixel; image_shape: (H, W) or (D, H, W);
     dcomp: float32 (nsamples,). The scale is the maximum of the density-compensated adjoint
     (RSS over coils); k-space is divided by it (``normalize=False``: the scale is 1, for models
     taking physical units, see ``takes_physical_units``). Multicoil coil maps: the low-resolution
-    density-compensated adjoint of the samples with |k| < ``SMAPS_CENTER_RADIUS``, each coil
-    divided by the RSS.
+    density-compensated adjoint of the samples with |k| < ``smaps_center_radius`` (0.1 pi, as in
+    training), each coil divided by the RSS.
 
     Returns (inputs, scale, adjoint): inputs {"kspace": complex64 (1, [coils,] nsamples),
     "traj": float32 (1, ndim, nsamples), "dcomp": float32 (1, nsamples), "smaps": complex64
@@ -159,29 +154,12 @@ def noncartesian_inputs(kspace, traj, image_shape, dcomp, normalize: bool = True
     compensation image complex64 (*image_shape) in the units of the file (coils combined with
     the conjugate coil maps).
     """
-    import tensorflow as tf
-
-    from .data.pipelines import normalization_scale
-    from .physics import NUFFT, estimate_sensitivity_maps_nufft
-
     image_shape = tuple(int(n) for n in image_shape)
-    kspace = tf.convert_to_tensor(kspace, tf.complex64)
-    multicoil = kspace.shape.rank == 2
-    traj = tf.convert_to_tensor(traj, tf.float32)
-    dcomp = tf.convert_to_tensor(dcomp, tf.float32)
-    coil_kspace = kspace if multicoil else kspace[None]
-    coil_adjoint = NUFFT(traj, image_shape, dcomp=dcomp).adjoint_dcomp(coil_kspace)  # coils as batch
-    scale = normalization_scale(coil_adjoint, 0 if multicoil else None) if normalize else tf.constant(1.0)
-    normalized = coil_kspace / tf.cast(scale, tf.complex64)
-    inputs = {"kspace": normalized[None] if multicoil else normalized, "traj": traj[None], "dcomp": dcomp[None]}
-    if multicoil:
-        smaps = estimate_sensitivity_maps_nufft(inputs["kspace"], traj, image_shape, dcomp,
-                                                center_radius=SMAPS_CENTER_RADIUS)
-        inputs["smaps"] = smaps
-        adjoint = tf.reduce_sum(tf.math.conj(smaps[0]) * coil_adjoint, axis=0)
-    else:
-        adjoint = coil_adjoint[0]
-    return inputs, float(scale), adjoint.numpy()
+    if preprocessor is None:
+        preprocessor = NonCartesianPreprocessor(multicoil=np.ndim(kspace) == 2, ndim=len(image_shape),
+                                                image_shape=image_shape, normalize=normalize)
+    inputs, scale, adjoint = preprocessor(kspace, traj, dcomp, image_shape)
+    return {key: value[None] for key, value in inputs.items()}, float(scale), adjoint.numpy()
 
 
 def _per_slice(array, num_slices: int, per_slice_rank: int):
@@ -205,16 +183,13 @@ def reconstruct_noncartesian(model, kspace: np.ndarray, traj: np.ndarray, image_
     distinct trajectory). Given weights are rescaled as every density of the package is
     (``physics.normalize_density``: A^H D A maps a constant image to itself at the centre), so
     their overall scale does not matter. model: a non-Cartesian zoo model, or None for the
-    adjoint only.
+    adjoint only. The inputs, scale and weights are the model's ``NonCartesianPreprocessor``'s
+    (the pipelines' defaults when ``model`` is None) on the grid ``image_shape``: a single-coil
+    model is told that grid (``inputs["image_shape"]``), whatever size it was trained on.
 
     Returns (network float32 (slices, *image_shape) or None, adjoint + DCp float32
     (slices, *image_shape), dcomp float32 (nsamples,) or (slices, nsamples) as used).
     """
-    import tensorflow as tf
-    from tqdm.auto import tqdm
-
-    from .physics import normalize_density, pipe_menon_density
-
     kspace = np.asarray(kspace)
     if kspace.ndim not in (2, 3):
         raise ValueError(
@@ -230,30 +205,30 @@ def reconstruct_noncartesian(model, kspace: np.ndarray, traj: np.ndarray, image_
             f"traj: expected ({len(image_shape)}, {kspace.shape[-1]}) or ({num_slices}, {len(image_shape)}, "
             f"{kspace.shape[-1]}) (ndim of image_shape {image_shape}, samples of kspace), got shape {traj.shape}."
         )
-    if dcomp is None:
-        if traj.ndim == 2:
-            dcomp = np.asarray(pipe_menon_density(traj, image_shape), np.float32)
-        else:
-            dcomp = np.stack([np.asarray(pipe_menon_density(t, image_shape), np.float32) for t in traj])
+    multicoil = kspace.ndim == 3
+    if model is None:
+        preprocessor = NonCartesianPreprocessor(multicoil=multicoil, ndim=len(image_shape))
     else:
+        preprocessor = _preprocessor(model, NonCartesianPreprocessor)
+    if dcomp is not None:
         dcomp = np.asarray(dcomp, np.float32)
         if dcomp.shape not in ((kspace.shape[-1],), (num_slices, kspace.shape[-1])):
             raise ValueError(
                 f"dcomp: expected shape ({kspace.shape[-1]},) or ({num_slices}, {kspace.shape[-1]}), got {dcomp.shape}."
             )
-        # Weights of any scale are brought to the one the networks were trained with.
-        if dcomp.ndim == 1 and traj.ndim == 2:
-            dcomp = np.asarray(normalize_density(dcomp, traj, image_shape), np.float32)[0]
-        else:
-            traj_of, dcomp_of = _per_slice(traj, num_slices, 2), _per_slice(dcomp, num_slices, 1)
-            dcomp = np.concatenate([np.asarray(normalize_density(dcomp_of(i), traj_of(i), image_shape), np.float32)
-                                    for i in range(num_slices)])
+    # Pipe-Menon weights, or given weights of any scale brought to the one the networks were trained
+    # with: once for a shared trajectory and weights, else slice by slice.
     traj_of, dcomp_of = _per_slice(traj, num_slices, 2), _per_slice(dcomp, num_slices, 1)
-    multicoil = kspace.ndim == 3
+    if traj.ndim == 2 and (dcomp is None or dcomp.ndim == 1):
+        dcomp = preprocessor.density(traj, dcomp, image_shape).numpy()
+    else:
+        dcomp = np.stack([preprocessor.density(traj_of(i), dcomp_of(i), image_shape).numpy()
+                          for i in range(num_slices)])
+    dcomp_of = _per_slice(dcomp, num_slices, 1)
     network, adjoint = [], []
     for index in tqdm(range(num_slices), desc="reconstruct", unit="slice", disable=not progress):
         inputs, scale, image = noncartesian_inputs(kspace[index], traj_of(index), image_shape, dcomp_of(index),
-                                                   normalize=not takes_physical_units(model))
+                                                   preprocessor=preprocessor)
         adjoint.append(np.abs(image))
         if model is not None:
             if not multicoil:
@@ -312,12 +287,9 @@ def _middle_image(images: np.ndarray) -> np.ndarray:
 
 
 def _reconstruct_noncartesian_file(model, volume, input_path, output_path, png, progress, model_name):
-    from . import metrics as zoo_metrics
-    from .data.h5 import write_reconstruction_h5
-    from .data.pipelines import center_crop
-
     image_shape = volume.image_shape
     _check_noncartesian_model(model, volume, image_shape, input_path)
+    trained_on = _preprocessor(model, NonCartesianPreprocessor).image_shape
     network, adjoint, _ = reconstruct_noncartesian(model, volume.kspace, volume.trajectory, image_shape,
                                                    dcomp=volume.dcomp, progress=progress)
     reference = volume.reference
@@ -347,6 +319,11 @@ def _reconstruct_noncartesian_file(model, volume, input_path, output_path, png, 
         "image_shape": np.asarray(image_shape, np.int64),
         "density_compensation": "from file" if volume.dcomp is not None else "Pipe-Menon",
     }
+    if trained_on is not None and tuple(trained_on) != tuple(image_shape):
+        # Explicit, never a silent fall-back to the size the model was built for.
+        result.attrs["model_image_shape"] = np.asarray(trained_on, np.int64)
+        result.attrs["note"] = (f"{label} was trained on the grid {list(trained_on)}; reconstructed on the "
+                                f"file's grid {list(image_shape)}")
     if reference is None:
         result.attrs["metrics"] = "none (the input has no fully sampled reference)"
     if np.isfinite(acceleration):
@@ -354,7 +331,7 @@ def _reconstruct_noncartesian_file(model, volume, input_path, output_path, png, 
     if output_path is not None:
         write_reconstruction_h5(output_path, network, attrs=result.attrs)
     if png is not None:
-        from .viz import save_comparison_png
+        from .viz import save_comparison_png  # lazy: matplotlib is loaded only when a figure is asked for
 
         middle = network.shape[0] // 2
         af = f", AF {acceleration:.2f}" if np.isfinite(acceleration) else ""
@@ -386,10 +363,6 @@ def reconstruct_file(model, input_path, output_path=None, png=None, *, accelerat
     compensation beside the network. No metric is computed (such files have no reference).
     ``batch_size`` applies to Cartesian files only (non-Cartesian slices go one at a time).
     """
-    from . import metrics as zoo_metrics
-    from .data.h5 import read_fastmri_h5, write_reconstruction_h5
-    from .data.pipelines import center_crop
-
     name = type(model).__name__
     if is_noncartesian(model):
         volume = read_fastmri_h5(input_path, image_shape=image_shape)
@@ -461,7 +434,7 @@ def reconstruct_file(model, input_path, output_path=None, png=None, *, accelerat
     if output_path is not None:
         write_reconstruction_h5(output_path, image, attrs=result.attrs)
     if png is not None:
-        from .viz import save_comparison_png
+        from .viz import save_comparison_png  # lazy: matplotlib is loaded only when a figure is asked for
 
         middle = image.shape[0] // 2
         label = model_name or type(model).__name__

@@ -16,11 +16,20 @@ by name) before building anything, rebuilds the class with
 ``keras.saving.deserialize_keras_object(..., safe_mode=True)`` and refuses
 weights whose layout does not fit the architecture with a ValueError naming
 the variables and shapes.
+
+Presets belong to their class (keras-hub style): ``NCPDNet.presets`` lists the
+registered names that load as an NCPDNet, ``NCPDNet.from_preset(name)`` loads
+one. A registered name is loaded by the loader of its format (:data:`LOADERS`):
+zoo preset folders here, the authors' Keras-2 files by :mod:`fastmri_zoo.legacy`.
+
+TensorFlow and Keras are imported inside the functions that build models, so
+that ``import fastmri_zoo`` (which exposes :func:`load`) stays light.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import os
@@ -30,25 +39,36 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import registry
 from .hub import (
     CARD_FILE,
     CONFIG_FILE,
     METADATA_FILE,
+    PRESET_FILES,
     WEIGHTS_FILE,
     ChecksumError,
     HubLocation,
     download_preset,
     parse_hf_handle,
+    resolve_endpoint,
     sha256_file,
 )
+from .legacy import checkpoints as keras2_checkpoints
+from .version import __version__
 
 __all__ = [
     "PRESET_FORMAT",
     "CARD_FIELDS",
     "INPUT_DTYPES",
+    "LOADERS",
+    "PresetNames",
+    "preset_names",
+    "resolve_class",
     "save_to_preset",
     "from_preset",
     "load",
+    "export_hub",
+    "push",
     "load_preset",
     "verify_preset_folder",
     "resolve_preset_folder",
@@ -91,6 +111,37 @@ CARD_FIELDS = (
 )
 
 _NOT_PROVIDED = "Not provided."
+
+
+# --------------------------------------------------------------------------- presets owned by classes
+
+
+class PresetNames:
+    """``Class.presets``: the registered names that load as ``Class`` or a subclass (a read-only descriptor).
+
+    ``ReconstructionModel`` holds one (``presets = PresetNames()``); it also marks
+    the classes this module builds, so that a config naming any other registered
+    Keras object is refused.
+    """
+
+    def __get__(self, instance, owner) -> list[str]:
+        return preset_names(owner)
+
+
+def _is_reconstruction_model(cls) -> bool:
+    return isinstance(cls, type) and isinstance(inspect.getattr_static(cls, "presets", None), PresetNames)
+
+
+def preset_names(cls) -> list[str]:
+    """Sorted registered names whose checkpoint loads as ``cls`` or one of its subclasses."""
+    import keras
+
+    classes, stack = [], [cls]
+    while stack:
+        current = stack.pop()
+        classes.append(current)
+        stack.extend(current.__subclasses__())
+    return registry.preset_names(keras.saving.get_registered_name(c) for c in classes)
 
 
 # --------------------------------------------------------------------------- signatures
@@ -357,10 +408,7 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
     import keras
     import tensorflow as tf
 
-    from . import __version__
-    from .models.base import ReconstructionModel
-
-    if not isinstance(model, ReconstructionModel):
+    if not _is_reconstruction_model(type(model)):
         raise ValueError(f"model: expected a ReconstructionModel, got {type(model).__name__}.")
     unknown = sorted(set(card) - set(CARD_FIELDS))
     if unknown:
@@ -380,7 +428,7 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
     target = Path(preset_dir).expanduser().absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp.", dir=target.parent))
-    from .checks import default_permissions
+    from .checks import default_permissions  # lazy: checks imports TensorFlow; this module stays TF-free
 
     default_permissions(staging, directory=True)
     try:
@@ -405,6 +453,12 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
             metadata["acquisition"] = dict(card["acquisition"])
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        # --- preprocessing hook (owned by data.preprocessing): preprocessor.json, how inputs are prepared.
+        # Lazy import: data.preprocessing imports TensorFlow, this module stays TF-free at import.
+        from .data.preprocessing import save_preprocessor  # lazy: imports TensorFlow
+
+        save_preprocessor(model, staging, card.get("acquisition"))
+        # --- end of the preprocessing hook
         card.setdefault("name", target.name)
         (staging / CARD_FILE).write_text(model_card(metadata=metadata, **card), encoding="utf-8")
         _safe_replace_folder(staging, target)
@@ -466,12 +520,13 @@ def verify_preset_folder(folder: str | os.PathLike, expected_sha256: str | None 
     return metadata
 
 
-def _resolve_class(config: dict):
-    """The registered ReconstructionModel subclass named by a config, importing only fastmri_zoo modules."""
+def resolve_class(config: Mapping | str):
+    """The registered ReconstructionModel subclass named by a config (or a Keras registered name such as
+    ``"fastmri_zoo>NCPDNet"``), importing only fastmri_zoo modules."""
     import keras
 
-    from .models.base import ReconstructionModel
-
+    if isinstance(config, str):
+        config = {"registered_name": config}
     registered = config.get("registered_name") or config.get("class_name")
     if not isinstance(registered, str):
         raise ValueError(f"config.json: no 'registered_name' / 'class_name' string, got {registered!r}.")
@@ -493,7 +548,7 @@ def _resolve_class(config: dict):
             f"config.json: unknown model class {registered!r}; import the module that registers it "
             "(keras.saving.register_keras_serializable) before loading."
         )
-    if not (isinstance(cls, type) and issubclass(cls, ReconstructionModel)):
+    if not _is_reconstruction_model(cls):
         raise ValueError(f"config.json: {registered!r} is not a ReconstructionModel subclass; refusing to build it.")
     return cls
 
@@ -543,7 +598,7 @@ def load_preset(folder: str | os.PathLike, *, expected_sha256: str | None = None
     folder = Path(folder)
     metadata = verify_preset_folder(folder, expected_sha256, weights=pretrained)
     config = _read_json(folder / CONFIG_FILE)
-    _resolve_class(config)
+    resolve_class(config)
     model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     signature = metadata.get("input_signature")
     if not isinstance(signature, Mapping) or not signature:
@@ -559,6 +614,12 @@ def load_preset(folder: str | os.PathLike, *, expected_sha256: str | None = None
         except Exception as error:  # Keras raises several types; the caller gets one clear ValueError
             raise ValueError(f"{weights_path}: could not be loaded into {type(model).__name__}: {error}") from error
     model.preset_metadata = metadata
+    # --- preprocessing hook (owned by data.preprocessing): the preset's preprocessor.json, or the one
+    # derived from metadata.json["acquisition"] and the model. Lazy import: TensorFlow (see above).
+    from .data.preprocessing import load_preprocessor  # lazy: imports TensorFlow
+
+    model.preprocessor = load_preprocessor(folder, model, metadata)
+    # --- end of the preprocessing hook
     return model
 
 
@@ -581,8 +642,6 @@ def resolve_preset_folder(
     folder, or a registry name (bundled folder first, then its pinned Hub
     location). Hub downloads are verified; a local folder is not yet.
     """
-    from . import registry
-
     handle_text = os.fspath(handle)
     if handle_text.endswith(".keras"):
         raise ValueError(
@@ -640,13 +699,27 @@ def load(
 
     Weights come from the bundled folder (offline) when there is one and
     ``revision`` is None or the pinned one, else from the Hub at the pinned
-    revision (or ``revision``); their sha256 is checked before loading.
+    revision (or ``revision``); their sha256 is checked before loading. The
+    loader is the one of the entry's format (:data:`LOADERS`), or the entry's own.
     """
-    from . import registry
-
     entry = registry.get_entry(name)
-    if entry.loader is not None:  # not a preset folder: the entry converts its own files (fastmri_zoo.legacy)
-        return entry.loader(pretrained=pretrained, revision=revision, endpoint=endpoint, cache_dir=cache_dir, token=token)
+    options = dict(pretrained=pretrained, revision=revision, endpoint=endpoint, cache_dir=cache_dir, token=token)
+    if entry.loader is not None:  # an explicitly registered entry with its own loader
+        return entry.loader(**options)
+    return LOADERS[entry.format](entry.name, **options)
+
+
+def _load_registered_preset(
+    name: str,
+    pretrained: bool = True,
+    revision: str | None = None,
+    *,
+    endpoint: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | bool | None = None,
+):
+    """The loader of format "preset": the entry's bundled folder, else its Hub folder."""
+    entry = registry.get_entry(name)
     if not pretrained:
         bundled = registry.bundled_folder(entry)
         if revision is None and bundled is not None:
@@ -679,8 +752,6 @@ def from_preset(
     pretrained: bool = True,
 ):
     """Load a checkpoint from a registry name, a local preset folder or ``hf://owner/repo[/subfolder][@revision]``."""
-    from . import registry
-
     handle_text = os.fspath(handle)
     if not handle_text.startswith("hf://") and not _is_path_like(handle_text):
         if handle_text in registry.list_models():
@@ -689,3 +760,78 @@ def from_preset(
         handle_text, revision, endpoint=endpoint, cache_dir=cache_dir, token=token, weights=pretrained
     )
     return load_preset(folder, expected_sha256=entry.sha256 if entry is not None else None, pretrained=pretrained)
+
+
+#: The loader of each checkpoint format (``registry.FORMATS``): ``loader(name, pretrained, revision, *, endpoint,
+#: cache_dir, token)``. A foreign format is one more loader here, not a special case in the registry.
+LOADERS = {
+    "preset": _load_registered_preset,
+    "keras2": keras2_checkpoints.load,
+}
+
+
+# --------------------------------------------------------------------------- publishing
+
+#: Files a preset folder may hold besides :data:`~fastmri_zoo.hub.PRESET_FILES`: how inputs are prepared,
+#: and the recipe that trained it (with the card block the registry reads).
+_OPTIONAL_PRESET_FILES = ("preprocessor.json", registry.RECIPE_FILE)
+
+
+def export_hub(name: str, out_dir: str | os.PathLike) -> Path:
+    """Write the preset of checkpoint ``name`` (or of a local preset folder) to ``out_dir``, ready for upload.
+
+    The files are verified (sha256 of the weights against metadata.json and the
+    registry) and laid out as the registry expects them on the Hub: inside the
+    subfolder of the entry's ``hub_filename``, if any. ``out_dir`` must not exist
+    or be empty. Returns ``out_dir``.
+    """
+    folder, entry = resolve_preset_folder(name)
+    verify_preset_folder(folder, expected_sha256=entry.sha256 if entry is not None else None)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"out_dir: expected a new or empty folder, got {str(out_dir)!r} which holds files.")
+    target = out_dir / entry.hub_subfolder if entry is not None and entry.hub_subfolder else out_dir
+    target.mkdir(parents=True, exist_ok=True)
+    for filename in PRESET_FILES + _OPTIONAL_PRESET_FILES:
+        source = Path(folder) / filename
+        if source.is_file():
+            shutil.copyfile(source, target / filename)
+    return out_dir
+
+
+def push(
+    name: str,
+    repo_id: str,
+    token: str | None = None,
+    endpoint: str | None = None,
+    *,
+    private: bool | None = None,
+    commit_message: str | None = None,
+    revision: str | None = None,
+) -> str:
+    """Upload the preset of ``name`` (a registry name or a local preset folder) to ``repo_id``; return the commit id.
+
+    Creates the repository if needed and uploads the files of
+    :func:`export_hub` in one commit (``HfApi.create_commit``; the same commit
+    API ``upload_folder`` uses, restricted to the preset's files). Pin the
+    returned commit id as ``hub_revision`` in the card block of the preset's recipe.json.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    endpoint = resolve_endpoint(endpoint)
+    api = HfApi(endpoint=endpoint, token=token)
+    with tempfile.TemporaryDirectory(prefix="fastmri_zoo_push_") as staging:
+        export_hub(name, staging)
+        operations = [
+            CommitOperationAdd(path_in_repo=path.relative_to(staging).as_posix(), path_or_fileobj=str(path))
+            for path in sorted(Path(staging).rglob("*"))
+            if path.is_file()
+        ]
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        commit = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=commit_message or f"Upload fastmri-zoo checkpoint {name}",
+            revision=revision,
+        )
+    return commit.oid

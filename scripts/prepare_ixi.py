@@ -1,12 +1,17 @@
 """Simulate the IXI training data of the shipped checkpoints.
 
-    python scripts/prepare_ixi.py IXI_T1_DIR OUT_DIR [--coils 1 8] [--slices 20:70]
+    python scripts/prepare_ixi.py IXI_T1_DIR OUT_DIR [--coils 1 8] [--slices 20:70] [--folder NAME]
 
 IXI_T1_DIR holds the IXI T1 volumes (NIfTI, 120 x 120 x 90 at 2 mm); the subject split is
 ``weights/ixi_split.json`` (made once by ``--make-split``: a seeded permutation of the
 subjects, 153 train / 15 validation / 15 held out). Writes
 OUT_DIR/{singlecoil,multicoil}/{train,val,test}/*.h5 with ``fastmri-zoo simulate``'s code:
-sagittal 120 x 120 slices (the volume's last axis), seed 0, noiseless.
+sagittal 120 x 120 slices (the volume's last axis), seed 0, noiseless. ``--folder NAME``
+writes OUT_DIR/NAME/{train,val,test} instead (one ``--coils`` value): the 3D recipe reads whole
+volumes from ``volumes/`` (``--coils 1 --slices 0:90 --folder volumes``).
+
+OUT_DIR is the data root of ``fastmri-zoo train weights/NAME/recipe.json --data OUT_DIR``: each
+recipe names its folder and the command that prepares it (``data.folder``, ``data.prepare``).
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ def main() -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--coils", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--slices", default="20:70")
+    parser.add_argument("--folder", default=None, help="output sub-folder (default: singlecoil / multicoil)")
     parser.add_argument("--make-split", action="store_true")
     args = parser.parse_args()
+    if args.folder is not None and len(args.coils) != 1:
+        parser.error("--folder: give one --coils value")
     if args.make_split:
         split = make_split(args.ixi_dir)
         with open(SPLIT_FILE, "w") as handle:
@@ -47,7 +55,7 @@ def main() -> None:
     from fastmri_zoo.data.simulate import simulate_files
 
     for coils in args.coils:
-        kind = "singlecoil" if coils == 1 else "multicoil"
+        kind = args.folder or ("singlecoil" if coils == 1 else "multicoil")
         for part in ("train", "val", "test"):
             inputs = [os.path.join(args.ixi_dir, f"{subject}_T1.nii.gz") for subject in split[part]]
             simulate_files(inputs, os.path.join(args.out_dir, kind, part), coils=coils, seed=0,

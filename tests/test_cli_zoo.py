@@ -125,3 +125,17 @@ def test_export_hub_folder(checkpoint, tmp_path):
     assert cli.main(["export-hub", NAME, str(tmp_path / "export")]) == 0
     names = sorted(p.name for p in (tmp_path / "export").iterdir())
     assert {"config.json", "metadata.json", "model.weights.h5", "README.md"} <= set(names)
+
+
+def test_list_and_info_commands_never_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from fastmri_zoo import cli; "
+            "assert cli.main(['list']) == 0 and cli.main(['info', 'ncpdnet-radial-3d']) == 0; "
+            "print('TENSORFLOW', 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "TENSORFLOW False"
+    rows = {line.split()[0]: line.split()[-1] for line in result.stdout.splitlines()[1:-1] if line.strip()}
+    assert rows["ncpdnet-radial-3d"] == "bundled" and rows["ncpdnet-radial-3d-oasis"] == "Hub"
+    assert "# ncpdnet-radial-3d" in result.stdout  # the bundled model card

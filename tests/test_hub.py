@@ -196,32 +196,38 @@ def test_corrupted_weights_on_hub_never_loaded(hub, tmp_path, monkeypatch):
     assert built == []
 
 
+def _optional_files(folder):
+    """The optional files of a preset folder that are published with it (how inputs are prepared, the recipe)."""
+    return {name for name in ("preprocessor.json", "recipe.json") if (folder / name).is_file()}
+
+
 def test_push_then_load_round_trip(hub, tmp_path):
     folder, model = make_preset(tmp_path / "tiny", filters=2)
-    commit = zoo_hub.push(str(folder), "zoo-tests/pushed", token="hf_test_token")
+    commit = presets.push(str(folder), "zoo-tests/pushed", token="hf_test_token")
     assert hub.count("POST", "/api/repos/create") == 1
     assert hub.count("POST", "/api/models/zoo-tests/pushed/preupload/main") == 1
     assert hub.count("POST", "/api/models/zoo-tests/pushed/commit/main") == 1
     stored = hub.repos["zoo-tests/pushed"][commit]
-    assert set(stored) == {"config.json", "metadata.json", "model.weights.h5", "README.md"}
+    assert set(stored) == {"config.json", "metadata.json", "model.weights.h5", "README.md"} | _optional_files(folder)
     assert sha256_bytes(stored["model.weights.h5"]) == sha256_file(folder / "model.weights.h5")
     loaded = presets.from_preset(f"hf://zoo-tests/pushed@{commit}")
     inputs = example_inputs(seed=2)
     np.testing.assert_array_equal(loaded(inputs).numpy(), model(inputs).numpy())
     # a second push reuses the repository (409 on create is accepted)
-    zoo_hub.push(str(folder), "zoo-tests/pushed", token="hf_test_token")
+    presets.push(str(folder), "zoo-tests/pushed", token="hf_test_token")
     assert hub.count("POST", "/commit/") == 2
 
 
 def test_export_hub_refuses_tampered_presets(tmp_path):
     folder, _ = make_preset(tmp_path / "tiny")
-    out = zoo_hub.export_hub(str(folder), tmp_path / "export")
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "metadata.json", "model.weights.h5"]
+    out = presets.export_hub(str(folder), tmp_path / "export")
+    assert {p.name for p in out.iterdir()} == {"README.md", "config.json", "metadata.json", "model.weights.h5"} | (
+        _optional_files(folder))
     metadata = json.loads((folder / "metadata.json").read_text())
     metadata["weights_sha256"] = "0" * 64
     (folder / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ChecksumError):
-        zoo_hub.export_hub(str(folder), tmp_path / "export2")
+        presets.export_hub(str(folder), tmp_path / "export2")
     assert not (tmp_path / "export2").exists()
 
 

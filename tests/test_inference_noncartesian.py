@@ -231,17 +231,23 @@ def test_command_runs_an_untrained_ncpdnet_on_the_bundled_acquisition(sample, tm
     assert figure.shape[1] > 1.5 * figure.shape[0]  # two panels side by side
 
 
-def test_metrics_when_a_non_cartesian_file_has_a_reference(tmp_path):
-    from skimage.metrics import peak_signal_noise_ratio
-
+def write_reference_file(path):
+    """A radial AF 2, 3-coil, 32 x 32 slice with its RSS reference; returns the reference (1, 32, 32)."""
     rng = np.random.default_rng(2)
     size, coils = 32, 3
     traj = radial_trajectory(size, 2).reshape(2, -1)
     coil_images = phantom(size, coils, rng)
     reference = np.sqrt((np.abs(coil_images) ** 2).sum(0))[None].astype(np.float32)
-    path = tmp_path / "ref.h5"
     write_fastmri_h5(path, np_forward(traj, coil_images)[None].astype(np.complex64), reference, trajectory=traj,
                      image_shape=(size, size))
+    return reference
+
+
+def test_metrics_when_a_non_cartesian_file_has_a_reference(tmp_path):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    path = tmp_path / "ref.h5"
+    reference = write_reference_file(path)
     result = reconstruct_file(tiny_ncpdnet(), path, png=tmp_path / "ref.png", progress=False)
     assert result.noncartesian and result.baseline == "adjoint + DCp" and np.isnan(result.acceleration)
     for name, image in (("network", result.reconstruction), ("adjoint + DCp", result.zero_filled)):
@@ -292,3 +298,20 @@ def test_mismatched_model_and_file_give_clear_errors(simulated, tmp_path, capsys
         handle.attrs["image_shape"] = np.array([48, 48])
     assert cli.main(["reconstruct", str(folder), str(bad)]) == 2
     assert "trajectory: has" in capsys.readouterr().err
+
+
+def test_evaluate_scores_non_cartesian_files_against_adjoint_dcomp(tmp_path, capsys):
+    from fastmri_zoo.presets import from_preset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_reference_file(data / "ref.h5")
+    folder = tiny_ncpdnet().save_to_preset(tmp_path / "preset", example_inputs={
+        "kspace": np.zeros((1, 4, 16), np.complex64), "traj": np.zeros((1, 2, 16), np.float32),
+        "dcomp": np.ones((1, 16), np.float32), "smaps": np.ones((1, 4, 8, 8), np.complex64)})
+    assert cli.main(["evaluate", str(folder), str(data)]) == 0
+    printed = capsys.readouterr().out
+    result = reconstruct_file(from_preset(str(folder)), data / "ref.h5", progress=False)
+    for method in ("adjoint + DCp", "network"):
+        assert f"{result.metrics[method]['psnr']:.4f} +- " in printed
+    assert "adjoint + DCp " in printed

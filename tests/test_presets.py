@@ -24,7 +24,8 @@ def _front_matter(text: str) -> dict:
 
 def test_round_trip_gives_identical_outputs_and_config(tmp_path):
     folder, model = make_preset(tmp_path / "tiny", filters=3)
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "metadata.json", "model.weights.h5"]
+    files = {p.name for p in folder.iterdir()}
+    assert files - {"preprocessor.json"} == {"README.md", "config.json", "metadata.json", "model.weights.h5"}
 
     loaded = ReconstructionModel.from_preset(str(folder))
     assert type(loaded) is TinyResidual
@@ -212,3 +213,36 @@ def test_unregistered_class_in_config_is_refused(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="unknown model class 'evil>Payload'"):
         presets.from_preset(str(folder))
+
+
+# ---------------------------------------------------------------------------- presets owned by their class
+
+
+def test_registered_non_model_classes_are_refused(tmp_path):
+    import keras
+
+    folder, _ = make_preset(tmp_path / "tiny")
+    config = json.loads((folder / "config.json").read_text())
+    from fastmri_zoo.layers import ConvStack
+
+    config["registered_name"] = keras.saving.get_registered_name(ConvStack)  # a registered layer, not a model
+    assert config["registered_name"] == "fastmri_zoo>ConvStack"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="not a ReconstructionModel subclass"):
+        presets.from_preset(str(folder))
+    with pytest.raises(ValueError, match="expected a ReconstructionModel, got Dense"):
+        presets.save_to_preset(keras.layers.Dense(2), tmp_path / "dense")
+
+
+def test_classes_own_their_presets():
+    from fastmri_zoo.legacy import LegacyReconstruction
+    from fastmri_zoo.models import NCPDNet, UNet
+
+    assert NCPDNet.presets == ["ncpdnet-radial-3d", "ncpdnet-radial-multicoil", "ncpdnet-radial-singlecoil",
+                               "ncpdnet-spiral-multicoil", "ncpdnet-spiral-singlecoil"]
+    assert UNet.presets == ["unet-cartesian-singlecoil-af4"]
+    assert len(LegacyReconstruction.presets) == 18
+    assert set(NCPDNet.presets) | set(LegacyReconstruction.presets) <= set(ReconstructionModel.presets)
+    assert presets.resolve_class("fastmri_zoo>NCPDNet") is NCPDNet  # the class by its registered Keras name
+    with pytest.raises(ValueError, match="holds a UNet, not a NCPDNet"):
+        NCPDNet.from_preset("unet-cartesian-singlecoil-af4", pretrained=False)

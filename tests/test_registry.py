@@ -246,3 +246,118 @@ def test_import_is_light():
     code = "import sys, fastmri_zoo; print('tensorflow' in sys.modules, 'huggingface_hub' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------------------- one description per checkpoint
+
+
+SHIPPED_NAMES = [
+    "cascadenet-cartesian-singlecoil-af4", "cascadenet-cartesian-singlecoil-af4-fastmri",
+    "cascadenet-cartesian-singlecoil-af4-oasis", "kikinet-cartesian-singlecoil-af4",
+    "kikinet-cartesian-singlecoil-af4-fastmri", "kikinet-cartesian-singlecoil-af4-oasis", "ncpdnet-radial-3d",
+    "ncpdnet-radial-3d-oasis", "ncpdnet-radial-multicoil", "ncpdnet-radial-multicoil-fastmri",
+    "ncpdnet-radial-singlecoil", "ncpdnet-radial-singlecoil-fastmri", "ncpdnet-spiral-multicoil",
+    "ncpdnet-spiral-multicoil-fastmri", "ncpdnet-spiral-singlecoil", "ncpdnet-spiral-singlecoil-fastmri",
+    "pdnet-cartesian-singlecoil-af4", "pdnet-cartesian-singlecoil-af4-fastmri", "pdnet-cartesian-singlecoil-af4-oasis",
+    "unet-adjdcomp-radial-multicoil", "unet-cartesian-singlecoil-af4", "unet-cartesian-singlecoil-af4-fastmri",
+    "unet-cartesian-singlecoil-af4-oasis", "updnet-cartesian-multicoil-af4-fastmri",
+    "updnet-cartesian-multicoil-af8-fastmri", "updnet-cartesian-singlecoil-af4-fastmri",
+    "xpdnet-cartesian-multicoil-af4", "xpdnet-cartesian-multicoil-af4-fastmri", "xpdnet-cartesian-multicoil-af8",
+    "xpdnet-cartesian-multicoil-af8-fastmri",
+]
+
+
+def test_shipped_names_come_from_the_preset_folders_and_the_keras2_table():
+    assert [name for name in fastmri_zoo.list_models() if name in SHIPPED_NAMES] == SHIPPED_NAMES
+    repository_weights = __import__("pathlib").Path(fastmri_zoo.__file__).resolve().parent.parent / "weights"
+    folders = sorted(path.name for path in repository_weights.iterdir() if (path / "recipe.json").is_file())
+    assert len(folders) == 12
+    for folder in folders:  # each bundled checkpoint is described once, by its folder
+        entry = registry.get_entry(folder)
+        metadata = __import__("json").loads((repository_weights / folder / "metadata.json").read_text())
+        assert (entry.format, entry.bundled, entry.pretrained) == ("preset", folder, True)
+        assert (entry.sha256, entry.class_name) == (metadata["weights_sha256"], metadata["class_name"])
+        assert "IXI" in entry.description and registry.bundled_folder(entry) == repository_weights / folder
+    keras2 = [entry for entry in registry.list_entries() if entry.format == "keras2"]
+    assert len(keras2) == 18 and all(e.class_name == "fastmri_zoo>LegacyReconstruction" for e in keras2)
+
+
+def test_list_and_info_are_tensorflow_free_and_register_nothing_at_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, fastmri_zoo; from fastmri_zoo import registry; assert registry._REGISTERED == {}; "
+            "names = fastmri_zoo.list_models(); cards = [fastmri_zoo.info(n) for n in names]; "
+            "print(len(names), 'tensorflow' in sys.modules, 'keras' in sys.modules, 'huggingface_hub' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(len(fastmri_zoo.list_models())), "False", "False", "False"]
+
+
+def _recipe_folder(root, tmp_path, name="tinynet-radial-multicoil", card=None, **recipe):
+    folder, model = make_preset(tmp_path / "source", filters=3, description="A bundled tiny network.")
+    target = root / name
+    shutil.copytree(folder, target)
+    card = {"architecture": "tinynet", "variant": None, "trajectory": "radial", "coils": "multicoil",
+            "acceleration": None, "dataset": None, "description": "Tiny, from its recipe.", **(card or {})}
+    (target / "recipe.json").write_text(__import__("json").dumps({"name": name, "card": card, **recipe}))
+    return target, model
+
+
+def test_a_preset_folder_with_a_recipe_card_is_a_named_checkpoint(weights_root, tmp_path):
+    folder, model = _recipe_folder(weights_root, tmp_path)
+    (weights_root / "no-card").mkdir()
+    (weights_root / "no-card" / "recipe.json").write_text('{"name": "no-card", "model": {"class": "UNet"}}')
+    entry = registry.get_entry("tinynet-radial-multicoil")
+    assert entry == registry.preset_entry(folder)
+    assert (entry.architecture, entry.trajectory, entry.coils, entry.acceleration) == ("tinynet", "radial", "multicoil", None)
+    assert entry.sha256 == sha256_file(folder / "model.weights.h5") and entry.pretrained
+    assert entry.class_name == "fastmri_zoo_tests>TinyResidual" and entry.format == "preset"
+    assert "tinynet-radial-multicoil" in fastmri_zoo.list_models(pretrained=True, coils="multicoil")
+    assert "no-card" not in fastmri_zoo.list_models()
+    assert "A bundled tiny network." in fastmri_zoo.info(entry.name)  # the folder's README.md
+    (folder / "README.md").unlink()
+    assert "Tiny, from its recipe." in fastmri_zoo.info(entry.name)  # the card built from the recipe
+    inputs = example_inputs(seed=4)
+    loaded = fastmri_zoo.load(entry.name)
+    np.testing.assert_array_equal(loaded(inputs).numpy(), model(inputs).numpy())
+    assert entry.name in TinyResidual.presets
+
+
+def test_a_recipe_card_that_names_another_checkpoint_is_refused(weights_root, tmp_path):
+    _recipe_folder(weights_root, tmp_path, name="tinynet-radial-3d", card={"coils": "multicoil"})
+    with pytest.raises(ValueError, match="differs from the name its card spells, 'tinynet-radial-multicoil'"):
+        fastmri_zoo.list_models()
+
+
+def test_a_recipe_card_with_a_bad_field_names_its_file(weights_root, tmp_path):
+    folder, _ = _recipe_folder(weights_root, tmp_path, name="tinynet-radial-multi", card={"coils": "multi"})
+    with pytest.raises(ValueError, match=f"{folder / 'recipe.json'}: the card does not describe a checkpoint: coils"):
+        fastmri_zoo.list_models()
+
+
+def test_recipe_without_weights_is_listed_untrained(weights_root, tmp_path):
+    folder = weights_root / "tinynet-spiral-singlecoil"
+    folder.mkdir()
+    (folder / "recipe.json").write_text(__import__("json").dumps({
+        "name": "tinynet-spiral-singlecoil", "model": {"class": "NCPDNet", "kwargs": {}},
+        "card": {"architecture": "tinynet", "trajectory": "spiral", "coils": "singlecoil"}}))
+    entry = registry.get_entry("tinynet-spiral-singlecoil")
+    assert not entry.pretrained and entry.sha256 is None and entry.class_name == "fastmri_zoo>NCPDNet"
+    assert "tinynet-spiral-singlecoil" not in fastmri_zoo.list_models(pretrained=True)
+    with pytest.raises(ValueError, match="no trained weights yet"):
+        fastmri_zoo.load("tinynet-spiral-singlecoil")
+
+
+def test_loaders_are_chosen_by_format(registered, monkeypatch):
+    from fastmri_zoo import presets
+
+    calls = []
+    monkeypatch.setitem(presets.LOADERS, "keras2", lambda name, **options: calls.append((name, options)) or "model")
+    assert fastmri_zoo.load("pdnet-cartesian-singlecoil-af4-oasis", pretrained=False) == "model"
+    assert calls == [("pdnet-cartesian-singlecoil-af4-oasis", dict(pretrained=False, revision=None, endpoint=None,
+                                                                     cache_dir=None, token=None))]
+    own = registered(_entry(architecture="ownloader", hub_repo="a/b", hub_filename="weights.bin", pretrained=True,
+                            loader=lambda **options: ("own", options["pretrained"])))
+    assert fastmri_zoo.load(own.name) == ("own", True)
+    with pytest.raises(ValueError, match="format: expected one of"):
+        _entry(format="onnx")

@@ -1,4 +1,4 @@
-"""Data: fastMRI-layout HDF5 files, simulation from magnitude images, tf.data pipelines."""
+"""Data: fastMRI-layout HDF5 files, simulation from magnitude images, preprocessing, tf.data pipelines."""
 
 from .h5 import FastMRIVolume, read_fastmri_h5, validate_fastmri_h5, write_fastmri_h5
 from .pipelines import (
@@ -7,6 +7,13 @@ from .pipelines import (
     list_h5_files,
     noncartesian_3d_dataset,
     noncartesian_dataset,
+)
+from .preprocessing import (
+    CartesianPreprocessor,
+    NonCartesianPreprocessor,
+    Preprocessor,
+    preprocessor_for,
+    preprocessor_from_config,
 )
 from .simulate import (
     add_noise,
@@ -33,4 +40,9 @@ __all__ = [
     "cartesian_dataset",
     "noncartesian_dataset",
     "noncartesian_3d_dataset",
+    "Preprocessor",
+    "CartesianPreprocessor",
+    "NonCartesianPreprocessor",
+    "preprocessor_for",
+    "preprocessor_from_config",
 ]

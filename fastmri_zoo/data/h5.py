@@ -53,7 +53,7 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from ..checks import check_complex, check_finite, check_rank
+from ..checks import check_complex, check_finite, check_rank, default_permissions
 
 __all__ = [
     "FastMRIVolume",
@@ -560,7 +560,6 @@ def write_fastmri_h5(
 
 def _write_atomically(path, datasets: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
     """Write an h5 file through a temporary file in the destination folder, then rename it."""
-    from ..checks import default_permissions
 
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -588,7 +587,6 @@ def _write_atomically(path, datasets: Mapping[str, Any], attrs: Mapping[str, Any
 def write_reconstruction_h5(path, reconstruction, attrs: Mapping[str, Any] | None = None) -> str:
     """Write reconstructions as fastMRI's submission files do: dataset ``reconstruction``
     float32 (slices, h, w) (or (slices, D, h, w) in 3D), plus attributes; atomically."""
-    from ..checks import check_finite, check_rank
 
     reconstruction = np.asarray(reconstruction)
     if np.iscomplexobj(reconstruction):

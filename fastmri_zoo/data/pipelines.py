@@ -26,6 +26,10 @@ axis to every entry. Shapes below are per example (before batching):
       (coils, D, h, w) multicoil only; ``scale``: float32 ()
     - target: float32 (D, h, w), D the number of slices of the file
 
+Preprocessing (normalisation, coil maps, density compensation, the image grid) is the one of
+``data.preprocessing``, which inference and the command line use too: every dataset carries its
+preprocessor as ``dataset.preprocessor`` (check a model against it with
+``dataset.preprocessor.check_model(model)``; a preset records it as ``preprocessor.json``).
 Normalisation (``normalize=True``): ``scale`` is the maximum of the zero-filled magnitude
 (Cartesian: |ifftc| of the masked k-space, root-sum-of-squares over coils) or of the
 density-compensated adjoint (non-Cartesian, RSS over coils), per slice (per volume in 3D).
@@ -43,8 +47,8 @@ Single-coil pipelines accept multicoil files: the image is then the RSS of the c
 (real-valued), and for the Cartesian pipeline its centred FFT is the k-space (an emulated
 single-coil acquisition, as fastMRI's single-coil data).
 
-Reading the files happens in ``tf.py_function``; masking, NUFFTs, coil maps and scaling are
-TensorFlow ops. Masks and examples depend only on ``seed``, the file names and the slice
+Reading the files and drawing the masks happen in ``tf.py_function``; masking, NUFFTs, coil
+maps and scaling are TensorFlow ops. Masks and examples depend only on ``seed``, the file names and the slice
 indices, not on the order of reading, so pipelines are reproducible with or without
 shuffling (which is itself seeded).
 """
@@ -59,7 +63,11 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ..physics import NUFFT, fftc, ifftc
+from ..sampling import create_mask_func, kooshball_trajectory, radial_trajectory, slice_seed, spiral_trajectory
+from ..utils import center_crop  # the one implementation; still importable from here
 from .h5 import read_fastmri_h5, validate_fastmri_h5
+from .preprocessing import CartesianPreprocessor, NonCartesianPreprocessor, normalization_scale
 
 __all__ = [
     "list_h5_files",
@@ -67,6 +75,7 @@ __all__ = [
     "cartesian_dataset",
     "noncartesian_dataset",
     "noncartesian_3d_dataset",
+    "normalization_scale",
 ]
 
 _AUTOTUNE = tf.data.AUTOTUNE
@@ -84,30 +93,6 @@ def list_h5_files(folder: str | os.PathLike) -> list[str]:
     if not paths:
         raise ValueError(f"folder: expected fastMRI-layout .h5 files in {folder!r}, found none.")
     return paths
-
-
-def center_crop(x, shape: Sequence[int]):
-    """Centre crop of the last ``len(shape)`` axes of ``x`` (numpy array or tensor).
-
-    The crop starts at (N - n) // 2 along each axis (fastMRI's convention); every
-    ``shape`` entry must be at most the size of its axis. Axes of unknown static
-    size (inside a traced graph) are cropped with their dynamic size.
-    """
-    shape = tuple(int(s) for s in shape)
-    sizes = tuple(x.shape[-len(shape):]) if shape else ()
-    for axis, (size, crop) in enumerate(zip(sizes, shape)):
-        if size is not None and not 0 < crop <= size:
-            raise ValueError(
-                f"shape: expected crop sizes in [1, {tuple(sizes)}] (the last axes of x), "
-                f"got {shape}; axis {axis} has {size}."
-            )
-    index = [Ellipsis]
-    for axis, (size, crop) in enumerate(zip(sizes, shape)):
-        if size is None:
-            size = tf.shape(x)[len(x.shape) - len(shape) + axis]
-        start = (size - crop) // 2
-        index.append(slice(start, start + crop))
-    return x[tuple(index)]
 
 
 @dataclass(frozen=True)
@@ -153,8 +138,6 @@ def _read_slices(path: str, slices, multicoil: bool):
     coil images complex64 (slices, coils, H, W) (one coil when single-coil) and target
     float32 (slices, h, w): the reference, else the RSS of the coil images.
     """
-    from ..physics import fftc, ifftc
-
     volume = read_fastmri_h5(path, slices=slices)
     coil_kspace = volume.kspace if volume.multicoil else volume.kspace[:, None]
     coil_images = ifftc(coil_kspace, 2).numpy()
@@ -176,19 +159,18 @@ def _index_dataset(num_examples: int, shuffle: bool, seed) -> tf.data.Dataset:
     return dataset
 
 
-def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> tf.data.Dataset:
+def _check_batch_size(batch_size) -> None:
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size}.")
-    return dataset.batch(int(batch_size), drop_remainder=drop_remainder).prefetch(_AUTOTUNE)
 
 
-def normalization_scale(images: tf.Tensor, coil_axis: int | None) -> tf.Tensor:
-    """The pipelines' scale: max of the (RSS over ``coil_axis``) magnitude of ``images``; 1 if all zero."""
-    magnitude = tf.abs(images)
-    if coil_axis is not None:
-        magnitude = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=coil_axis))
-    peak = tf.reduce_max(magnitude)
-    return tf.where(peak > 0, peak, tf.ones_like(peak))
+def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool, preprocessor) -> tf.data.Dataset:
+    _check_batch_size(batch_size)
+    dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder).prefetch(_AUTOTUNE)
+    # The preprocessor the examples were made with: a trainer checks the model against it
+    # (``preprocessor.check_model(model)``) and records it in the preset (``model.preprocessor``).
+    dataset.preprocessor = preprocessor
+    return dataset
 
 
 # ---------------------------------------------------------------------------- Cartesian
@@ -197,8 +179,6 @@ def normalization_scale(images: tf.Tensor, coil_axis: int | None) -> tf.Tensor:
 def _mask_function(mask_type, center_fractions, accelerations) -> Callable:
     if callable(mask_type):
         return mask_type
-    from ..sampling import create_mask_func
-
     return create_mask_func(mask_type, center_fractions, accelerations)
 
 
@@ -223,15 +203,14 @@ def cartesian_dataset(
     ``sampling.slice_seed(file name, slice index, seed)`` (the same mask for a slice at
     every epoch) and of the shuffling; None draws new masks every time.
     multicoil: True for (coils, H, W) k-space with ``smaps`` estimated from the
-    ``num_low_frequencies`` fully sampled centre columns (``physics.estimate_sensitivity_maps``);
+    ``num_low_frequencies`` fully sampled centre columns (``preprocessing.CartesianPreprocessor``);
     False for single-coil (multicoil files are emulated, see the module docstring).
     Batches need every slice to have the same shape (else use ``batch_size=1``).
     """
-    from ..physics import estimate_sensitivity_maps, ifftc
-    from ..sampling import slice_seed
-
+    _check_batch_size(batch_size)
     infos = _scan(folder, multicoil)
     mask_func = _mask_function(mask_type, center_fractions, accelerations)
+    preprocessor = CartesianPreprocessor(multicoil=multicoil, normalize=normalize)
     examples = [(info, s) for info in infos for s in range(info.num_slices)]
     width = _common(info.kspace_shape[-1] for info in infos)
 
@@ -245,31 +224,23 @@ def cartesian_dataset(
         mask_seed = None if seed is None else slice_seed(os.path.basename(info.path), slice_index, seed)
         mask, num_low = mask_func(kspace.shape, seed=mask_seed)
         mask = np.asarray(mask, np.float32).reshape(1, kspace.shape[-1])
-        masked = (kspace * mask).astype(np.complex64)
-        smaps = np.zeros((0,), np.complex64)
-        if multicoil:
-            smaps = estimate_sensitivity_maps(masked[None], int(num_low)).numpy()[0]
-        return masked, mask, smaps, target[0]
+        return kspace.astype(np.complex64), mask, np.int32(num_low), target[0]
 
     def to_example(index):
-        masked, mask, smaps, target = tf.py_function(
-            load, [index], [tf.complex64, tf.float32, tf.complex64, tf.float32]
+        kspace, mask, num_low, target = tf.py_function(
+            load, [index], [tf.complex64, tf.float32, tf.int32, tf.float32]
         )
         rank = 3 if multicoil else 2
-        masked.set_shape(_common(kspace_shape(i) for i in infos) or (None,) * rank)
+        kspace.set_shape(_common(kspace_shape(i) for i in infos) or (None,) * rank)
         mask.set_shape((1, width))
+        num_low.set_shape(())
         target.set_shape(_common(i.target_shape for i in infos) or (None, None))
-        zero_filled = ifftc(masked, 2)
-        scale = normalization_scale(zero_filled, 0 if multicoil else None) if normalize else tf.constant(1.0)
-        inputs = {"kspace": masked / tf.cast(scale, tf.complex64), "mask": mask, "scale": scale}
-        if multicoil:
-            smaps.set_shape(masked.shape)
-            inputs["smaps"] = smaps
-        return inputs, target / scale
+        inputs, scale, _ = preprocessor(kspace, mask, num_low)
+        return {**inputs, "scale": scale}, target / scale
 
     dataset = _index_dataset(len(examples), shuffle, seed)
     dataset = dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
-    return _finish(dataset, batch_size, drop_remainder)
+    return _finish(dataset, batch_size, drop_remainder, preprocessor)
 
 
 # ---------------------------------------------------------------------------- non-Cartesian
@@ -294,55 +265,20 @@ def _image_shape(infos: list[_FileInfo], image_shape, what: str) -> tuple:
     return image_shape
 
 
-# Pipe-Menon weights of the last trajectories, keyed by their bytes: a data set built again for the same
-# trajectory (one held-out volume after another; a 3D kooshball takes about a minute) reuses them.
-_DENSITY_CACHE: dict = {}
-
-
-def _density(traj: np.ndarray, image_shape: tuple, dcomp_iterations: int) -> tf.Tensor:
-    from ..physics import pipe_menon_density
-
-    from ..physics.nufft import array_digest
-
-    key = (array_digest(traj), tuple(image_shape), int(dcomp_iterations))
-    if key not in _DENSITY_CACHE:
-        while len(_DENSITY_CACHE) >= 4:
-            _DENSITY_CACHE.pop(next(iter(_DENSITY_CACHE)))
-        _DENSITY_CACHE[key] = tf.convert_to_tensor(
-            pipe_menon_density(traj, image_shape, num_iterations=dcomp_iterations), tf.float32)
-    return _DENSITY_CACHE[key]
-
-
-def _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multicoil, normalize):
-    """NUFFT of the coil images and the inputs dict. coil_images: (coils, *image_shape)."""
-    from ..physics import NUFFT, estimate_sensitivity_maps_nufft
-
-    operator = NUFFT(traj, image_shape, dcomp=dcomp)
-    kspace = operator.forward(coil_images)  # coils as batch: (coils, nsamples)
-    kspace.set_shape(coil_images.shape[:1].concatenate(traj.shape[-1:]))
-    if normalize:
-        scale = normalization_scale(operator.adjoint_dcomp(kspace), 0 if multicoil else None)
-    else:
-        scale = tf.constant(1.0)
-    kspace = kspace / tf.cast(scale, tf.complex64)
-    inputs = {"kspace": kspace if multicoil else kspace[0], "traj": traj, "dcomp": dcomp, "scale": scale}
-    if multicoil:
-        smaps = estimate_sensitivity_maps_nufft(kspace[None], traj, image_shape, dcomp)[0]
-        smaps.set_shape(coil_images.shape)
-        inputs["smaps"] = smaps
-    return inputs, target / scale
-
-
-def _noncartesian_examples(load, num_examples, coils, image_shape, traj, dcomp, multicoil, normalize,
-                           shuffle, seed) -> tf.data.Dataset:
+def _noncartesian_examples(load, num_examples, coils, preprocessor, traj, dcomp, shuffle, seed) -> tf.data.Dataset:
     """Unbatched examples: ``load(index) -> (coil images (coils, *image_shape), target)`` in a
-    ``tf.py_function``, then the NUFFT and the inputs dict as TensorFlow ops."""
+    ``tf.py_function``, then the NUFFT of the coil images (the simulated acquisition) and the
+    preprocessor as TensorFlow ops."""
+    image_shape = preprocessor.image_shape
 
     def to_example(index):
         coil_images, target = tf.py_function(load, [index], [tf.complex64, tf.float32])
         coil_images.set_shape((coils,) + image_shape)
         target.set_shape(image_shape)
-        return _noncartesian_example(coil_images, target, traj, dcomp, image_shape, multicoil, normalize)
+        kspace = NUFFT(traj, image_shape).forward(coil_images)  # coils as batch: (coils, nsamples)
+        kspace.set_shape(coil_images.shape[:1].concatenate(traj.shape[-1:]))
+        inputs, scale, _ = preprocessor(kspace if preprocessor.multicoil else kspace[0], traj, dcomp)
+        return {**inputs, "scale": scale}, target / scale
 
     dataset = _index_dataset(num_examples, shuffle, seed)
     return dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
@@ -373,10 +309,10 @@ def noncartesian_dataset(
     (multicoil: of each coil image; single-coil: of the RSS image when the file is
     multicoil). ``dcomp``: Pipe-Menon weights (``dcomp_iterations`` iterations), computed
     once. multicoil: ``smaps`` from the centre of k-space (``estimate_sensitivity_maps_nufft``).
-    seed: seeds the shuffling only (the trajectory is deterministic).
+    seed: seeds the shuffling only (the trajectory is deterministic). The grid is recorded in
+    ``dataset.preprocessor``: ``dataset.preprocessor.check_model(model)`` refuses a model built
+    for another image size (a single-coil model would otherwise reconstruct at its own size).
     """
-    from ..sampling import radial_trajectory, spiral_trajectory
-
     infos = _scan(folder, multicoil)
     image_shape = _image_shape(infos, image_shape, "reference")
     if trajectory == "radial":
@@ -386,7 +322,9 @@ def noncartesian_dataset(
     else:
         raise ValueError(f"trajectory: expected 'radial' or 'spiral', got {trajectory!r}.")
     traj = tf.constant(traj.reshape(2, -1), tf.float32)
-    dcomp = _density(traj.numpy(), image_shape, dcomp_iterations)
+    preprocessor = NonCartesianPreprocessor(multicoil=multicoil, ndim=2, image_shape=image_shape,
+                                            normalize=normalize, dcomp_iterations=dcomp_iterations)
+    dcomp = preprocessor.density(traj)
     examples = [(info, s) for info in infos for s in range(info.num_slices)]
     coils = _common(info.kspace_shape[0] if multicoil else 1 for info in infos)
 
@@ -395,9 +333,8 @@ def noncartesian_dataset(
         _, coil_images, target = _read_slices(info.path, [slice_index], multicoil)
         return center_crop(coil_images[0], image_shape), center_crop(target[0], image_shape)
 
-    dataset = _noncartesian_examples(load, len(examples), coils, image_shape, traj, dcomp, multicoil,
-                                     normalize, shuffle, seed)
-    return _finish(dataset, batch_size, drop_remainder)
+    dataset = _noncartesian_examples(load, len(examples), coils, preprocessor, traj, dcomp, shuffle, seed)
+    return _finish(dataset, batch_size, drop_remainder, preprocessor)
 
 
 def noncartesian_3d_dataset(
@@ -422,8 +359,6 @@ def noncartesian_3d_dataset(
     (acceleration = D * w / num_shots); ``dcomp`` Pipe-Menon weights; multicoil
     ``smaps`` from the centre of k-space. seed: seeds the shuffling only.
     """
-    from ..sampling import kooshball_trajectory
-
     infos = _scan(folder, multicoil)
     if volume_shape is None:
         volume_shape = _common((info.num_slices,) + tuple(info.target_shape) for info in infos)
@@ -443,7 +378,9 @@ def noncartesian_3d_dataset(
             )
     _image_shape(infos, volume_shape[1:], "reference")
     traj = tf.constant(kooshball_trajectory(volume_shape, acceleration, oversampling=oversampling).reshape(3, -1))
-    dcomp = _density(traj.numpy(), volume_shape, dcomp_iterations)
+    preprocessor = NonCartesianPreprocessor(multicoil=multicoil, ndim=3, image_shape=volume_shape,
+                                            normalize=normalize, dcomp_iterations=dcomp_iterations)
+    dcomp = preprocessor.density(traj)
     coils = _common(info.kspace_shape[0] if multicoil else 1 for info in infos)
 
     def load(index):
@@ -452,6 +389,5 @@ def noncartesian_3d_dataset(
         volume = np.moveaxis(coil_images, 0, 1)  # (coils, slices, H, W)
         return center_crop(volume, volume_shape), center_crop(target, volume_shape)
 
-    dataset = _noncartesian_examples(load, len(infos), coils, volume_shape, traj, dcomp, multicoil,
-                                     normalize, shuffle, seed)
-    return _finish(dataset, batch_size, drop_remainder)
+    dataset = _noncartesian_examples(load, len(infos), coils, preprocessor, traj, dcomp, shuffle, seed)
+    return _finish(dataset, batch_size, drop_remainder, preprocessor)

@@ -24,8 +24,11 @@ import os
 from typing import Iterable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..checks import check_finite, check_rank
+from ..physics import fftc, rss
+from ..sampling import volume_seed
 from .h5 import write_fastmri_h5
 
 __all__ = [
@@ -316,8 +319,6 @@ def simulate_volume(
     Returns kspace: complex64 (slices, coils, H, W) (single-coil: (slices, H, W)) and
     reference: float32 (slices, H, W), the RSS of the noiseless coil images.
     """
-    from ..physics import fftc, rss
-
     magnitude = np.asarray(magnitude)
     check_rank("magnitude", magnitude, 3, "(slices, H, W)")
     magnitude = np.abs(magnitude).astype(np.float32)
@@ -377,10 +378,6 @@ def simulate_files(
     (NaN when noiseless) and ``source``. slices: keep only these slices of each volume
     (e.g. ``slice(20, 70)`` to drop the empty slices at the edges of a head volume).
     """
-    from tqdm.auto import tqdm
-
-    from ..sampling import volume_seed
-
     inputs = list(inputs) if not isinstance(inputs, (str, os.PathLike, np.ndarray)) else [inputs]
     if not inputs:
         raise ValueError("inputs: expected at least one image file, folder or array, got none.")

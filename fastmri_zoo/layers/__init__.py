@@ -1,10 +1,9 @@
-"""Reusable Keras layers: complex <-> channels, data consistency, denoiser blocks (CNN, DnCNN, U-net, MWCNN),
-coil-map refiner."""
+"""Reusable Keras layers: complex <-> channels and the complex-denoiser wrapper, the data steps of the
+unrolled networks, denoiser blocks (CNN, DnCNN, U-net, MWCNN), coil-map refiner."""
 
-from .acquisition import cartesian_operator, check_cartesian_inputs, required_inputs
 from .blocks import ChannelAttention, ConvStack, DnCNN, UNetBlock, make_activation
-from .complex import ChannelsToComplex, ComplexToChannels, channels_to_complex, complex_to_channels
-from .data_consistency import ConjugateGradientDC, GradientStep, KSpaceReplacement
+from .complex import ChannelsToComplex, ComplexToChannels, channels_to_complex, complex_denoise, complex_to_channels
+from .data_consistency import ConjugateGradientDC, GradientStep, KSpaceReplacement, ProximalStep, data_gradient
 from .mwcnn import MWCNN, haar_dwt, haar_iwt
 from .sensitivity import SensitivityMapRefiner
 
@@ -15,7 +14,10 @@ __all__ = [
     "ChannelsToComplex",
     "KSpaceReplacement",
     "GradientStep",
+    "ProximalStep",
     "ConjugateGradientDC",
+    "data_gradient",
+    "complex_denoise",
     "ConvStack",
     "DnCNN",
     "ChannelAttention",
@@ -25,7 +27,4 @@ __all__ = [
     "haar_iwt",
     "make_activation",
     "SensitivityMapRefiner",
-    "check_cartesian_inputs",
-    "cartesian_operator",
-    "required_inputs",
 ]

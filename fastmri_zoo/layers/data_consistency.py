@@ -1,15 +1,20 @@
-"""Data-consistency layers, written once for every unrolled network.
+"""Data steps of the unrolled networks: the one small set every model draws from.
 
-- :class:`KSpaceReplacement`: Cascade-net / KIKI-net: sampled k-space values of
-  the estimate are replaced by the measured ones (or averaged with them,
-  weighted by a learned noise level).
-- :class:`GradientStep`: PDNet / VarNet style x - eta A^H (A x - y), learned eta.
-- :class:`ConjugateGradientDC`: MoDL: argmin_x ||A x - y||^2 + lam ||x - z||^2
-  solved by conjugate gradient, learned lam.
+Each step takes an image estimate, the measurements y and the acquisition's
+:class:`~fastmri_zoo.physics.LinearOperator` A (any of them: Cartesian,
+SENSE, density-weighted NUFFT, gridded), passed as a keyword argument because
+Keras only accepts tensors positionally: ``step(image, kspace, operator=op)``.
 
-The last two take the measurement operator from :mod:`fastmri_zoo.physics`
-(``CartesianSingleCoil`` or ``SENSE``) as a keyword argument (Keras only
-accepts tensors positionally): ``step(image, kspace, operator=op)``.
+- :func:`data_gradient`: A^H (A x - y), the gradient of 1/2 ||A x - y||^2
+  (what PDNet / XPDNet / NC-PDNet feed their image networks; no weights).
+- :class:`GradientStep`: x - eta A^H (A x - y), eta learned (or fixed, then weightless).
+- :class:`ProximalStep`: MoDL's step, ``operator.prox_l2`` with a learned
+  regularisation weight lam: argmin_x ||A x - y||^2 + lam ||x - z||^2
+  (conjugate gradient, or a closed form where the operator has one).
+- :class:`KSpaceReplacement`: Cascade-net / KIKI-net: ``operator.prox_l2`` with
+  gamma = nu (noisy, nu learned) or gamma -> infinity (``noiseless``): on a
+  Cartesian acquisition, sampled k-space values replaced by the measured ones
+  or averaged with them.
 """
 
 from __future__ import annotations
@@ -17,19 +22,114 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ..physics import SENSE, conjugate_gradient, fftc, ifftc
+__all__ = ["data_gradient", "GradientStep", "ProximalStep", "ConjugateGradientDC", "KSpaceReplacement"]
 
-__all__ = ["KSpaceReplacement", "GradientStep", "ConjugateGradientDC"]
+
+def data_gradient(operator, image: tf.Tensor, measurements: tf.Tensor, adjoint_measurements=None) -> tf.Tensor:
+    """A^H (A x - y) for image x (batch, *spatial) and measurements y of ``operator``.
+
+    With ``adjoint_measurements`` (= A^H y, computed once) it is
+    ``operator.normal(x) - A^H y``, which uses the operator's fast normal form
+    (e.g. the Toeplitz embedding of a NUFFT) instead of a forward and an adjoint.
+    """
+    if adjoint_measurements is not None:
+        return operator.normal(image) - adjoint_measurements
+    return operator.adjoint(operator.forward(image) - measurements)
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class GradientStep(keras.layers.Layer):
+    """x - eta A^H (A x - y): one gradient step on the data term.
+
+    eta is a weight ``step_size`` initialised to ``initial_step_size`` when
+    ``trainable_step``, else the fixed number ``initial_step_size`` (no weight).
+    image: complex64 (batch, *spatial); kspace: the measurements of ``operator``.
+    """
+
+    def __init__(self, initial_step_size: float = 1.0, trainable_step: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_step_size = float(initial_step_size)
+        self.trainable_step = bool(trainable_step)
+        if self.trainable_step:
+            self.step_size = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(initial_step_size),
+                name="step_size",
+            )
+
+    def call(self, image, kspace, *, operator, adjoint_measurements=None):
+        eta = self.step_size if self.trainable_step else self.initial_step_size
+        eta = tf.cast(tf.convert_to_tensor(eta), tf.complex64)
+        return image - eta * data_gradient(operator, image, kspace, adjoint_measurements)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(initial_step_size=self.initial_step_size, trainable_step=self.trainable_step)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class ProximalStep(keras.layers.Layer):
+    """MoDL data consistency: x = argmin_x ||A x - y||^2 + lam ||x - z||^2.
+
+    That is ``operator.prox_l2(z, y, gamma=1 / lam)`` (it solves
+    (A^H A + lam I) x = A^H y + lam z, by ``n_cg_iter`` conjugate-gradient steps
+    from z unless the operator has a closed form). lam is the weight
+    ``regularization``, initialised to ``initial_regularization`` and learned if
+    ``trainable_regularization``. denoised (z): complex64 (batch, *spatial).
+    ``num_iterations`` (the old name of ``n_cg_iter``) still loads.
+    """
+
+    def __init__(
+        self,
+        initial_regularization: float = 0.05,
+        n_cg_iter: int = 10,
+        trainable_regularization: bool = True,
+        **kwargs,
+    ):
+        n_cg_iter = kwargs.pop("num_iterations", n_cg_iter)
+        super().__init__(**kwargs)
+        if int(n_cg_iter) < 1:
+            raise ValueError(f"n_cg_iter: expected a positive integer, got {n_cg_iter}.")
+        self.initial_regularization = initial_regularization
+        self.n_cg_iter = int(n_cg_iter)
+        self.trainable_regularization = trainable_regularization
+        self.regularization = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(initial_regularization),
+            trainable=trainable_regularization,
+            name="regularization",
+        )
+
+    def call(self, denoised, kspace, *, operator):
+        lam = tf.convert_to_tensor(self.regularization)
+        return operator.prox_l2(denoised, kspace, gamma=1.0 / lam, n_iter=self.n_cg_iter)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            initial_regularization=self.initial_regularization,
+            n_cg_iter=self.n_cg_iter,
+            trainable_regularization=self.trainable_regularization,
+        )
+        return config
+
+
+#: The former name of :class:`ProximalStep` (same weights, same layer).
+ConjugateGradientDC = ProximalStep
 
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
 class KSpaceReplacement(keras.layers.Layer):
-    """k_dc = (1 - m) k + m (k + nu y) / (1 + nu), with nu -> inf when ``noiseless``.
+    """x = ``operator.prox_l2(z, y, gamma)``: gamma = nu, or gamma -> infinity when ``noiseless``.
 
-    Schlemper et al. 2018 (Cascade-net), eq. (8): where sampled, a noiseless
-    acquisition replaces the estimate ``k`` by the measurement ``y``; a noisy
-    one averages them with the learned weight ``nu`` (``noise_weight``,
-    initialised to ``initial_noise_weight``).
+    Schlemper et al. 2018 (Cascade-net), eq. (8): on a Cartesian acquisition,
+    F x = (1 - m) F z + m (F z + nu y) / (1 + nu): a noiseless acquisition
+    replaces the sampled values of the estimate by the measurement, a noisy one
+    averages them with the learned weight nu (``noise_weight``, initialised to
+    ``initial_noise_weight``). Any other operator gets its own proximal step
+    (e.g. SENSE: conjugate gradient on the coil-combined problem).
+    image: complex64 (batch, *spatial); kspace: the measurements of ``operator``.
     """
 
     def __init__(self, noiseless: bool = True, initial_noise_weight: float = 1.0, **kwargs):
@@ -43,97 +143,11 @@ class KSpaceReplacement(keras.layers.Layer):
                 name="noise_weight",
             )
 
-    def call(self, kspace_estimate, kspace, mask):
-        """kspace_estimate, kspace: complex64, same shape; mask: broadcastable to them."""
-        mask = tf.cast(mask, tf.complex64)
-        if self.noiseless:
-            sampled = kspace
-        else:
-            nu = tf.cast(tf.convert_to_tensor(self.noise_weight), tf.complex64)
-            sampled = (kspace_estimate + nu * kspace) / (1.0 + nu)
-        return (1.0 - mask) * kspace_estimate + mask * sampled
-
-    def project_image(self, image, kspace, operator):
-        """Image-domain form: image (batch, H, W) -> F^-1 DC(F image), coil-wise for SENSE."""
-        if isinstance(operator, SENSE):
-            coil_kspace = fftc(image[:, None] * operator.smaps)
-            coil_kspace = self(coil_kspace, kspace, operator.mask)
-            return tf.reduce_sum(tf.math.conj(operator.smaps) * ifftc(coil_kspace), axis=1)
-        return ifftc(self(fftc(image), kspace, operator.mask))
+    def call(self, image, kspace, *, operator):
+        gamma = None if self.noiseless else tf.convert_to_tensor(self.noise_weight)
+        return operator.prox_l2(image, kspace, gamma=gamma)
 
     def get_config(self):
         config = super().get_config()
         config.update(noiseless=self.noiseless, initial_noise_weight=self.initial_noise_weight)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="fastmri_zoo")
-class GradientStep(keras.layers.Layer):
-    """x - eta A^H (A x - y): one gradient step on the data term, eta learned.
-
-    image: complex64 (batch, H, W); kspace: the measurements of ``operator``.
-    """
-
-    def __init__(self, initial_step_size: float = 1.0, trainable_step: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.initial_step_size = initial_step_size
-        self.trainable_step = trainable_step
-        self.step_size = self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(initial_step_size),
-            trainable=trainable_step,
-            name="step_size",
-        )
-
-    def call(self, image, kspace, *, operator):
-        eta = tf.cast(tf.convert_to_tensor(self.step_size), tf.complex64)
-        return image - eta * operator.adjoint(operator.forward(image) - kspace)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(initial_step_size=self.initial_step_size, trainable_step=self.trainable_step)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="fastmri_zoo")
-class ConjugateGradientDC(keras.layers.Layer):
-    """MoDL data consistency: solve (A^H A + lam I) x = A^H y + lam z by CG.
-
-    denoised (z): complex64 (batch, H, W); ``num_iterations`` CG steps (fixed,
-    so it traces in ``tf.function``), starting from z; lam learned if
-    ``trainable_regularization``.
-    """
-
-    def __init__(
-        self,
-        initial_regularization: float = 0.05,
-        num_iterations: int = 10,
-        trainable_regularization: bool = True,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.initial_regularization = initial_regularization
-        self.num_iterations = num_iterations
-        self.trainable_regularization = trainable_regularization
-        self.regularization = self.add_weight(
-            shape=(),
-            initializer=keras.initializers.Constant(initial_regularization),
-            trainable=trainable_regularization,
-            name="regularization",
-        )
-
-    def call(self, denoised, kspace, *, operator):
-        lam = tf.convert_to_tensor(self.regularization)
-        rhs = operator.adjoint(kspace) + tf.cast(lam, tf.complex64) * denoised
-        return conjugate_gradient(
-            operator.normal, rhs, x0=denoised, num_iterations=self.num_iterations, regularization=lam
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            initial_regularization=self.initial_regularization,
-            num_iterations=self.num_iterations,
-            trainable_regularization=self.trainable_regularization,
-        )
         return config

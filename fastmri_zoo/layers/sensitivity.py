@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from ..physics import normalize_by_rss
 from .blocks import UNetBlock
-from .complex import channels_to_complex, complex_to_channels
+from .complex import complex_denoise
 
 __all__ = ["SensitivityMapRefiner"]
 
@@ -53,12 +53,14 @@ class SensitivityMapRefiner(keras.layers.Layer):
             name="unet",
         )
 
+    def build(self, input_shape=None):
+        # The U-net's weights do not depend on the map size.
+        self.unet.build((None, None, None, 2))
+
     def call(self, smaps):
         shape = tf.shape(smaps)
         per_coil = tf.reshape(smaps, tf.concat([[-1], shape[2:], [1]], axis=0))
-        refined = channels_to_complex(self.unet(complex_to_channels(per_coil)))
-        if self.residual:
-            refined = refined + per_coil
+        refined = complex_denoise(self.unet, per_coil, channels=True, residual=self.residual)
         refined = tf.reshape(refined, shape)
         return normalize_by_rss(refined)
 

@@ -2,7 +2,7 @@
 
 Zaccharie Ramzi published 18 trained networks of his thesis on the Hugging
 Face Hub (``zaccharieramzi/<name>``, one ``model_weights.h5`` each, written by
-Keras 2 / TF 2.x). This package registers them in the zoo under names such as
+Keras 2 / TF 2.x). The registry lists them (format "keras2") under names such as
 ``pdnet-cartesian-singlecoil-af4-oasis``; ``fastmri_zoo.load(name)`` downloads
 the file (or finds it in the Hugging Face cache), checks it and converts it
 into the zoo network that reproduces the original, wrapped with the original's
@@ -15,7 +15,7 @@ physical units.
 - :mod:`.converter`: structure check against that order, finite values, assignment;
 - :mod:`.integrity`: the sha256 recorded at the first download;
 - :mod:`.wrapper`: :class:`LegacyReconstruction` (scale factor, crop);
-- :mod:`.checkpoints`: the 18 entries.
+- :mod:`.checkpoints`: the 18 checkpoints and their loader (:func:`load`).
 
 Nothing heavy is imported here; TensorFlow comes with the first model built.
 """
@@ -29,11 +29,11 @@ __all__ = ["LEGACY_CHECKPOINTS", "LegacyCheckpoint", "build", "plan", "from_kera
 def __getattr__(name):
     # The Keras classes import TensorFlow; import them only when asked for.
     if name == "LegacyReconstruction":
-        from .wrapper import LegacyReconstruction
+        from .wrapper import LegacyReconstruction  # lazy: imports TensorFlow, which list/info never need
 
         return LegacyReconstruction
     if name == "LegacyStructureError":
-        from .converter import LegacyStructureError
+        from .converter import LegacyStructureError  # lazy: numpy and h5py, which list/info never need
 
         return LegacyStructureError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,10 +4,11 @@ Each :class:`LegacyCheckpoint` says where the Keras-2 file is on the Hugging
 Face Hub (``zaccharieramzi/<repo>``, ``model_weights.h5``), which zoo network
 with which options reproduces the original architecture, the order in which
 the original stored its weights (a *plan*, see :mod:`.order`), and the
-original's pre/post-processing (k-space scale factor, crop). They are
-registered in :mod:`fastmri_zoo.registry` at import; loading downloads the
-file (or finds it in the cache), checks it (structure, finite values, the
-sha256 recorded at its first download) and converts it.
+original's pre/post-processing (k-space scale factor, crop). The registry
+lists them as checkpoints of format "keras2" (:func:`fastmri_zoo.registry.keras2_entry`)
+and loads them with :func:`load`, which downloads the file (or finds it in the
+cache), checks it (structure, finite values, the sha256 recorded at its first
+download) and converts it.
 
 No Hub revision is pinned: none was known when these entries were written
 (no network). The sha256 recorded at the first download stands in for it.
@@ -17,12 +18,13 @@ This module imports nothing heavy; TensorFlow is imported when a model is built.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..registry import CheckpointEntry, register
+from ..hub import ChecksumError, _snapshot_commit, download_file, sha256_file
+from .integrity import record_key, record_path, record_sha256, recorded_sha256
 
 __all__ = ["LegacyCheckpoint", "LEGACY_CHECKPOINTS", "get_checkpoint", "build", "plan", "from_keras2_h5", "load"]
 
@@ -74,8 +76,9 @@ _CARTESIAN_MULTICOIL = {"kspace": {"shape": [1, 1, 32, 32], "dtype": "complex64"
 class LegacyCheckpoint:
     """One published Keras-2 checkpoint and the zoo network that reproduces it.
 
-    ``family``: the zoo class (``unet``, ``cascadenet``, ``kikinet``, ``pdnet``,
-    ``xpdnet``, ``ncpdnet``) built with ``network_kwargs``; ``original``: the
+    ``network``: the Keras registered name of the zoo class (``fastmri_zoo>XPDNet``)
+    built with ``network_kwargs``; ``family`` its lowercase class name (``xpdnet``), which
+    chooses the file layout; ``original``: the
     constructor call of the original code (for the card); ``layout``: the
     Keras-2 file layout (``weights`` or ``full_model``).
     """
@@ -86,7 +89,7 @@ class LegacyCheckpoint:
     acceleration: int | None
     dataset: str
     hub_repo: str
-    family: str
+    network: str
     network_kwargs: dict
     original: str
     layout: str
@@ -98,6 +101,11 @@ class LegacyCheckpoint:
     training_data: str
     notes: str = ""
     hub_filename: str = HUB_FILENAME
+
+    @property
+    def family(self) -> str:
+        """The zoo class in lowercase (``unet``, ``cascadenet``, ``kikinet``, ``pdnet``, ``xpdnet``, ``ncpdnet``)."""
+        return self.network.rpartition(">")[2].lower()
 
     @property
     def name(self) -> str:
@@ -143,14 +151,14 @@ class LegacyCheckpoint:
         return "\n".join(lines)
 
 
-def _cartesian(architecture, coils, dataset, hub_repo, family, network_kwargs, original, layout, parameter_count,
+def _cartesian(architecture, coils, dataset, hub_repo, network, network_kwargs, original, layout, parameter_count,
                paper, training_data, acceleration=4, signature=None, notes="", output_crop="default"):
     scale = FASTMRI_SCALE if dataset == "fastmri" else OASIS_SCALE
     if output_crop == "default":
         output_crop = "fastmri" if dataset == "fastmri" else None
     return LegacyCheckpoint(
         architecture=architecture, trajectory="cartesian", coils=coils, acceleration=acceleration, dataset=dataset,
-        hub_repo=hub_repo, family=family, network_kwargs=network_kwargs, original=original, layout=layout,
+        hub_repo=hub_repo, network=network, network_kwargs=network_kwargs, original=original, layout=layout,
         parameter_count=parameter_count, kspace_scale=scale, output_crop=output_crop,
         input_signature=signature or (_CARTESIAN_MULTICOIL if coils == "multicoil" else _CARTESIAN_SINGLECOIL),
         paper=paper, training_data=training_data, notes=notes,
@@ -204,7 +212,7 @@ def _ncpdnet_2d(trajectory, coils):
             "the network" if multicoil else "")
     return LegacyCheckpoint(
         architecture="ncpdnet", trajectory=trajectory, coils=coils, acceleration=None, dataset="fastmri",
-        hub_repo=repo, family="ncpdnet", network_kwargs=network,
+        hub_repo=repo, network="fastmri_zoo>NCPDNet", network_kwargs=network,
         original="NCPDNet(im_size=(640, 400), dcomp=True" + (", multicoil=True, refine_smaps=True)" if multicoil else ")"),
         layout="weights", parameter_count=163_718 if multicoil else 156_260, kspace_scale=FASTMRI_SCALE,
         output_crop="fastmri", input_signature=_NONCARTESIAN_MULTICOIL if multicoil else _NONCARTESIAN,
@@ -220,7 +228,7 @@ def _ncpdnet_2d(trajectory, coils):
 
 def _updnet_knee(acceleration):
     return _cartesian(
-        "updnet", "multicoil", "fastmri", f"zaccharieramzi/UPDNet-knee-af{acceleration}", "xpdnet",
+        "updnet", "multicoil", "fastmri", f"zaccharieramzi/UPDNet-knee-af{acceleration}", "fastmri_zoo>XPDNet",
         _UPDNET_KNEE, _UPDNET_KNEE_ORIGINAL, "weights", 12_126_858, _XPDNET_PAPER,
         f"fastMRI knee, multicoil track (15 coils; Zbontar et al. 2018), fastMRI random Cartesian masks at "
         f"AF {acceleration}; coil maps from the fully sampled centre (extract_smaps, {32 // acceleration}% of "
@@ -232,7 +240,7 @@ def _updnet_knee(acceleration):
 
 def _xpdnet_brain(acceleration):
     return _cartesian(
-        "xpdnet", "multicoil", "fastmri", f"zaccharieramzi/XPDNet-brain-af{acceleration}", "xpdnet",
+        "xpdnet", "multicoil", "fastmri", f"zaccharieramzi/XPDNet-brain-af{acceleration}", "fastmri_zoo>XPDNet",
         _XPDNET_BRAIN, _XPDNET_BRAIN_ORIGINAL, "weights", 155_569_040, _XPDNET_PAPER,
         f"fastMRI brain, multicoil track (Zbontar et al. 2018), fastMRI Cartesian masks at AF {acceleration}; "
         "coil maps from the fully sampled centre, refined by the network.",
@@ -243,7 +251,7 @@ def _xpdnet_brain(acceleration):
 
 
 LEGACY_CHECKPOINTS: tuple[LegacyCheckpoint, ...] = (
-    _cartesian("unet", "singlecoil", "fastmri", "zaccharieramzi/UNet-fastmri", "unet",
+    _cartesian("unet", "singlecoil", "fastmri", "zaccharieramzi/UNet-fastmri", "fastmri_zoo>UNet",
                {"input_crop": [320, 320], "input_normalization": "mean_std"},
                _OLD_UNET.format(size="(320, 320, 1)"), "full_model", 481_801, _BENCHMARK_PAPER,
                _FASTMRI_KNEE_SINGLECOIL,
@@ -253,32 +261,32 @@ LEGACY_CHECKPOINTS: tuple[LegacyCheckpoint, ...] = (
                notes="The network sees the 320 x 320 centre crop of the zero-filled magnitude, normalised by its "
                      "mean and standard deviation; its output is mapped back (x std + mean). Its 4-channel 1x1 head "
                      "is linear, as in training (the Hub card's newer `unet` adds a ReLU there)."),
-    _cartesian("unet", "singlecoil", "oasis", "zaccharieramzi/UNet-OASIS", "unet", {},
+    _cartesian("unet", "singlecoil", "oasis", "zaccharieramzi/UNet-OASIS", "fastmri_zoo>UNet", {},
                _OLD_UNET.format(size="(None, None, 1)"), "full_model", 481_801, _BENCHMARK_PAPER, _OASIS,
                notes="Linear 4-channel 1x1 head, as in training (the Hub card's newer `unet` adds a ReLU there)."),
-    _cartesian("pdnet", "singlecoil", "fastmri", "zaccharieramzi/PDNet-fastmri", "pdnet", {},
+    _cartesian("pdnet", "singlecoil", "fastmri", "zaccharieramzi/PDNet-fastmri", "fastmri_zoo>PDNet", {},
                "pdnet(lr=1e-3, n_primal=5, n_dual=5, n_iter=10, n_filters=32)", "weights", 318_280,
                _BENCHMARK_PAPER, _FASTMRI_KNEE_SINGLECOIL),
-    _cartesian("pdnet", "singlecoil", "oasis", "zaccharieramzi/PDNet-OASIS", "pdnet", {},
+    _cartesian("pdnet", "singlecoil", "oasis", "zaccharieramzi/PDNet-OASIS", "fastmri_zoo>PDNet", {},
                f"pdnet({_OASIS_ARGS}n_primal=5, n_dual=5, n_iter=10, n_filters=32, lr=1e-3)", "weights", 318_280,
                _BENCHMARK_PAPER, _OASIS),
-    _cartesian("cascadenet", "singlecoil", "fastmri", "zaccharieramzi/CascadeNet-fastmri", "cascadenet", {},
+    _cartesian("cascadenet", "singlecoil", "fastmri", "zaccharieramzi/CascadeNet-fastmri", "fastmri_zoo>CascadeNet", {},
                "cascade_net(lr=1e-3, n_cascade=5, n_convs=5, n_filters=48, noiseless=True)", "weights", 424_570,
                _BENCHMARK_PAPER, _FASTMRI_KNEE_SINGLECOIL),
-    _cartesian("cascadenet", "singlecoil", "oasis", "zaccharieramzi/CascadeNet-OASIS", "cascadenet", {},
+    _cartesian("cascadenet", "singlecoil", "oasis", "zaccharieramzi/CascadeNet-OASIS", "fastmri_zoo>CascadeNet", {},
                f"cascade_net({_OASIS_ARGS}n_cascade=5, n_convs=5, n_filters=48, noiseless=True, lr=1e-3)", "weights",
                424_570, _BENCHMARK_PAPER, _OASIS,
                notes="48 filters (the file's size and the training scripts); the Hub card's `cascade_net()` "
                      "default of 16 filters cannot load it."),
-    _cartesian("kikinet", "singlecoil", "fastmri", "zaccharieramzi/KIKI-net-fastmri", "kikinet", {},
+    _cartesian("kikinet", "singlecoil", "fastmri", "zaccharieramzi/KIKI-net-fastmri", "fastmri_zoo>KIKINet", {},
                "full_kiki_net(n_convs=16, n_filters=48, noiseless=True, activation=LeakyReLU(0.1))", "full_model",
                1_251_080, _BENCHMARK_PAPER, _FASTMRI_KNEE_SINGLECOIL),
-    _cartesian("kikinet", "singlecoil", "oasis", "zaccharieramzi/KIKI-net-OASIS", "kikinet", {},
+    _cartesian("kikinet", "singlecoil", "oasis", "zaccharieramzi/KIKI-net-OASIS", "fastmri_zoo>KIKINet", {},
                f"full_kiki_net({_OASIS_ARGS}n_convs=16, n_filters=48, noiseless=True, activation=LeakyReLU(0.1))",
                "full_model", 1_251_080, _BENCHMARK_PAPER, _OASIS),
     _updnet_knee(4),
     _updnet_knee(8),
-    _cartesian("updnet", "singlecoil", "fastmri", "zaccharieramzi/UPDNet-knee-singlecoil-af4", "xpdnet",
+    _cartesian("updnet", "singlecoil", "fastmri", "zaccharieramzi/UPDNet-knee-singlecoil-af4", "fastmri_zoo>XPDNet",
                dict(denoiser="unet", denoiser_kwargs={"layers_n_channels": [16, 32, 64]}, n_primal=5, n_dual=1,
                     n_iter=10, primal_only=True),
                "UPDNet(n_dual=1, primal_only=True, layers_n_channels=[16, 32, 64])", "weights", 1_186_000,
@@ -291,7 +299,7 @@ LEGACY_CHECKPOINTS: tuple[LegacyCheckpoint, ...] = (
     _ncpdnet_2d("spiral", "multicoil"),
     LegacyCheckpoint(
         architecture="ncpdnet", trajectory="radial", coils="3d", acceleration=None, dataset="oasis",
-        hub_repo="zaccharieramzi/NCPDNet-3D", family="ncpdnet",
+        hub_repo="zaccharieramzi/NCPDNet-3D", network="fastmri_zoo>NCPDNet",
         network_kwargs={"ndim": 3, "n_iter": 6, "n_primal": 2, "n_filters": 16, "legacy_im_size": [176, 256, 256],
                         **_NC_OPERATOR},
         original="NCPDNet(three_d=True, n_iter=6, n_filters=16, im_size=(176, 256, 256), dcomp=True, fastmri=False, "
@@ -314,35 +322,17 @@ def get_checkpoint(name: str) -> LegacyCheckpoint:
     for checkpoint in LEGACY_CHECKPOINTS:
         if checkpoint.name == name:
             return checkpoint
-    from ..registry import unknown_name_error
-
-    raise unknown_name_error(name)
-
-
-def _network_class(family: str):
-    from .. import models
-
-    classes = {"unet": models.UNet, "cascadenet": models.CascadeNet, "kikinet": models.KIKINet,
-               "pdnet": models.PDNet, "xpdnet": models.XPDNet}
-    if family == "ncpdnet":
-        from ..models.ncpdnet import NCPDNet
-
-        return NCPDNet
-    try:
-        return classes[family]
-    except KeyError:
-        raise ValueError(f"family: expected one of {sorted(classes) + ['ncpdnet']}, got {family!r}.") from None
+    names = [checkpoint.name for checkpoint in LEGACY_CHECKPOINTS]
+    close = difflib.get_close_matches(str(name), names, n=5, cutoff=0.5)
+    hint = f"closest names: {', '.join(close)}" if close else f"Keras-2 checkpoints: {', '.join(names)}"
+    raise ValueError(f"name: unknown Keras-2 checkpoint {name!r}; {hint}. fastmri_zoo.list_models() lists every name.")
 
 
 def build(checkpoint: LegacyCheckpoint):
     """The (built, untrained) :class:`~fastmri_zoo.legacy.LegacyReconstruction` of ``checkpoint``."""
-    from .wrapper import LegacyReconstruction
+    from .wrapper import LegacyReconstruction  # lazy: imports TensorFlow, which list/info never need
 
-    network = _network_class(checkpoint.family)(**checkpoint.network_kwargs)
-    model = LegacyReconstruction(network, kspace_scale=checkpoint.kspace_scale, output_crop=checkpoint.output_crop,
-                                 input_signature=checkpoint.input_signature, name=checkpoint.name.replace("-", "_"))
-    model.build()
-    return model
+    return LegacyReconstruction.from_checkpoint(checkpoint)
 
 
 def plan(checkpoint: LegacyCheckpoint, network) -> list:
@@ -352,8 +342,8 @@ def plan(checkpoint: LegacyCheckpoint, network) -> list:
     store one group per convolution; subclassed ones (UPDNet, XPDNet, NCPDNet)
     one group per top-level sub-network (coil-map refiner, then each image net).
     """
-    from .converter import GroupPlan
-    from .order import flatten, keras2_layers
+    from .converter import GroupPlan  # lazy: numpy and h5py, which list/info never need
+    from .order import flatten, keras2_layers  # lazy: imports Keras and TensorFlow
 
     def functional(layer, label):
         return [GroupPlan(f"{label}, layer {j}", tuple(unit)) for j, unit in enumerate(keras2_layers(layer))]
@@ -394,8 +384,8 @@ def from_keras2_h5(path: str | os.PathLike, checkpoint: LegacyCheckpoint | str):
     structure differs from the expected one or a value is not finite.
     Returns the :class:`~fastmri_zoo.legacy.LegacyReconstruction`.
     """
-    from .converter import assign_weights
-    from .keras2_h5 import Keras2File
+    from .converter import assign_weights  # lazy: numpy and h5py, which list/info never need
+    from .keras2_h5 import Keras2File  # lazy: numpy and h5py, which list/info never need
 
     if isinstance(checkpoint, str):
         checkpoint = get_checkpoint(checkpoint)
@@ -421,9 +411,6 @@ def load(checkpoint: LegacyCheckpoint | str, pretrained: bool = True, revision: 
     :class:`~fastmri_zoo.hub.HubUnreachableError` says how to pre-download it;
     nothing is built before the file is there.
     """
-    from ..hub import ChecksumError, _snapshot_commit, download_file, sha256_file
-    from .integrity import record_key, record_path, record_sha256, recorded_sha256
-
     if isinstance(checkpoint, str):
         checkpoint = get_checkpoint(checkpoint)
     if not pretrained:
@@ -445,17 +432,3 @@ def load(checkpoint: LegacyCheckpoint | str, pretrained: bool = True, revision: 
         record_sha256(key, sha256_file(path), commit=_snapshot_commit(Path(path)), cache_dir=cache_dir)
     model.keras2_source["hub"] = f"hf://{checkpoint.hub_repo}/{checkpoint.hub_filename}@{revision or 'main'}"
     return model
-
-
-def _register_all() -> None:
-    for checkpoint in LEGACY_CHECKPOINTS:
-        register(CheckpointEntry(
-            architecture=checkpoint.architecture, trajectory=checkpoint.trajectory, coils=checkpoint.coils,
-            acceleration=checkpoint.acceleration, dataset=checkpoint.dataset, description=checkpoint.card(),
-            hub_repo=checkpoint.hub_repo, hub_filename=checkpoint.hub_filename, pretrained=True,
-            builder=functools.partial(load, checkpoint, False),
-            loader=functools.partial(load, checkpoint),
-        ))
-
-
-_register_all()

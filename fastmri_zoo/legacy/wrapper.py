@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from ..models.base import ReconstructionModel
+from ..presets import resolve_class, zeros_like_signature
 
 __all__ = ["LegacyReconstruction", "original_crop", "OUTPUT_CROPS"]
 
@@ -84,14 +85,26 @@ class LegacyReconstruction(ReconstructionModel):
             str(key): {"shape": list(spec["shape"]), "dtype": str(spec["dtype"])} for key, spec in input_signature.items()
         }
         self.multicoil = bool(getattr(network, "multicoil", False))
-        self.REQUIRED_INPUTS = tuple(network.REQUIRED_INPUTS)
+        # The wrapper takes the network's inputs: its acquisition gives REQUIRED_INPUTS and the checks.
+        self.ndim = network.ndim
+        self.acquisition = network.acquisition
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint) -> "LegacyReconstruction":
+        """The built, untrained model of a :class:`~fastmri_zoo.legacy.LegacyCheckpoint`.
+
+        Its network class is looked up by the Keras registered name ``checkpoint.network``.
+        """
+        network = resolve_class(checkpoint.network)(**checkpoint.network_kwargs)
+        model = cls(network, kspace_scale=checkpoint.kspace_scale, output_crop=checkpoint.output_crop,
+                    input_signature=checkpoint.input_signature, name=checkpoint.name.replace("-", "_"))
+        model.build()
+        return model
 
     def example_inputs(self) -> dict:
         """Zero inputs of ``input_signature`` (used to build the model and by ``save_to_preset``)."""
         if self.input_signature is None:
             raise ValueError(f"{self.name}: no input_signature recorded; pass example inputs explicitly.")
-        from ..presets import zeros_like_signature
-
         return zeros_like_signature(self.input_signature)
 
     def __call__(self, inputs, *args, **kwargs):
@@ -105,16 +118,11 @@ class LegacyReconstruction(ReconstructionModel):
 
     def build(self, input_shape=None):
         if not self.network.built:
-            from ..models.ncpdnet import NonCartesianModel
-
-            if isinstance(self.network, NonCartesianModel):
-                self.network.build(None)  # its weights need no forward pass (no NUFFT at the full grid)
-            else:
-                self.network(self.example_inputs())
+            self.network.build(None)  # every zoo network creates its weights without a forward pass
         self.built = True
 
     def call(self, inputs, training=None, image_shape=None, output_shape=None):
-        self.check_inputs(inputs)
+        self.check_inputs(inputs, image_shape)
         network_inputs = dict(inputs)
         scale = tf.constant(self.kspace_scale, tf.complex64)
         network_inputs["kspace"] = tf.cast(inputs["kspace"], tf.complex64) * scale

@@ -1,4 +1,10 @@
-"""Reconstruction networks, one module per architecture family."""
+"""Reconstruction networks, one module per architecture family.
+
+``base.ReconstructionModel`` owns the acquisition (validation, operator, dummy inputs) and the preset
+I/O; ``unrolled.UnrolledModel`` is the one unrolled loop (initialisation, ``n_iter`` x (data step,
+prior)) that PDNet, XPDNet, NC-PDNet, GriddedPDNet, Cascade-net, MoDL, VarNet and KIKI-net override.
+Each family offers ``small_config()`` for the generated tests (tests/models/families.py).
+"""
 
 from .base import ReconstructionModel, crop_center, magnitude
 from .cartesian import CartesianModel
@@ -8,6 +14,7 @@ from .modl import MoDL
 from .ncpdnet import GriddedPDNet, NCPDNet, NonCartesianModel, UNetAdjDcomp
 from .pdnet import PDNet, XPDNet
 from .unet import UNet
+from .unrolled import UnrolledModel
 from .varnet import VarNet
 
 __all__ = [
@@ -15,6 +22,7 @@ __all__ = [
     "crop_center",
     "magnitude",
     "CartesianModel",
+    "UnrolledModel",
     "UNet",
     "CascadeNet",
     "KIKINet",
@@ -27,5 +35,3 @@ __all__ = [
     "UNetAdjDcomp",
     "GriddedPDNet",
 ]
-
-from . import checkpoints  # noqa: E402,F401  (registers the shipped checkpoints)

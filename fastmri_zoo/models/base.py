@@ -8,23 +8,35 @@ models): ``model(inputs)`` where ``inputs`` is a dict
 - ``mask``: float32 broadcastable to (batch, H, W) (Cartesian only)
 - ``smaps``: complex64 (batch, coils, *spatial) (multicoil only)
 - ``traj``: float32 (batch, ndim, nsamples), ``dcomp``: float32 (batch, nsamples)
-  (non-Cartesian only)
+  (non-Cartesian only); optional ``image_shape`` (Python ints, single-coil
+  non-Cartesian)
 
 and the output is the complex64 image (batch, *spatial). ``magnitude`` gives
 the (cropped) magnitude that fastMRI evaluates.
+
+A model owns its acquisition (``self.acquisition``, from
+``physics.acquisition.make_acquisition``): the acquisition validates the
+inputs (in ``__call__``, before Keras builds or traces anything), builds the
+measurement operator of each call and the dummy inputs of
+``build_from_config``. Weights are created directly in ``build`` (by
+``build_layers``), without a forward pass.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import keras
 import tensorflow as tf
 
-from ..data.pipelines import center_crop
+from .. import presets as preset_io  # (registry helper) presets owned by the class: .presets, .from_preset
+from ..physics.acquisition import as_image_shape, make_acquisition, split_image_shape
+from ..utils import center_crop
 
 __all__ = ["ReconstructionModel", "crop_center", "magnitude"]
 
 
-#: fastMRI's centre crop of the last axes (one implementation, in the data module).
+#: fastMRI's centre crop of the last axes (one implementation, in ``fastmri_zoo.utils``).
 crop_center = center_crop
 
 
@@ -35,45 +47,108 @@ def magnitude(image: tf.Tensor, crop: tuple[int, int] | None = None) -> tf.Tenso
 
 
 class ReconstructionModel(keras.Model):
-    """Keras 3 subclassed model with the zoo's calling convention and preset I/O.
+    """Keras 3 subclassed model with the zoo's calling convention, its acquisition and preset I/O.
 
-    Subclasses declare which inputs they need with ``REQUIRED_INPUTS`` and
-    store every constructor argument under the same name (returned by
+    Subclasses set ``ACQUISITION`` (the kind given to ``make_acquisition``:
+    ``"cartesian"``, ``"noncartesian"`` or ``"gridded"``; the constructor's
+    ``acquisition`` overrides it), pass their acquisition options
+    (``acquisition_options``: e.g. ``dcomp``, ``image_shape``, ``gridding``)
+    to this constructor, create their sub-layers' weights in ``build_layers``
+    and store every constructor argument under the same name (returned by
     ``get_config``), so ``cls.from_config(model.get_config())`` rebuilds them.
+    ``RENAMED_ARGUMENTS`` maps old argument names to current ones, so configs
+    saved before a rename still load.
     """
 
-    REQUIRED_INPUTS: tuple[str, ...] = ("kspace",)
-    #: whether the model takes multicoil k-space (subclasses set it per instance)
-    multicoil: bool = False
+    ACQUISITION: ClassVar[str] = "cartesian"
+    #: (registry helper) the registered checkpoint names that load as this class or a subclass
+    #: (``NCPDNet.presets``); load one with ``from_preset(name)``.
+    presets = preset_io.PresetNames()
+    RENAMED_ARGUMENTS: ClassVar[dict[str, str]] = {}
 
-    def check_inputs(self, inputs) -> None:
-        """Raise a ValueError if a required key is missing from ``inputs``."""
-        if not isinstance(inputs, dict):
-            raise ValueError(
-                f"inputs: expected a dict with keys {list(self.REQUIRED_INPUTS)}, "
-                f"got {type(inputs).__name__}."
-            )
-        missing = [key for key in self.REQUIRED_INPUTS if key not in inputs]
-        if missing:
-            raise ValueError(
-                f"inputs: {type(self).__name__} needs keys {list(self.REQUIRED_INPUTS)}; "
-                f"missing {missing}, got {sorted(inputs)}."
-            )
+    def __init__(
+        self,
+        multicoil: bool = False,
+        ndim: int = 2,
+        acquisition: str | None = None,
+        acquisition_options: dict | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.multicoil = bool(multicoil)
+        self.ndim = int(ndim)
+        self.acquisition_kind = acquisition
+        self.acquisition = make_acquisition(
+            acquisition or self.ACQUISITION, multicoil=self.multicoil, ndim=self.ndim, **(acquisition_options or {})
+        )
+
+    @property
+    def REQUIRED_INPUTS(self) -> tuple[str, ...]:  # noqa: N802 (the historical name)
+        """The input keys this model needs (its acquisition's)."""
+        return tuple(self.acquisition.required_inputs)
+
+    def check_inputs(self, inputs, image_shape=None) -> None:
+        """Raise a ValueError on missing keys, wrong shapes or dtypes, or non-finite values (eager)."""
+        self.acquisition.check(inputs, type(self).__name__, image_shape)
+
+    def __call__(self, inputs, *args, image_shape=None, **kwargs):
+        # Keras only takes tensors in the input dict: the image size travels as a keyword.
+        inputs, given = split_image_shape(inputs)
+        image_shape = given if given is not None else image_shape
+        if image_shape is not None:
+            image_shape = kwargs["image_shape"] = as_image_shape(image_shape, self.ndim)
+        # Validate before Keras traces or builds anything, so bad input fails first and cleanly.
+        self.check_inputs(inputs, image_shape)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def operator(self, inputs, image_shape=None, smaps=None):
+        """(measurements complex64, the acquisition's LinearOperator) for inputs checked in ``__call__``.
+
+        ``smaps`` overrides ``inputs["smaps"]`` (e.g. refined coil maps).
+        """
+        return self.acquisition.operator(inputs, image_shape=image_shape, smaps=smaps)
+
+    def build(self, input_shape=None):
+        # Create the weights directly: otherwise Keras' first call would also run the whole
+        # network symbolically (FFTs, NUFFTs, conjugate gradients) just to build it.
+        self.build_layers()
+
+    def build_layers(self) -> None:
+        """Create every sub-layer's weights (they do not depend on the image size)."""
+
+    def build_from_config(self, config) -> None:
+        """Create the weights (e.g. in ``keras.saving.load_model``) by one call on the acquisition's
+        dummy inputs of the recorded input shapes."""
+        shapes = (config or {}).get("input_shape")
+        if not isinstance(shapes, dict):
+            shapes = None
+        self(self.acquisition.dummy_inputs(shapes))
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for old, new in cls.RENAMED_ARGUMENTS.items():
+            if old in config:
+                value = config.pop(old)
+                config.setdefault(new, value)
+        return cls(**config)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.acquisition_kind is not None:
+            config["acquisition"] = self.acquisition_kind
+        return config
 
     def save_to_preset(self, preset_dir, **card):
         """Write a checkpoint folder (config.json, model.weights.h5, metadata.json, README.md);
         returns its path. ``card``: model-card fields (``presets.CARD_FIELDS``), and
         ``example_inputs`` when the model is not built yet."""
-        from ..presets import save_to_preset
-
-        return save_to_preset(self, preset_dir, **card)
+        return preset_io.save_to_preset(self, preset_dir, **card)
 
     @classmethod
     def from_preset(cls, handle: str, **kwargs) -> "ReconstructionModel":
         """Load a checkpoint from a registry name, a local folder or ``hf://owner/repo[@revision]``."""
-        from ..presets import from_preset
-
-        model = from_preset(handle, **kwargs)
+        model = preset_io.from_preset(handle, **kwargs)
         if cls is not ReconstructionModel and not isinstance(model, cls):
             raise ValueError(
                 f"handle {handle!r} holds a {type(model).__name__}, not a {cls.__name__}; "

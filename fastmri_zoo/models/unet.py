@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
-import tensorflow as tf
 
-from ..layers import UNetBlock, channels_to_complex, complex_to_channels
-from .base import crop_center
-from .cartesian import CartesianModel
+from ..layers import UNetBlock, complex_denoise
+from .base import ReconstructionModel, crop_center
 
 __all__ = ["UNet"]
 
@@ -32,20 +30,8 @@ def fastmri_unet_settings(chans: int = 32, num_pool_layers: int = 4, drop_prob: 
     )
 
 
-def complex_unet(image_net, image: tf.Tensor, residual: bool, training=None) -> tf.Tensor:
-    """``image_net`` on the 2-channel (real, imaginary) image, plus the image if ``residual``.
-
-    image: complex64 (batch, *spatial) -> complex64 (batch, *spatial).
-    """
-    x = complex_to_channels(image[..., None])
-    out = image_net(x, training=training)
-    if residual:
-        out = out + x
-    return channels_to_complex(out)[..., 0]
-
-
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
-class UNet(CartesianModel):
+class UNet(ReconstructionModel):
     """Image-domain U-net applied to the zero-filled reconstruction A^H y.
 
     inputs: ``kspace`` complex64 (batch, H, W) [or (batch, coils, H, W) with
@@ -140,24 +126,22 @@ class UNet(CartesianModel):
         config.update(kwargs)
         return cls(**config)
 
-    def call(self, inputs, training=None):
+    @classmethod
+    def small_config(cls) -> dict:
+        return dict(layers_n_channels=[4, 8, 16])
+
+    def build_layers(self) -> None:
+        self.image_net.build((None, None, None, 1 if self.input_mode == "magnitude" else 2))
+
+    def call(self, inputs, training=None, image_shape=None):
         kspace, operator = self.operator(inputs)
         zero_filled = operator.adjoint(kspace)
         if self.input_crop is not None:
             zero_filled = crop_center(zero_filled, self.input_crop)
-        if self.input_mode == "magnitude":
-            x = tf.abs(zero_filled)[..., None]
-            if self.input_normalization == "mean_std":
-                mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-                std = tf.math.reduce_std(x, axis=[1, 2, 3], keepdims=True)
-                x = (x - mean) / (std + 1e-11)
-            out = self.image_net(x, training=training)
-            if self.residual:
-                out = out + x
-            if self.input_normalization == "mean_std":
-                out = out * std + mean
-            return tf.complex(out[..., 0], tf.zeros_like(out[..., 0]))
-        return complex_unet(self.image_net, zero_filled, self.residual, training)
+        return complex_denoise(
+            self.image_net, zero_filled, mode=self.input_mode, residual=self.residual,
+            normalization=self.input_normalization, training=training,
+        )
 
     def get_config(self):
         config = super().get_config()

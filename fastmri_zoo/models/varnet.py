@@ -12,10 +12,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ..layers import UNetBlock, channels_to_complex, complex_to_channels
+from ..layers import UNetBlock, complex_denoise
 from ..physics import SENSE, ifftc, normalize_by_rss, rss
-from .cartesian import CartesianModel
 from .unet import fastmri_unet_settings
+from .unrolled import UnrolledModel
 
 __all__ = ["VarNet", "acs_mask"]
 
@@ -49,28 +49,11 @@ def _fastmri_unet(n_outputs: int, chans: int, pools: int, drop_prob: float, name
     return UNetBlock(n_outputs=n_outputs, name=name, **fastmri_unet_settings(chans, pools, drop_prob))
 
 
-def _normalized_apply(unet: UNetBlock, image: tf.Tensor, training) -> tf.Tensor:
-    """fastMRI's NormUnet: U-net on (x - mean) / std of the real and imaginary channels
-    of each item, output mapped back with the same mean and std.
-
-    image: complex64 (n, H, W) -> complex64 (n, H, W).
-    """
-    x = complex_to_channels(image[..., None])  # (n, H, W, 2)
-    mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    std = tf.math.reduce_std(x, axis=[1, 2], keepdims=True)
-    # Unbiased std as torch.Tensor.std, and a floor so an all-zero input stays finite.
-    count = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-    std = std * tf.sqrt(count / tf.maximum(count - 1.0, 1.0))
-    std = tf.maximum(std, 1e-12)
-    out = unet((x - mean) / std, training=training) * std + mean
-    return channels_to_complex(out)[..., 0]
-
-
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
-class VarNet(CartesianModel):
+class VarNet(UnrolledModel):
     """E2E VarNet. With k^0 = y (the measured, zero-filled coil k-spaces) and
-    E(x) = F(S x), R(k) = sum_c conj(S_c) F^-1 k_c, each of ``n_cascades``
-    cascades t computes::
+    E(x) = F(S x), R(k) = sum_c conj(S_c) F^-1 k_c, each of ``n_iter``
+    cascades t computes (data step and prior from the same k^t)::
 
         k^{t+1} = k^t - eta_t M (k^t - y) - E(U-net_t(R(k^t)))
 
@@ -100,12 +83,15 @@ class VarNet(CartesianModel):
 
     Defaults are the paper's (12 cascades, 18 channels, 4 poolings; sensitivity
     U-net 8 channels, 4 poolings). Stable names: ``sensitivity_net``,
-    ``image_net_{t}``, weights ``dc_weight_{t}``.
+    ``image_net_{t}``, weights ``dc_weight_{t}``. ``n_cascades`` (the old name of
+    ``n_iter``) still loads from configs.
     """
+
+    RENAMED_ARGUMENTS = {"n_cascades": "n_iter"}
 
     def __init__(
         self,
-        n_cascades: int = 12,
+        n_iter: int = 12,
         chans: int = 18,
         pools: int = 4,
         sens_chans: int = 8,
@@ -116,14 +102,11 @@ class VarNet(CartesianModel):
         multicoil: bool = True,
         **kwargs,
     ):
-        super().__init__(multicoil=multicoil, **kwargs)
-        if int(n_cascades) < 1:
-            raise ValueError(f"n_cascades: expected a positive integer, got {n_cascades}.")
+        super().__init__(n_iter=n_iter, multicoil=multicoil, **kwargs)
         if sensitivity_source not in ("acs", "smaps"):
             raise ValueError(f"sensitivity_source: expected 'acs' or 'smaps', got {sensitivity_source!r}.")
         if output_mode not in ("rss", "sense"):
             raise ValueError(f"output_mode: expected 'rss' or 'sense', got {output_mode!r}.")
-        self.n_cascades = int(n_cascades)
         self.chans = int(chans)
         self.pools = int(pools)
         self.sens_chans = int(sens_chans)
@@ -134,10 +117,10 @@ class VarNet(CartesianModel):
         if self.multicoil:
             self.sensitivity_net = _fastmri_unet(2, self.sens_chans, self.sens_pools, self.drop_prob, "sensitivity_net")
         self.image_nets = [
-            _fastmri_unet(2, self.chans, self.pools, self.drop_prob, f"image_net_{t}") for t in range(self.n_cascades)
+            _fastmri_unet(2, self.chans, self.pools, self.drop_prob, f"image_net_{t}") for t in range(self.n_iter)
         ]
         self.dc_weights = [
-            self.add_weight(shape=(), initializer="ones", name=f"dc_weight_{t}") for t in range(self.n_cascades)
+            self.add_weight(shape=(), initializer="ones", name=f"dc_weight_{t}") for t in range(self.n_iter)
         ]
 
     def sensitivity_maps(self, kspace, mask, smaps=None, training=None) -> tf.Tensor:
@@ -153,10 +136,21 @@ class VarNet(CartesianModel):
             coil_images = ifftc(kspace * acs[:, None, None, :])
         shape = tf.shape(coil_images)
         per_coil = tf.reshape(coil_images, tf.concat([[-1], shape[2:]], axis=0))
-        refined = _normalized_apply(self.sensitivity_net, per_coil, training)
+        refined = complex_denoise(self.sensitivity_net, per_coil, normalization="mean_std", training=training)
         return normalize_by_rss(tf.reshape(refined, shape))
 
-    def call(self, inputs, training=None):
+    @classmethod
+    def small_config(cls) -> dict:
+        return dict(n_iter=2, chans=4, pools=2, sens_chans=4, sens_pools=2)
+
+    def build_layers(self) -> None:
+        if self.multicoil:
+            self.sensitivity_net.build((None, None, None, 2))
+        for image_net in self.image_nets:
+            image_net.build((None, None, None, 2))
+
+    def measurements_and_operator(self, inputs, image_shape=None, training=None):
+        """(coil k-space y, SENSE(mask, S) with the learned maps S); single-coil: one coil, S = 1."""
         kspace = tf.cast(tf.convert_to_tensor(inputs["kspace"]), tf.complex64)
         mask = tf.cast(tf.convert_to_tensor(inputs["mask"]), tf.float32)
         if self.multicoil:
@@ -164,24 +158,36 @@ class VarNet(CartesianModel):
         else:
             kspace = kspace[:, None]
             smaps = tf.ones_like(kspace)
-        # Unmasked E = F S and R = S^H F^-1; the mask only enters the soft data consistency.
-        coils = SENSE(1.0, smaps)
-        sampled = tf.cast(mask if mask.shape.rank < 3 else mask[:, None], tf.complex64)
-        current = kspace
-        for t in range(self.n_cascades):
-            eta = tf.cast(tf.convert_to_tensor(self.dc_weights[t]), tf.complex64)
-            soft_dc = eta * sampled * (current - kspace)
-            regularizer = coils.forward(_normalized_apply(self.image_nets[t], coils.adjoint(current), training))
-            current = current - soft_dc - regularizer
+        return kspace, SENSE(mask, smaps)
+
+    def initial_state(self, measurements, operator, training=None):
+        return measurements
+
+    def data_step(self, t, state, measurements, operator, training=None):
+        """The soft data consistency eta_t M (k - y) (the term the cascade subtracts)."""
+        eta = tf.cast(tf.convert_to_tensor(self.dc_weights[t]), tf.complex64)
+        return eta * operator.mask * (state - measurements)
+
+    def prior_step(self, t, state, training=None, operator=None):
+        """E(U-net_t(R(k))) with the unmasked E = F S, R = S^H F^-1 (the term the cascade subtracts)."""
+        coils = SENSE(1.0, operator.smaps)
+        image = complex_denoise(self.image_nets[t], coils.adjoint(state), normalization="mean_std", training=training)
+        return coils.forward(image)
+
+    def iteration(self, t, state, measurements, operator, training=None):
+        soft_dc = self.data_step(t, state, measurements, operator, training=training)
+        regularizer = self.prior_step(t, state, training=training, operator=operator)
+        return state - soft_dc - regularizer
+
+    def output(self, state, measurements, operator):
         if self.output_mode == "sense":
-            return coils.adjoint(current)
-        magnitude = rss(ifftc(current), axis=1)
+            return SENSE(1.0, operator.smaps).adjoint(state)
+        magnitude = rss(ifftc(state), axis=1)
         return tf.complex(magnitude, tf.zeros_like(magnitude))
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            n_cascades=self.n_cascades,
             chans=self.chans,
             pools=self.pools,
             sens_chans=self.sens_chans,

@@ -1,7 +1,8 @@
 """Measurement operators of MRI acquisitions.
 
-Every operator has ``forward`` (A x), ``adjoint`` (A^H y) and ``normal``
-(A^H A x); see ``base.LinearOperator``.
+Every operator has ``forward`` (A x), ``adjoint`` (A^H y), ``normal``
+(A^H A x) and ``prox_l2``; see ``base.LinearOperator``. ``acquisition``
+turns a model's input dict into (measurements, operator): ``make_acquisition``.
 """
 
 from .base import LinearOperator
@@ -12,6 +13,15 @@ from .density import normalize_density, pipe_menon_density, radial_density
 from .fft import FFT, fftc, ifftc
 from .nufft import NUFFT, estimate_sensitivity_maps_nufft
 from .toeplitz import ToeplitzNormal, point_spread_function
+from .noncartesian import DensityWeightedNUFFT, gridded_operator, sampled_cells
+from .acquisition import (
+    Acquisition,
+    CartesianAcquisition,
+    GriddedAcquisition,
+    InputSpec,
+    NonCartesianAcquisition,
+    make_acquisition,
+)
 
 __all__ = [
     "LinearOperator",
@@ -27,6 +37,15 @@ __all__ = [
     "NUFFT",
     "ToeplitzNormal",
     "point_spread_function",
+    "DensityWeightedNUFFT",
+    "sampled_cells",
+    "gridded_operator",
+    "InputSpec",
+    "Acquisition",
+    "CartesianAcquisition",
+    "NonCartesianAcquisition",
+    "GriddedAcquisition",
+    "make_acquisition",
     "pipe_menon_density",
     "radial_density",
     "normalize_density",

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ..checks import as_complex64
+from .cg import conjugate_gradient
+
+__all__ = ["LinearOperator", "as_complex64"]
+
 
 class LinearOperator:
     """A linear map A from images to measurements.
 
     Subclasses implement ``forward`` (A x) and ``adjoint`` (A^H y); ``normal``
-    (A^H A x) defaults to their composition and is overridden where a faster
-    form exists (e.g. the Toeplitz embedding of a NUFFT). Everything an
+    (A^H A x) defaults to their composition and is overridden only by an equal
+    faster form (e.g. the Toeplitz embedding of a NUFFT). Everything an
     acquisition needs (mask, coil maps, trajectory, density weights) is held
     as tensors, so an operator can be built inside ``tf.data`` or a
     ``tf.function`` and is differentiable with ``tf.GradientTape``.
@@ -25,17 +30,27 @@ class LinearOperator:
     def normal(self, x: tf.Tensor) -> tf.Tensor:
         return self.adjoint(self.forward(x))
 
+    def prox_l2(self, z, y, gamma=None, n_iter: int = 10) -> tf.Tensor:
+        """argmin_x 1/2 ||A x - y||^2 + 1/(2 gamma) ||x - z||^2 (deepinv's convention).
+
+        z: image complex64 (batch, *spatial); y: measurements of this operator;
+        gamma: positive float or float32 tensor (broadcastable to z, e.g. a
+        learned scalar), or None for gamma -> infinity: the data kept exactly,
+        i.e. the solution of A^H A x = A^H y nearest to z. This default runs
+        ``n_iter`` conjugate-gradient steps on (A^H A + I / gamma) x =
+        A^H y + z / gamma from x0 = z (``physics.cg.conjugate_gradient``);
+        operators with a closed form override it.
+        """
+        z = as_complex64("z", z)
+        rhs = self.adjoint(y)
+        if gamma is None:
+            return conjugate_gradient(self.normal, rhs, x0=z, num_iterations=n_iter)
+        inverse = 1.0 / tf.cast(gamma, tf.float32)
+        rhs = rhs + tf.cast(inverse, tf.complex64) * z
+        return conjugate_gradient(self.normal, rhs, x0=z, num_iterations=n_iter, regularization=inverse)
+
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         return self.forward(x)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def as_complex64(name: str, x) -> tf.Tensor:
-    """Convert ``x`` to a complex64 tensor, refusing real input."""
-    from ..checks import check_complex
-
-    x = tf.convert_to_tensor(x)
-    check_complex(name, x)
-    return tf.cast(x, tf.complex64)

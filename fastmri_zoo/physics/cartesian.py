@@ -58,6 +58,24 @@ class CartesianSingleCoil(LinearOperator):
         y = self._check_image("kspace", y)
         return ifftc(tf.math.conj(self.mask) * y, self.ndim)
 
+    def prox_l2(self, z, y, gamma=None, n_iter: int = 10):
+        """Closed form F^-1[(F z + gamma m y) / (1 + gamma m^2)]; gamma=None: F^-1[where(m > 0, y / m, F z)].
+
+        For a 0/1 mask and gamma=None this is k-space replacement, bitwise
+        ``(1 - m) F z + m y``. ``n_iter`` is unused (no iterations).
+        """
+        z = self._check_image("z", z)
+        y = self._check_image("kspace", y)
+        kspace = fftc(z, self.ndim)
+        if gamma is None:
+            sampled = tf.math.real(self.mask) > 0
+            ones = tf.ones_like(self.mask)
+            kspace = tf.where(sampled, y / tf.where(sampled, self.mask, ones), kspace)
+        else:
+            gamma = tf.cast(gamma, tf.complex64)
+            kspace = (kspace + gamma * tf.math.conj(self.mask) * y) / (1.0 + gamma * tf.math.conj(self.mask) * self.mask)
+        return ifftc(kspace, self.ndim)
+
     def __repr__(self):
         return f"CartesianSingleCoil(mask shape={static_shape(self.mask)}, ndim={self.ndim})"
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from .base import as_complex64
+from ..checks import as_complex64
 
 __all__ = ["conjugate_gradient"]
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from .nufft import GRIDDING_CACHE, NUFFT, TABLE_OVERSAMPLING, grid_shape_for, prepare_traj
+from .nufft import NUFFT, TABLE_OVERSAMPLING, grid_shape_for, prepare_traj, sparse_gridding
 
 __all__ = ["pipe_menon_density", "radial_density", "normalize_density"]
 
@@ -47,7 +47,7 @@ def normalize_density(dcomp, traj, image_shape: Sequence[int]) -> tf.Tensor:
         dcomp = dcomp[None]
     dcomp = tf.broadcast_to(dcomp, tf.shape(traj[:, 0]))
     ones = tf.ones((1,) + image_shape, tf.complex64)
-    response = NUFFT(traj, image_shape, dcomp=dcomp).normal(ones)
+    response = NUFFT(traj, image_shape, dcomp=dcomp).normal_dcomp(ones)
     centre = tuple(n // 2 for n in image_shape)
     gain = tf.math.real(response[(slice(None),) + centre])
     return dcomp / gain[:, None]
@@ -73,7 +73,7 @@ def pipe_menon_density(traj, image_shape: Sequence[int], num_iterations: int = 1
     if num_iterations < 1:
         raise ValueError(f"num_iterations: expected a positive integer, got {num_iterations}.")
     om = tf.stop_gradient(prepare_traj(traj, len(image_shape)))
-    gridding = GRIDDING_CACHE.get(om, image_shape, grid_shape_for(image_shape, 2.0), int(numpoints), TABLE_OVERSAMPLING)
+    gridding = sparse_gridding(om, image_shape, grid_shape_for(image_shape, 2.0), int(numpoints), TABLE_OVERSAMPLING)
     weights = tf.ones_like(om[:, :1, :], dtype=tf.complex64)
     for _ in range(num_iterations):
         density = tf.abs(gridding.interpolate(gridding.spread(weights)))

@@ -31,7 +31,7 @@ samples (the adjoint: spreading, inverse FFT, crop, conjugate apodization).
   columns, about 10x faster than tfkbnufft's per-offset gather / scatter
   loops (``SparseGridding``). Building them costs a few table gathers and
   one argsort over the samples (~20 ms for 32k samples in 2D): eagerly
-  they are cached per trajectory and geometry (``GRIDDING_CACHE``); inside
+  they are cached per trajectory and geometry (``GRIDDING_CACHE``, an ``LRUCache``); inside
   ``tf.function`` or ``tf.data`` they are built in the graph, at each NUFFT
   construction, i.e. once per call of the function. Memory:
   numpoints**ndim complex64 values and int64 index pairs per sample, twice
@@ -47,9 +47,7 @@ Neither is XLA-compilable: models using them must not be ``jit_compile`` d.
 
 from __future__ import annotations
 
-import collections
 import functools
-import hashlib
 import math
 from typing import Sequence
 
@@ -59,6 +57,7 @@ from tfkbnufft import kbnufft_adjoint, kbnufft_forward
 from tfkbnufft.kbnufft import KbNufftModule
 
 from ..checks import check_finite, check_in_range, check_rank, check_same_dim, static_shape
+from ..utils import LRUCache, array_digest
 from .base import LinearOperator, as_complex64
 from .coils import normalize_by_rss
 
@@ -98,6 +97,17 @@ def grid_shape_for(image_shape: Sequence[int], oversampling: float) -> tuple:
 
 
 GRIDDING_METHODS = ("sparse", "tfkbnufft")
+
+
+def check_gridding(gridding) -> str:
+    """``gridding`` if it is one of ``GRIDDING_METHODS``, else a ValueError."""
+    if not isinstance(gridding, str) or gridding not in GRIDDING_METHODS:
+        raise ValueError(
+            f"gridding: expected one of {list(GRIDDING_METHODS)} (how the NUFFT interpolates and spreads), "
+            f"got {gridding!r}."
+        )
+    return gridding
+
 # Past this many stored entries (batch x samples x numpoints**ndim; 24 bytes each, twice), SparseGridding
 # streams instead: 2**25 entries are ~1.6 GB of matrices, a 3D kooshball of 648k samples would need 6.7 GB.
 MAX_STORED_ENTRIES = 2**25
@@ -289,55 +299,20 @@ class SparseGridding:
         return self._apply(samples, False, self.grid_size)
 
 
-def array_digest(*arrays) -> str:
-    """Hex blake2b digest (20 bytes) of the shapes and float32 bytes of arrays (None: a marker of its own).
+def sparse_gridding(traj: tf.Tensor, image_shape: tuple, grid_shape: tuple, numpoints: int, table_oversampling: int):
+    """The ``SparseGridding`` of traj float32 (batch, ndim, nsamples) and this geometry.
 
-    The key of the per-trajectory caches (gridding matrices, Toeplitz kernels, density weights).
+    Eagerly it comes from ``GRIDDING_CACHE`` (slices of one acquisition, or the
+    iterations of a reconstruction, build the matrices once); inside
+    ``tf.function`` the matrices are built in the graph.
     """
-    digest = hashlib.blake2b(digest_size=20)
-    for array in arrays:
-        if array is None:
-            digest.update(b"none")
-            continue
-        value = np.ascontiguousarray(np.asarray(array, np.float32))
-        digest.update(repr(value.shape).encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
-
-
-class GriddingCache:
-    """Least-recently-used ``SparseGridding`` s, keyed by the bytes of traj and the geometry.
-
-    Only used eagerly (slices of one acquisition, or the iterations of a
-    reconstruction, build the matrices once); inside ``tf.function`` the
-    matrices are built in the graph.
-    """
-
-    def __init__(self, maxsize: int = 4):
-        self.maxsize = maxsize
-        self.entries: collections.OrderedDict = collections.OrderedDict()
-
-    def get(self, traj: tf.Tensor, image_shape: tuple, grid_shape: tuple, numpoints: int, table_oversampling: int):
-        """The SparseGridding of traj float32 (batch, ndim, nsamples) and this geometry, built if not cached."""
-        geometry = (tuple(image_shape), tuple(grid_shape), int(numpoints), int(table_oversampling))
-        if not tf.executing_eagerly():
-            return SparseGridding(traj, *geometry)
-        key = (array_digest(traj), geometry)
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return self.entries[key]
-        gridding = SparseGridding(traj, *geometry)
-        self.entries[key] = gridding
-        while len(self.entries) > self.maxsize:
-            self.entries.popitem(last=False)
-        return gridding
-
-    def clear(self) -> None:
-        self.entries.clear()
+    geometry = (tuple(image_shape), tuple(grid_shape), int(numpoints), int(table_oversampling))
+    key = (array_digest(traj), geometry) if tf.executing_eagerly() else None
+    return GRIDDING_CACHE.get(key, lambda: SparseGridding(traj, *geometry))
 
 
 #: Shared by every NUFFT (keys hold everything the matrices depend on).
-GRIDDING_CACHE = GriddingCache()
+GRIDDING_CACHE = LRUCache(maxsize=4)
 
 
 @functools.lru_cache(maxsize=32)
@@ -419,21 +394,20 @@ class NUFFT(LinearOperator):
     (batch, coils, *image_shape) or None for single-coil; dcomp: float32
     (batch, nsamples) or (nsamples,) or None (all ones); oversampling: gridding
     grid / image size; numpoints: Kaiser-Bessel kernel width in grid points;
-    toeplitz: compute ``normal`` with the Toeplitz embedding (one FFT pair on a
-    2x grid, no gridding) instead of forward + adjoint; toeplitz_kernel: the
-    ``toeplitz.kernel`` of an earlier NUFFT with the same traj, dcomp,
-    image_shape, oversampling, numpoints and table (any smaps), reused instead
-    of recomputed (only with ``toeplitz=True``); table_oversampling: kernel
+    table_oversampling: kernel
     table points per grid cell (tfkbnufft's ``table_oversamp``; the original
     NC-PDNet used tfkbnufft's default 2**10); gridding: ``"sparse"`` or
     ``"tfkbnufft"``, how interpolation and spreading are computed (the
     module docstring; the same coefficients, results equal to ~1e-5).
 
     ``forward``: x complex64 (batch, *image_shape) -> (batch, nsamples) or
-    (batch, coils, nsamples). ``adjoint`` is its exact adjoint.
-    ``normal(x)`` = A^H D A x with D = diag(dcomp): the normal operator of the
-    density-weighted problem, equal to ``adjoint(forward(x))`` only when
-    ``dcomp`` is None. ``adjoint_dcomp(y)`` = A^H D y.
+    (batch, coils, nsamples). ``adjoint`` is its exact adjoint and ``normal``
+    = ``adjoint(forward(x))``, whatever ``dcomp``. ``adjoint_dcomp(y)`` =
+    A^H D y with D = diag(dcomp), the "adjoint + DCp" reconstruction. The
+    density-weighted operator D^{1/2} A, whose normal is A^H D A (by the
+    Toeplitz embedding if wished), is
+    :class:`~fastmri_zoo.physics.noncartesian.DensityWeightedNUFFT`;
+    :class:`~fastmri_zoo.physics.toeplitz.ToeplitzNormal` is A^H D A alone.
 
     Not XLA-compilable; works eagerly, in ``tf.function`` and in
     ``tf.data`` map functions, and is differentiable with respect to x (and
@@ -448,8 +422,6 @@ class NUFFT(LinearOperator):
         dcomp=None,
         oversampling: float = 2.0,
         numpoints: int = 6,
-        toeplitz: bool = False,
-        toeplitz_kernel=None,
         table_oversampling: int = TABLE_OVERSAMPLING,
         gridding: str = "sparse",
     ):
@@ -466,11 +438,7 @@ class NUFFT(LinearOperator):
                 f"table_oversampling: expected a positive number of table points per grid cell, got {table_oversampling}."
             )
         self.table_oversampling = int(table_oversampling)
-        if gridding not in GRIDDING_METHODS:
-            raise ValueError(f"gridding: expected one of {GRIDDING_METHODS}, got {gridding!r}.")
-        self.gridding = gridding
-        if toeplitz_kernel is not None and not toeplitz:
-            raise ValueError("toeplitz_kernel: a precomputed Toeplitz kernel needs toeplitz=True, got toeplitz=False.")
+        self.gridding = check_gridding(gridding)
         self.traj = prepare_traj(traj, self.ndim)
         self.nsamples = self.traj.shape[-1]
         self.smaps = None
@@ -490,7 +458,7 @@ class NUFFT(LinearOperator):
         self.grid_shape = grid_shape_for(self.image_shape, self.oversampling)
         geometry = (self.image_shape, self.grid_shape, self.numpoints, self.table_oversampling)
         if self.gridding == "sparse":
-            self._sparse = GRIDDING_CACHE.get(self.traj, *geometry)
+            self._sparse = sparse_gridding(self.traj, *geometry)
             self._apodization, self._adjoint_apodization = apodization(*geometry)
         else:
             self._forward_op, self._adjoint_op, _ = kb_operators(*geometry)
@@ -498,18 +466,6 @@ class NUFFT(LinearOperator):
             self._scale = tf.constant(
                 math.sqrt(np.prod(self.grid_shape) / np.prod(self.image_shape)), tf.complex64
             )
-        self.toeplitz = None
-        if toeplitz:
-            from .toeplitz import ToeplitzNormal
-
-            if toeplitz_kernel is not None:
-                self.toeplitz = ToeplitzNormal.from_kernel(toeplitz_kernel, self.image_shape, smaps=self.smaps)
-            else:
-                self.toeplitz = ToeplitzNormal(
-                    self.traj, self.image_shape, dcomp=self.dcomp, smaps=self.smaps,
-                    oversampling=self.oversampling, numpoints=self.numpoints,
-                    table_oversampling=self.table_oversampling, gridding=self.gridding,
-                )
 
     @property
     def multicoil(self) -> bool:
@@ -586,19 +542,15 @@ class NUFFT(LinearOperator):
         """Density-compensated adjoint A^H D y (the "adjoint + DCp" reconstruction)."""
         return self._adjoint(self._weight(self._check_kspace(y)))
 
-    def normal(self, x) -> tf.Tensor:
-        """A^H D A x; with ``toeplitz=True`` via the Toeplitz embedding."""
-        if self.toeplitz is not None:
-            x = check_image("x", x, self.image_shape)
-            return self.toeplitz.normal(x)
+    def normal_dcomp(self, x) -> tf.Tensor:
+        """A^H D A x by forward + weighted adjoint: the normal of the density-weighted operator D^{1/2} A."""
         return self._adjoint(self._weight(self.forward(x)))
 
     def __repr__(self) -> str:
         coils = "single-coil" if self.smaps is None else f"{self.smaps.shape[1]} coils"
         return (
             f"NUFFT(image_shape={self.image_shape}, nsamples={self.nsamples}, {coils}, "
-            f"dcomp={'yes' if self.dcomp is not None else 'no'}, toeplitz={self.toeplitz is not None}, "
-            f"gridding={self.gridding!r})"
+            f"dcomp={'yes' if self.dcomp is not None else 'no'}, gridding={self.gridding!r})"
         )
 
 

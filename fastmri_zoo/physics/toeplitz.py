@@ -12,8 +12,14 @@ NUFFT's gridding, ``"sparse"`` matrices by default).
 
 Multicoil: A^H D A x = sum_c conj(S_c) T(S_c x), T the single-coil operator.
 No gridding is done per call, which is why this is much faster than forward +
-adjoint. Only the construction grids (not XLA-compilable); ``normal``
-itself is plain FFTs and element-wise products.
+adjoint. Only the construction grids (not XLA-compilable); applying the
+operator is plain FFTs and element-wise products.
+
+``ToeplitzNormal`` is a self-adjoint ``LinearOperator`` T = A^H D A:
+``forward`` = ``adjoint`` = T (also ``__call__``), so its own ``normal`` is
+T^H T = T^2, as for any operator. The kernel is cached per trajectory,
+density weights and geometry when eager (``TOEPLITZ_KERNELS``,
+:meth:`ToeplitzNormal.cached`).
 """
 
 from __future__ import annotations
@@ -24,10 +30,15 @@ import numpy as np
 import tensorflow as tf
 
 from ..checks import check_finite, check_rank, static_shape
-from .base import as_complex64
+from ..utils import LRUCache, array_digest
+from .base import LinearOperator, as_complex64
 from .nufft import _FFT, _IFFT, TABLE_OVERSAMPLING, NUFFT, check_batch, check_image, prepare_dcomp, prepare_traj
 
-__all__ = ["ToeplitzNormal", "point_spread_function"]
+__all__ = ["ToeplitzNormal", "point_spread_function", "TOEPLITZ_KERNELS"]
+
+#: Toeplitz kernels of the last trajectories, keyed by the bytes of traj and dcomp and the geometry
+#: (inference over many slices of one trajectory builds the kernel once). Eager only.
+TOEPLITZ_KERNELS = LRUCache(maxsize=4)
 
 
 def point_spread_function(
@@ -60,14 +71,16 @@ def point_spread_function(
     return psf * tf.cast(np.sqrt(np.prod(double)), tf.complex64)
 
 
-class ToeplitzNormal:
-    """A^H D A of a NUFFT as one FFT pair on a 2x grid.
+class ToeplitzNormal(LinearOperator):
+    """T = A^H D A of a NUFFT as one FFT pair on a 2x grid: a self-adjoint operator.
 
     traj, image_shape, dcomp, smaps, oversampling, numpoints,
-    table_oversampling, gridding: as for ``NUFFT``. ``normal(x)``: x complex64
-    (batch, *image_shape) -> same shape. ``kernel``: complex64
-    (batch, *2 image_shape), the FFT of the point-spread function divided by N;
-    it does not depend on smaps, so :meth:`from_kernel` reuses it.
+    table_oversampling, gridding: as for ``NUFFT``. ``forward(x)`` =
+    ``adjoint(x)`` = T x: x complex64 (batch, *image_shape) -> same shape;
+    ``normal(x)`` = T^2 x. ``kernel``: complex64 (batch, *2 image_shape), the
+    FFT of the point-spread function divided by N; it does not depend on
+    smaps, so :meth:`from_kernel` reuses it and :meth:`cached` takes it from
+    ``TOEPLITZ_KERNELS``.
     """
 
     def __init__(
@@ -104,6 +117,31 @@ class ToeplitzNormal:
             check_image("smaps[:, 0]", self.smaps[:, 0], self.image_shape)
 
     @classmethod
+    def cached(
+        cls,
+        traj,
+        image_shape: Sequence[int],
+        dcomp=None,
+        smaps=None,
+        oversampling: float = 2.0,
+        numpoints: int = 6,
+        table_oversampling: int = TABLE_OVERSAMPLING,
+        gridding: str = "sparse",
+    ) -> "ToeplitzNormal":
+        """The operator, its kernel taken from / stored in ``TOEPLITZ_KERNELS`` when eager (built in the graph otherwise).
+
+        Arguments as for the constructor.
+        """
+        image_shape = tuple(int(n) for n in image_shape)
+        traj = prepare_traj(traj, len(image_shape))
+        if dcomp is not None:
+            dcomp = prepare_dcomp(dcomp, traj.shape[-1])
+        settings = (image_shape, float(oversampling), int(numpoints), int(table_oversampling), gridding)
+        key = (array_digest(traj, dcomp), settings) if tf.executing_eagerly() else None
+        kernel = TOEPLITZ_KERNELS.get(key, lambda: cls(traj, image_shape, dcomp, None, *settings[1:]).kernel)
+        return cls.from_kernel(kernel, image_shape, smaps=smaps)
+
+    @classmethod
     def from_kernel(cls, kernel, image_shape: Sequence[int], smaps=None) -> "ToeplitzNormal":
         """The operator of an existing ``kernel`` (another ToeplitzNormal's, e.g. with other smaps).
 
@@ -131,8 +169,8 @@ class ToeplitzNormal:
         crop = (Ellipsis,) + tuple(slice(0, n) for n in self.image_shape)
         return filtered[crop]
 
-    def normal(self, x) -> tf.Tensor:
-        """A^H D A x; x complex64 (batch, *image_shape)."""
+    def forward(self, x) -> tf.Tensor:
+        """T x = A^H D A x; x complex64 (batch, *image_shape)."""
         x = check_image("x", x, self.image_shape)
         check_batch("x", x.shape[0], "traj", self.batch)
         if self.smaps is None:
@@ -140,7 +178,9 @@ class ToeplitzNormal:
         coil_images = self._apply(x[:, None] * self.smaps, self.kernel[:, None])
         return tf.reduce_sum(tf.math.conj(self.smaps) * coil_images, axis=1)
 
-    __call__ = normal
+    def adjoint(self, y) -> tf.Tensor:
+        """T^H y = T y: the operator is self-adjoint (D real)."""
+        return self.forward(y)
 
     def __repr__(self) -> str:
         return f"ToeplitzNormal(image_shape={self.image_shape}, kernel shape={static_shape(self.kernel)})"

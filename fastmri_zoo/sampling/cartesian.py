@@ -27,6 +27,7 @@ raise ``ValueError``.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -158,6 +159,9 @@ class MaskFunc:
         self.allow_any_combination = bool(allow_any_combination)
         self.seed = _check_seed("seed", seed)
         self.rng = np.random.RandomState(self.seed)
+        # tf.data pipelines call one mask function from several threads (parallel map): re-seeding the
+        # shared generator, drawing and restoring it must not interleave, or a slice gets another's mask.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -183,14 +187,15 @@ class MaskFunc:
             )
         num_cols = check_scalar("shape[-1] (W)", shape[-1], integer=True, at_least=2)
         seed = _check_seed("seed", seed)
-        if seed is None:
-            return self._sample(num_cols, offset)
-        state = self.rng.get_state()
-        self.rng.seed(seed)
-        try:
-            return self._sample(num_cols, offset)
-        finally:
-            self.rng.set_state(state)
+        with self._lock:
+            if seed is None:
+                return self._sample(num_cols, offset)
+            state = self.rng.get_state()
+            self.rng.seed(seed)
+            try:
+                return self._sample(num_cols, offset)
+            finally:
+                self.rng.set_state(state)
 
     def choose_acceleration(self) -> tuple[float, float]:
         """Draw one (center_fraction, acceleration) pair from the function's generator."""

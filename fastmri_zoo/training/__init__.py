@@ -1,11 +1,21 @@
-"""Training toolkit: reconstruction losses, RAdam / Lookahead, resumable ``fit`` and ``finetune``.
-
-``fit`` and ``finetune`` import TensorFlow-heavy modules; import them from here
-(``from fastmri_zoo.training import fit``) or from :mod:`fastmri_zoo.training.fit`.
+"""Training toolkit: the one trainer (resumable ``fit`` for every acquisition, ``finetune``,
+recipes of ``fastmri-zoo train RECIPE.json``), reconstruction losses, RAdam / Lookahead.
 """
 
+from .config import Recipe, load_recipe, run_recipe
 from .fit import (
-    DEFAULT_LEARNING_RATE, FitResult, cartesian_training_data, finetune, fit, freeze_layers, l1_magnitude_step,
+    DEFAULT_LEARNING_RATE,
+    FitResult,
+    acquisition_dataset,
+    acquisition_from_metadata,
+    cartesian_training_data,
+    check_acquisition,
+    finetune,
+    fit,
+    freeze_layers,
+    l1_magnitude_step,
+    strategy_from_environment,
+    training_data,
 )
 from .losses import (
     LOSSES,
@@ -24,6 +34,14 @@ from .optimizers import Lookahead, RAdam, get_optimizer
 
 __all__ = [
     "fit",
+    "training_data",
+    "acquisition_dataset",
+    "check_acquisition",
+    "acquisition_from_metadata",
+    "strategy_from_environment",
+    "Recipe",
+    "load_recipe",
+    "run_recipe",
     "l1_magnitude_step",
     "finetune",
     "FitResult",

@@ -1,67 +1,80 @@
-"""The JSON configuration of ``fastmri-zoo train CONFIG.json``.
+"""Training recipes: the JSON file of ``fastmri-zoo train RECIPE.json``.
 
-Example (paths relative to the config file's folder)::
+A recipe describes one training run completely; every shipped checkpoint keeps the one that
+made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/recipe.json
+--data DATA_DIR`` trains it again through :func:`~fastmri_zoo.training.fit`::
 
     {
-      "model": {"class": "UNet", "kwargs": {"layers_n_channels": [16, 32, 64, 128]}},
-      "data": {"train": "ixi/singlecoil/train", "val": "ixi/singlecoil/val"},
-      "pipeline": {"mask_type": "random", "accelerations": [4], "center_fractions": [0.08],
-                   "multicoil": false},
-      "loss": "l1",
-      "optimizer": "radam",
-      "learning_rate": 0.001,
-      "clipnorm": 1.0,
-      "steps": 600,
-      "steps_per_epoch": 25,
-      "batch_size": 2,
-      "seed": 0,
-      "run_dir": "runs/unet",
-      "output": "presets/unet-cartesian-singlecoil-af4",
-      "card": {"name": "unet-cartesian-singlecoil-af4", "paper": "..."}
+      "name": "ncpdnet-radial-multicoil",
+      "model": {"class": "NCPDNet", "kwargs": {"multicoil": true, "refine_smaps": true}},
+      "data": {"source": "ixi", "folder": "multicoil", "train": "train", "val": "val", "test": "test",
+               "prepare": "python scripts/prepare_ixi.py IXI_T1_DIR DATA_DIR"},
+      "acquisition": {"kind": "noncartesian", "ndim": 2, "multicoil": true, "trajectory": "radial",
+                      "acceleration": 4},
+      "training": {"loss": "l1", "optimizer": "adam", "learning_rate": 0.001, "clipnorm": 1.0,
+                   "steps": 300, "steps_per_epoch": 25, "batch_size": 2, "seed": 0, "val_steps": 4,
+                   "run_eagerly": false},
+      "card": {"architecture": "ncpdnet", "variant": null, "trajectory": "radial", "coils": "multicoil",
+               "acceleration": null, "dataset": null, "description": "...", "paper": "...", "notes": "..."}
     }
 
-Required: ``model`` (``class``: a model class of ``fastmri_zoo.models``; ``kwargs``: its
-constructor arguments), ``data`` (a folder with ``train/`` and optional ``val/``, a folder
-of ``.h5`` files, or ``{"train": ..., "val": ...}``), ``steps`` and ``run_dir``.
-Optional: ``pipeline`` (``mask_type``, ``accelerations``, ``center_fractions``,
-``multicoil`` (default: the model's), ``fixed_train_masks``, ``normalize``), ``loss``
-(name or ``{"name": ..., ...}``), ``optimizer`` (name or ``{"name": ..., ...}``),
-``learning_rate``, ``clipnorm``, ``steps_per_epoch``, ``batch_size``, ``seed``,
-``val_steps``, ``freeze``, ``output`` (the preset folder), ``card`` (model-card fields).
+- ``model``: ``class`` (a model class of ``fastmri_zoo.models``) and its constructor ``kwargs``.
+- ``data``: folders relative to the data root (the ``--data`` option; default the recipe's own
+  folder): ``DATA_ROOT/folder/train`` (required), ``.../val`` (optional, null for none) and
+  ``.../test`` (held-out, for evaluation only). ``source``, ``prepare`` (the command that
+  writes the data root) and ``description`` (the model card's training-data text) are records.
+- ``acquisition``: what the pipelines simulate (``training.fit.check_acquisition``).
+- ``training``: ``steps`` (required), ``loss``, ``optimizer``, ``learning_rate``, ``clipnorm``,
+  ``steps_per_epoch``, ``batch_size``, ``seed``, ``val_steps`` (validation batches per epoch),
+  ``run_eagerly``, ``freeze``, ``fixed_train_masks`` (see ``fit`` and ``training_data``).
+- ``card``: the registry row (``registry.ENTRY_FIELDS``: ``architecture``, ``variant``,
+  ``trajectory``, ``coils``, ``acceleration``, ``dataset``, ``description``, ``hub_*``) and
+  model-card text (``paper``, ``notes``, and any field of ``presets.CARD_FIELDS`` given as is).
+
 Unknown keys are errors, so a typo cannot silently fall back to a default.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "load_train_config", "run_train_config", "model_classes"]
+from .. import models
+from ..checks import check_scalar
+from ..models.base import ReconstructionModel
+from ..presets import CARD_FIELDS
+from ..registry import ENTRY_FIELDS, RECIPE_FILE
+from .fit import FitResult, check_acquisition, fit, strategy_from_environment, training_data
 
-_TOP_KEYS = {
-    "model", "data", "pipeline", "loss", "optimizer", "learning_rate", "clipnorm", "steps", "steps_per_epoch",
-    "batch_size", "seed", "val_steps", "freeze", "run_dir", "output", "card",
-}
-_REQUIRED = ("model", "data", "steps", "run_dir")
+__all__ = ["Recipe", "load_recipe", "run_recipe", "model_card", "model_classes", "RECIPE_FILE"]
+
+_TOP_KEYS = {"name", "model", "data", "acquisition", "training", "card"}
+_REQUIRED = ("model", "data", "acquisition", "training")
 _MODEL_KEYS = {"class", "kwargs"}
-_DATA_KEYS = {"train", "val"}
-_PIPELINE_KEYS = {"mask_type", "accelerations", "center_fractions", "multicoil", "fixed_train_masks", "normalize"}
+_DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description"}
+_TRAINING_KEYS = {
+    "loss", "optimizer", "learning_rate", "clipnorm", "steps", "steps_per_epoch", "batch_size", "seed", "val_steps",
+    "run_eagerly", "freeze", "fixed_train_masks",
+}
+#: Card fields that ``fit`` fills from the run, not the recipe.
+_FROM_THE_RUN = {"name", "training_command", "metrics", "acquisition"}
+_CARD_KEYS = set(ENTRY_FIELDS) | {"paper", "notes"} | (set(CARD_FIELDS) - _FROM_THE_RUN)
 
 
 @dataclass
-class TrainConfig:
-    """A validated training configuration; paths are absolute."""
+class Recipe:
+    """A validated recipe (see the module docstring)."""
 
     model_class: str
     model_kwargs: dict
-    train_dir: Path
-    val_dir: Path | None
+    data: dict
+    acquisition: dict
     steps: int
-    run_dir: Path
-    pipeline: dict = field(default_factory=dict)
+    name: str | None = None
     loss: Any = "l1"
     optimizer: Any = "adam"
     learning_rate: float = 1e-3
@@ -70,17 +83,30 @@ class TrainConfig:
     batch_size: int = 1
     seed: int | None = 0
     val_steps: int | None = None
+    run_eagerly: bool = False
     freeze: list = field(default_factory=list)
-    output: Path | None = None
+    fixed_train_masks: bool = False
     card: dict = field(default_factory=dict)
     source: Path | None = None
 
+    def data_folders(self, data_dir: str | os.PathLike | None = None) -> dict[str, Path | None]:
+        """{"train", "val", "test"}: the folders under the data root ``data_dir`` (default: the
+        recipe file's folder); None where the recipe names none."""
+        root = Path(data_dir).expanduser() if data_dir is not None else (
+            self.source.parent if self.source is not None else Path.cwd())
+        base = root / self.data.get("folder", "")
+        return {part: None if self.data.get(part) is None else (base / self.data[part]).absolute()
+                for part in ("train", "val", "test")}
+
+    def build_model(self) -> ReconstructionModel:
+        try:
+            return model_classes()[self.model_class](**self.model_kwargs)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"model.kwargs: {self.model_class} does not accept them: {error}") from None
+
 
 def model_classes() -> dict[str, type]:
-    """The model classes ``train`` can build, by class name."""
-    from .. import models
-    from ..models.base import ReconstructionModel
-
+    """The model classes a recipe can build, by class name."""
     found = {}
     for name in dir(models):
         value = getattr(models, name)
@@ -100,150 +126,171 @@ def _check_keys(where: str, mapping, allowed: set, required=()) -> None:
         raise ValueError(f"{where}: missing required key(s) {missing}.")
 
 
-def _folder(where: str, value, base: Path, must_exist: bool = True) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{where}: expected a folder path (a string), got {value!r}.")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else base / path
-    if must_exist and not path.is_dir():
-        raise FileNotFoundError(f"{where}: no such folder: {str(path)!r}")
-    return path
+def _check_folder_name(where: str, value, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: expected a folder name (a string){' or null' if allow_none else ''}, got {value!r}.")
 
 
-def load_train_config(path: str | os.PathLike) -> TrainConfig:
-    """Read and validate a training config (see the module docstring); raises ValueError /
-    FileNotFoundError naming the offending key."""
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and validate a recipe (see the module docstring); raises ValueError /
+    FileNotFoundError naming the offending key, before anything is built."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CONFIG: no such file: {str(path)!r}")
+        raise FileNotFoundError(f"RECIPE: no such file: {str(path)!r}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
-        raise ValueError(f"CONFIG: {path} is not valid JSON ({error}).") from None
-    _check_keys("config", raw, _TOP_KEYS, _REQUIRED)
-    base = path.parent.absolute()
+        raise ValueError(f"RECIPE: {path} is not valid JSON ({error}).") from None
+    if isinstance(raw, dict) and "training" not in raw and "steps" in raw:
+        raise ValueError(
+            "RECIPE: this is the former training-config format (top-level steps, pipeline, run_dir); move the "
+            "settings into 'training' and 'acquisition' sections and pass --run-dir (see fastmri_zoo.training.config)."
+        )
+    _check_keys("recipe", raw, _TOP_KEYS, _REQUIRED)
 
     model = raw["model"]
     _check_keys("model", model, _MODEL_KEYS, ("class",))
     classes = model_classes()
-    class_name = model["class"]
-    if class_name not in classes:
-        raise ValueError(f"model.class: unknown model class {class_name!r}; expected one of {sorted(classes)}.")
+    if model["class"] not in classes:
+        raise ValueError(f"model.class: unknown model class {model['class']!r}; expected one of {sorted(classes)}.")
     kwargs = model.get("kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ValueError(f"model.kwargs: expected a JSON object of constructor arguments, got {kwargs!r}.")
 
     data = raw["data"]
-    if isinstance(data, str):
-        folder = _folder("data", data, base)
-        if (folder / "train").is_dir():
-            train_dir, val_dir = folder / "train", (folder / "val" if (folder / "val").is_dir() else None)
-        else:
-            train_dir, val_dir = folder, None
-    else:
-        _check_keys("data", data, _DATA_KEYS, ("train",))
-        train_dir = _folder("data.train", data["train"], base)
-        val_dir = _folder("data.val", data["val"], base) if data.get("val") is not None else None
+    _check_keys("data", data, _DATA_KEYS, ("train",))
+    _check_folder_name("data.folder", data.get("folder", ""), allow_none=False)
+    _check_folder_name("data.train", data["train"], allow_none=False)
+    for part in ("val", "test"):
+        _check_folder_name(f"data.{part}", data.get(part), allow_none=True)
 
-    pipeline = dict(raw.get("pipeline") or {})
-    _check_keys("pipeline", pipeline, _PIPELINE_KEYS)
+    acquisition = check_acquisition(raw["acquisition"])
+    model_multicoil = kwargs.get("multicoil")
+    if model_multicoil is not None and bool(model_multicoil) != acquisition["multicoil"]:
+        raise ValueError(
+            f"acquisition.multicoil: {acquisition['multicoil']} but model.kwargs.multicoil is {model_multicoil}; "
+            "expected the same."
+        )
 
-    from ..checks import check_scalar
+    training = raw["training"]
+    _check_keys("training", training, _TRAINING_KEYS, ("steps",))
 
     def number(key, default, integer=False, at_least=None, above=None, allow_none=False):
-        value = raw.get(key, default)
+        value = training.get(key, default)
         if value is None and allow_none:
             return None
-        return check_scalar(key, value, integer=integer, at_least=at_least, above=above)
+        return check_scalar(f"training.{key}", value, integer=integer, at_least=at_least, above=above)
 
-    freeze = raw.get("freeze") or []
+    def flag(key):
+        value = training.get(key, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"training.{key}: expected true or false, got {value!r}.")
+        return value
+
+    freeze = training.get("freeze") or []
     if isinstance(freeze, str) or not all(isinstance(name, str) for name in freeze):
-        raise ValueError(f"freeze: expected a list of layer names or prefixes, got {freeze!r}.")
-    card = raw.get("card") or {}
-    if not isinstance(card, dict):
-        raise ValueError(f"card: expected a JSON object of model-card fields, got {card!r}.")
-    from ..presets import CARD_FIELDS
+        raise ValueError(f"training.freeze: expected a list of layer names or prefixes, got {freeze!r}.")
+    steps = number("steps", None, integer=True, at_least=1)
+    steps_per_epoch = number("steps_per_epoch", None, integer=True, at_least=1, allow_none=True)
+    if steps_per_epoch is not None and steps % steps_per_epoch:
+        raise ValueError(f"training.steps: expected a multiple of steps_per_epoch={steps_per_epoch}, got {steps}.")
 
-    unknown_card = sorted(set(card) - set(CARD_FIELDS))
-    if unknown_card:
-        raise ValueError(f"card: unknown model-card field(s) {unknown_card}; accepted: {list(CARD_FIELDS)}.")
-    output = raw.get("output")
-    return TrainConfig(
-        model_class=class_name,
+    card = raw.get("card") or {}
+    _check_keys("card", card, _CARD_KEYS)
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"name: expected a string, got {name!r}.")
+    recipe = Recipe(
+        name=name,
+        model_class=model["class"],
         model_kwargs=kwargs,
-        train_dir=train_dir,
-        val_dir=val_dir,
-        steps=number("steps", None, integer=True, at_least=1),
-        run_dir=_folder("run_dir", raw["run_dir"], base, must_exist=False),
-        pipeline=pipeline,
-        loss=raw.get("loss", "l1"),
-        optimizer=raw.get("optimizer", "adam"),
+        data=dict(data),
+        acquisition=acquisition,
+        steps=steps,
+        loss=training.get("loss", "l1"),
+        optimizer=training.get("optimizer", "adam"),
         learning_rate=number("learning_rate", 1e-3, above=0),
         clipnorm=number("clipnorm", 1.0, above=0, allow_none=True),
-        steps_per_epoch=number("steps_per_epoch", None, integer=True, at_least=1, allow_none=True),
+        steps_per_epoch=steps_per_epoch,
         batch_size=number("batch_size", 1, integer=True, at_least=1),
         seed=number("seed", 0, integer=True, allow_none=True),
         val_steps=number("val_steps", None, integer=True, at_least=1, allow_none=True),
+        run_eagerly=flag("run_eagerly"),
         freeze=list(freeze),
-        output=None if output is None else _folder("output", output, base, must_exist=False),
-        card=card,
+        fixed_train_masks=flag("fixed_train_masks"),
+        card=dict(card),
         source=path.absolute(),
     )
+    recipe.build_model()  # the constructor checks its arguments; no weights are made
+    return recipe
 
 
-def run_train_config(config: TrainConfig, command: str | None = None, verbose="auto"):
-    """Build the model and pipelines of ``config`` and run :func:`~fastmri_zoo.training.fit`."""
-    from .fit import cartesian_training_data, fit
+def model_card(recipe: Recipe, data_description: str) -> dict:
+    """The model-card fields of the preset ``fit`` writes (the run adds command and metrics)."""
+    card = {key: value for key, value in recipe.card.items() if key in CARD_FIELDS}
+    card.pop("architecture", None)  # the registry's family name; the card names the class
+    notes = recipe.card.get("notes")
+    if recipe.card.get("description"):
+        card["description"] = recipe.card["description"] + (f" {notes}" if notes else "")
+    card.setdefault("training_data", recipe.data.get("description") or data_description)
+    card["acquisition"] = dict(recipe.acquisition)
+    if recipe.name:
+        card["name"] = recipe.name
+    return card
 
-    cls = model_classes()[config.model_class]
 
-    def build():
-        try:
-            return cls(**config.model_kwargs)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"model.kwargs: {config.model_class} does not accept them: {error}") from None
+def run_recipe(
+    recipe: Recipe,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    steps: int | None = None,
+    strategy=None,
+    verbose="auto",
+    command: str | None = None,
+) -> FitResult:
+    """Train ``recipe`` on the data root ``data_dir`` (see :meth:`Recipe.data_folders`).
 
-    pipeline = dict(config.pipeline)
-    multicoil = pipeline.pop("multicoil", bool(config.model_kwargs.get("multicoil", False)))
-    train, val = cartesian_training_data(
-        config.train_dir, config.val_dir, multicoil=multicoil, batch_size=config.batch_size, seed=config.seed,
-        **pipeline,
-    )
-    settings = {
-        "mask_type": pipeline.get("mask_type", "random"),
-        "accelerations": pipeline.get("accelerations", 4),
-        "center_fractions": pipeline.get("center_fractions", 0.08),
-    }
+    run_dir: backups and logs (default ``runs/NAME``); output: the preset folder written at the
+    end (default ``RUN_DIR/preset``); steps: a shorter run for a check (``steps_per_epoch`` is
+    then reduced to divide it). strategy: default :func:`~fastmri_zoo.training.fit.strategy_from_environment`
+    (``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` describes a cluster).
+    """
+    folders = recipe.data_folders(data_dir)
+    for part in ("train", "val"):
+        if folders[part] is not None and not folders[part].is_dir():
+            raise FileNotFoundError(
+                f"data.{part}: no such folder: {str(folders[part])!r}"
+                + (f" (prepare the data with: {recipe.data['prepare']})" if recipe.data.get("prepare") else "")
+            )
+    total = recipe.steps if steps is None else check_scalar("steps", steps, integer=True, at_least=1)
+    steps_per_epoch = recipe.steps_per_epoch
+    if steps_per_epoch is not None and total % steps_per_epoch:
+        steps_per_epoch = math.gcd(total, steps_per_epoch)
+    name = recipe.name or (recipe.source.parent.name if recipe.source else "run")
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / name
+    output = Path(output) if output is not None else run_dir / "preset"
+    if strategy is None:
+        strategy = strategy_from_environment()
+
+    train, val = training_data(folders["train"], folders["val"], recipe.acquisition, batch_size=recipe.batch_size,
+                               seed=recipe.seed, fixed_train_masks=recipe.fixed_train_masks)
     data_description = (
-        f"{config.train_dir.name}/ ({_count(config.train_dir)} files)"
-        + (f", validation {config.val_dir.name}/ ({_count(config.val_dir)} files)" if config.val_dir else "")
-        + f"; {'multicoil' if multicoil else 'single-coil'} Cartesian, {settings['mask_type']} masks, "
-        f"accelerations {settings['accelerations']}, centre fractions {settings['center_fractions']}"
+        f"{folders['train'].name}/ of {folders['train'].parent}"
+        + (f", validation {folders['val'].name}/" if folders["val"] is not None else "")
+        + f"; {json.dumps(recipe.acquisition)}"
     )
+    summary = (f"  (loss {recipe.loss}, optimizer {recipe.optimizer}, learning rate {recipe.learning_rate:g}, "
+               f"clipnorm {recipe.clipnorm}, {total} steps of batch {recipe.batch_size}, seed {recipe.seed})")
+    source = recipe.source.name if recipe.source else RECIPE_FILE
+    command = (command or f"fastmri-zoo train {source} --data DATA_DIR") + summary
     return fit(
-        build, train, val, steps=config.steps, steps_per_epoch=config.steps_per_epoch, loss=config.loss,
-        optimizer=config.optimizer, learning_rate=config.learning_rate, clipnorm=config.clipnorm,
-        run_dir=config.run_dir, seed=config.seed, freeze=config.freeze, preset_dir=config.output,
-        val_steps=config.val_steps, verbose=verbose, card=config.card,
-        command=command or f"fastmri-zoo train {config.source.name if config.source else 'CONFIG.json'}",
-        data_description=data_description,
+        recipe.build_model, train, val, steps=total, steps_per_epoch=steps_per_epoch, loss=recipe.loss,
+        optimizer=recipe.optimizer, learning_rate=recipe.learning_rate, clipnorm=recipe.clipnorm, run_dir=run_dir,
+        seed=recipe.seed, freeze=recipe.freeze, strategy=strategy, preset_dir=output, val_steps=recipe.val_steps,
+        verbose=verbose, card=model_card(recipe, data_description), command=command,
+        data_description=data_description, run_eagerly=recipe.run_eagerly,
     )
-
-
-def _count(folder: Path) -> int:
-    from ..data.pipelines import list_h5_files
-
-    return len(list_h5_files(folder))
-
-
-def split_named(kind: str, identifier, kwargs: dict, choices=None) -> tuple[Any, dict]:
-    """``{"name": ..., **options}`` -> (name, options merged with ``kwargs``); other identifiers
-    pass through unchanged. Shared by ``get_loss`` and ``get_optimizer``."""
-    if not isinstance(identifier, dict):
-        return identifier, kwargs
-    config = dict(identifier)
-    if "name" not in config:
-        listed = f" (one of {sorted(choices)})" if choices else ""
-        raise ValueError(f"{kind}: a dict needs a 'name'{listed}, got keys {sorted(config)}.")
-    name = config.pop("name")
-    return name, {**config, **kwargs}

@@ -1,12 +1,21 @@
-"""Train and fine-tune reconstruction networks: ``fit`` and ``finetune``.
+"""Train and fine-tune reconstruction networks, for every acquisition: ``fit``, ``training_data``, ``finetune``.
+
+The one trainer of the package: ``fastmri-zoo train RECIPE.json`` (:mod:`.config`), ``fastmri-zoo
+finetune`` and every shipped checkpoint go through ``fit``. ``training_data`` builds its pipelines
+for any acquisition (Cartesian, non-Cartesian 2D radial / spiral, 3D kooshball; single-coil or
+multicoil) from an acquisition description (the ``acquisition`` section of a recipe).
 
 ``fit`` wraps the network in a small training model whose loss is computed by the
 toolkit's :mod:`~fastmri_zoo.training.losses` on the network's complex output (Keras'
 compiled loss would cast it to float32 and drop the imaginary part), then runs
 ``keras.Model.fit`` with
 
-- gradient clipping (``clipnorm``, on the optimizer);
+- gradient clipping (``clipnorm``, on the optimizer); under ``tf.distribute`` with several
+  replicas the clipping factor is that of the all-reduced (global-batch) gradient, so a
+  multi-replica step equals the single-device step on the same global batch;
 - validation PSNR / SSIM / NMSE on magnitudes after each epoch (``metrics.ReconstructionMetric``);
+  3D networks (``ndim == 3``) are trained and scored slice by slice: (batch, D, H, W) volumes
+  become (batch * D, H, W) slices before the loss and the metrics;
 - a progress bar (Keras ``verbose``), ``RUN_DIR/log.csv`` and TensorBoard logs in ``RUN_DIR/logs``;
 - ``keras.callbacks.BackupAndRestore`` in ``RUN_DIR/backup`` (weights, optimizer state and
   epoch, written at the end of each epoch): calling ``fit`` again with the same ``run_dir``
@@ -17,11 +26,14 @@ compiled loss would cast it to float32 and drop the imaginary part), then runs
   from the run.
 
 Run-directory layout: ``backup/``, ``logs/`` (TensorBoard), ``log.csv``, ``sessions.json``
-(one entry per call: starting epoch, wall time), ``run.json``.
+(one entry per call: starting epoch, wall time), ``run.json``. Under ``MultiWorkerMirroredStrategy``
+(``TF_CONFIG``; :func:`strategy_from_environment`) the chief writes these and the preset; the other
+workers keep their backups and logs in ``RUN_DIR/<task type>-<index>/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -34,9 +46,11 @@ import keras
 import tensorflow as tf
 
 from ..checks import check_scalar
-from ..data.pipelines import center_crop, list_h5_files
+from ..data.pipelines import cartesian_dataset, list_h5_files, noncartesian_3d_dataset, noncartesian_dataset
 from ..metrics import ReconstructionMetric
 from ..models.base import ReconstructionModel
+from ..presets import from_preset, save_to_preset
+from ..utils import center_crop
 from .losses import ReconstructionLoss, get_loss
 from .optimizers import get_optimizer
 
@@ -46,7 +60,12 @@ __all__ = [
     "FitResult",
     "freeze_layers",
     "l1_magnitude_step",
+    "training_data",
+    "acquisition_dataset",
+    "check_acquisition",
     "cartesian_training_data",
+    "acquisition_from_metadata",
+    "strategy_from_environment",
     "DEFAULT_LEARNING_RATE",
     "FINETUNE_LR_FACTOR",
 ]
@@ -79,18 +98,41 @@ class FitResult:
 # --------------------------------------------------------------------------- training model
 
 
-class _TrainingModel(keras.Model):
-    """network(inputs), centre-cropped to the target size; loss from the toolkit, never Keras'
-    compiled loss (which would cast a complex prediction to float32)."""
+def _as_slices(volumes):
+    """(batch, D, H, W) -> (batch * D, H, W): 3D networks are trained and scored slice-wise."""
+    return tf.reshape(volumes, tf.concat([[-1], tf.shape(volumes)[-2:]], 0))
 
-    def __init__(self, network: ReconstructionModel, loss: ReconstructionLoss, target_shape=None, **kwargs):
+
+class _TrainingModel(keras.Model):
+    """network(inputs), centre-cropped to the target size (as slices for 3D networks); loss from
+    the toolkit, never Keras' compiled loss (which would cast a complex prediction to float32)."""
+
+    def __init__(self, network: ReconstructionModel, loss: ReconstructionLoss, target_shape=None,
+                 volumes: bool = False, multi_worker: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.network = network
         self.reconstruction_loss = loss
         self.target_shape = None if target_shape is None else tuple(int(s) for s in target_shape)
+        self.volumes = bool(volumes)
+        self.multi_worker = bool(multi_worker)
+
+    def _logs(self, logs):
+        # Under MultiWorkerMirroredStrategy Keras averages each replica's logs along axis 0, which
+        # scalars lack: give them that axis (the values are already aggregated over the replicas).
+        if not self.multi_worker:
+            return logs
+        return {key: tf.reshape(value, [1]) for key, value in logs.items()}
+
+    def train_step(self, data):
+        return self._logs(super().train_step(data))
+
+    def test_step(self, data):
+        return self._logs(super().test_step(data))
 
     def call(self, inputs, training=None):
         output = self.network(inputs, training=training)
+        if self.volumes:
+            output = _as_slices(output)
         if self.target_shape is not None and tuple(output.shape[-2:]) != self.target_shape:
             output = center_crop(output, self.target_shape)
         return output
@@ -175,6 +217,73 @@ def _static_target_shape(dataset) -> tuple | None:
     if shape.rank is None or shape.rank < 2 or None in shape[-2:]:
         return None
     return tuple(int(s) for s in shape[-2:])
+
+
+def _clip_summed_gradients(optimizer) -> None:
+    """Clip the all-reduced gradient, not each replica's share of it.
+
+    Keras applies ``clipnorm`` / ``global_clipnorm`` to each replica's gradient before summing
+    them over the replicas, so with clipping active a multi-replica step differs from the
+    one-device step on the same global batch. Here each replica's share is scaled by the clipping
+    factor of the summed gradient (clipping is a scaling, so the sum of the scaled shares is the
+    clipped sum), and the optimizer's own all-reduce then gives the single-device update.
+    """
+    if optimizer.clipvalue:
+        raise ValueError("clipvalue: element-wise clipping is not a scaling; under tf.distribute use clipnorm.")
+    if not (optimizer.clipnorm or optimizer.global_clipnorm):
+        return
+
+    def factor(norm, limit):
+        return limit / tf.maximum(norm, limit)
+
+    def clip(grads):
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return per_replica_clip(grads)
+        present = [g for g in grads if g is not None]
+        summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+        norms = [None if g is None else tf.norm(next(summed)) for g in grads]
+        if optimizer.clipnorm:
+            limit = tf.cast(optimizer.clipnorm, tf.float32)
+            return [None if g is None else g * tf.cast(factor(n, limit), g.dtype) for g, n in zip(grads, norms)]
+        limit = tf.cast(optimizer.global_clipnorm, tf.float32)
+        scale = factor(tf.linalg.global_norm([n for n in norms if n is not None]), limit)
+        return [None if g is None else g * tf.cast(scale, g.dtype) for g in grads]
+
+    per_replica_clip = optimizer._clip_gradients
+    optimizer._clip_gradients = clip
+
+
+def strategy_from_environment() -> tf.distribute.Strategy | None:
+    """``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` describes a cluster of several tasks,
+    else None (the default strategy). Create it before any other TensorFlow work."""
+    config = os.environ.get("TF_CONFIG")
+    if not config:
+        return None
+    try:
+        cluster = json.loads(config).get("cluster", {})
+    except ValueError:
+        raise ValueError(f"TF_CONFIG: not valid JSON: {config!r}.") from None
+    if sum(len(tasks) for tasks in cluster.values()) < 2:
+        return None
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _in_cluster(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
+def _worker_name(strategy) -> str | None:
+    """None on the chief (or without a cluster), else "<task type>-<index>" of this worker."""
+    if not _in_cluster(strategy):
+        return None
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0):
+        return None
+    return f"{task_type}-{task_id}"
 
 
 def _rebuild_in_scope(network: ReconstructionModel, strategy) -> tuple[ReconstructionModel, list | None]:
@@ -278,6 +387,7 @@ def fit(
     command: str | None = None,
     data_description: str | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    run_eagerly: bool = False,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimizer steps, resumably, and optionally export a preset.
 
@@ -290,18 +400,23 @@ def fit(
     training set is repeated as needed. steps: total optimizer steps, a multiple of
     ``steps_per_epoch`` (default: ``min(steps, 100)``); one backup and one validation per
     epoch. loss: a name of ``losses.LOSSES``, a dict ``{"name": ..., **kwargs}`` or a
-    ``ReconstructionLoss``. optimizer: a name ("adam", "radam", "lookahead_radam", any
+    ``ReconstructionLoss`` (its mean over the images of the batch is minimised; 3D networks:
+    over the slices of the volumes). optimizer: a name ("adam", "radam", "lookahead_radam", any
     Keras optimizer), a dict or an optimizer instance; ``learning_rate`` and ``clipnorm``
     are set on it. seed: ``keras.utils.set_random_seed`` at the start. freeze: sub-layer
     names or prefixes kept fixed (:func:`freeze_layers`). val_steps: validation batches per
     epoch (default: all, cached in memory). preset_dir: where ``save_to_preset`` writes the
-    trained network; ``card`` adds or overrides model-card fields; ``command`` and
-    ``data_description`` fill its training command and data sections.
+    trained network; ``card`` adds or overrides model-card fields (a ``description`` is
+    followed by the run's facts); ``command`` and ``data_description`` fill its training
+    command and data sections. When the training
+    dataset comes from ``data.pipelines`` its ``preprocessor`` is checked against the network
+    and recorded in the preset. run_eagerly: run the steps eagerly (3D non-Cartesian
+    networks: the per-trajectory caches, e.g. the Toeplitz kernel, are then computed once).
 
-    strategy: e.g. ``tf.distribute.MirroredStrategy()``; the dataset's batch is the global
-    batch, split over the replicas. Note that Keras applies ``clipnorm`` to each replica's
-    gradient before the all-reduce, so with clipping active a multi-replica update differs
-    from the single-device one (without clipping they agree to float precision).
+    strategy: e.g. ``tf.distribute.MirroredStrategy()`` or ``MultiWorkerMirroredStrategy()``
+    (:func:`strategy_from_environment`); the dataset's batch is the global batch, split over
+    the replicas, and the update equals the single-device one on that batch (gradient
+    clipping included, see the module docstring).
 
     Returns a :class:`FitResult` (trained network, final validation metrics, ...).
     """
@@ -321,19 +436,16 @@ def fit(
     if run_dir is None:
         raise ValueError("run_dir: expected a folder for backups and logs, got None.")
     run_dir = Path(run_dir).expanduser().absolute()
+    scope_strategy = strategy or tf.distribute.get_strategy()
+    worker = _worker_name(scope_strategy)
+    if worker is not None:  # only the chief writes the run's records and the preset
+        run_dir, preset_dir = run_dir / worker, None
     run_dir.mkdir(parents=True, exist_ok=True)
     epochs = steps // steps_per_epoch
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
-    scope_strategy = strategy or tf.distribute.get_strategy()
 
-    train = train_dataset.map(lambda x, y: (_model_inputs(x), y)).repeat()
-    val = None
-    if val_dataset is not None:
-        val = val_dataset.map(lambda x, y: (_model_inputs(x), y))
-        if val_steps is not None:
-            val = val.take(val_steps)
-        val = val.cache()
+    train = train_dataset.map(lambda x, y: (_model_inputs(x), y))
     example_inputs, example_target = _first_batch(train)
     batch_size = int(example_target.shape[0])
 
@@ -349,6 +461,20 @@ def fit(
     else:
         raise ValueError(f"model: expected a ReconstructionModel or a callable building one, got {type(model).__name__}.")
 
+    preprocessor = getattr(train_dataset, "preprocessor", None)
+    if preprocessor is not None:
+        preprocessor.check_model(network)  # before any computation
+    volumes = int(getattr(network, "ndim", 2) or 2) == 3
+    if volumes:
+        train = train.map(lambda x, y: (x, _as_slices(y)))
+    train = train.repeat()
+    val = None
+    if val_dataset is not None:
+        val = val_dataset.map(lambda x, y: (_model_inputs(x), _as_slices(y) if volumes else y))
+        if val_steps is not None:
+            val = val.take(val_steps)
+        val = val.cache()
+
     with scope_strategy.scope():
         if not network.built:
             network(example_inputs)  # BackupAndRestore needs built weights
@@ -357,15 +483,29 @@ def fit(
         frozen = freeze_layers(network, freeze) if freeze else []
         loss_fn = get_loss(loss)
         opt = get_optimizer(optimizer, learning_rate, clipnorm)
-        trainer = _TrainingModel(network, loss_fn, _static_target_shape(train_dataset), name="training_model")
+        if scope_strategy.num_replicas_in_sync > 1:
+            _clip_summed_gradients(opt)
+    # Under MultiWorkerMirroredStrategy the training model is made outside the strategy's scope and
+    # compiled and trained inside it: Keras then takes the strategy from the scope and skips its
+    # symbolic build on a distributed batch, which cannot reduce dict inputs across workers (one
+    # replica per worker: the metric variables are then made in the first step). The training model
+    # has no variables of its own.
+    multi_worker = _in_cluster(scope_strategy)
+    with (contextlib.nullcontext() if multi_worker else scope_strategy.scope()):
+        trainer = _TrainingModel(network, loss_fn, _static_target_shape(train_dataset), volumes=volumes,
+                                 multi_worker=multi_worker, name="training_model")
+    with scope_strategy.scope():
         trainer(example_inputs)
         trainer.compile(
             optimizer=opt,
             metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim"), ReconstructionMetric("nmse")],
             jit_compile=False,
+            run_eagerly=bool(run_eagerly),
         )
     if not network.trainable_weights:
         raise ValueError(f"freeze: {frozen} leaves {type(network).__name__} with no trainable weights.")
+    if preprocessor is not None:
+        network.preprocessor = preprocessor  # recorded by save_to_preset (preprocessor.json)
 
     sessions_path = run_dir / _SESSIONS_FILE
     session_log = _SessionLog(sessions_path)
@@ -376,15 +516,16 @@ def fit(
         session_log,
         *callbacks,
     ]
-    history = trainer.fit(
-        train,
-        validation_data=val,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=all_callbacks,
-        verbose=verbose,
-        shuffle=False,  # the pipeline shuffles
-    )
+    with scope_strategy.scope():
+        history = trainer.fit(
+            train,
+            validation_data=val,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles
+        )
     done = int(keras.ops.convert_to_numpy(opt.iterations))
     if done != steps:
         raise RuntimeError(
@@ -393,7 +534,8 @@ def fit(
         )
 
     if val is not None:
-        evaluated = trainer.evaluate(val, verbose=0, return_dict=True)
+        with scope_strategy.scope():
+            evaluated = trainer.evaluate(val, verbose=0, return_dict=True)
         final_metrics = {key: float(evaluated[key]) for key in ("psnr", "ssim", "nmse") if key in evaluated}
         final_metrics["loss"] = float(evaluated["loss"])
     else:
@@ -422,6 +564,7 @@ def fit(
         "seed": seed,
         "frozen_layers": frozen,
         "replicas": scope_strategy.num_replicas_in_sync,
+        "run_eagerly": bool(run_eagerly),
         "validation_metrics": {k: _json_number(v) for k, v in final_metrics.items()},
         "validation_batches": None if val is None else int(sum(1 for _ in val)),
         "wall_time_seconds": wall_time,
@@ -432,8 +575,6 @@ def fit(
 
     preset_path = None
     if preset_dir is not None:
-        from ..presets import save_to_preset
-
         card_fields = {
             "description": (
                 f"{type(network).__name__} trained with fastmri_zoo.training.fit: {steps} steps of batch "
@@ -447,7 +588,10 @@ def fit(
             "evaluation_data": "the validation set of the run" if val is not None else None,
             "metrics": {k: v for k, v in final_metrics.items() if k != "loss" and math.isfinite(v)},
         }
-        card_fields.update(dict(card or {}))
+        given = dict(card or {})
+        if given.get("description"):  # the caller's description, then the facts of the run
+            given["description"] = f"{given['description']} {card_fields['description']}"
+        card_fields.update(given)
         example = {key: value[:1].numpy() for key, value in example_inputs.items()}
         preset_path = save_to_preset(network, preset_dir, example_inputs=example, **card_fields)
 
@@ -467,6 +611,103 @@ def fit(
 
 # --------------------------------------------------------------------------- data and fine-tuning
 
+#: The pipeline options an ``acquisition`` description may give, by (kind, ndim); the rest is named.
+_ACQUISITION_OPTIONS = {
+    ("cartesian", 2): {"mask_type", "center_fraction", "acceleration", "normalize"},
+    ("noncartesian", 2): {"trajectory", "acceleration", "normalize", "image_shape", "golden_angle", "oversampling",
+                          "dcomp_iterations"},
+    ("noncartesian", 3): {"trajectory", "acceleration", "normalize", "volume_shape", "oversampling",
+                          "dcomp_iterations"},
+}
+_TRAJECTORIES = {2: ("radial", "spiral"), 3: ("kooshball",)}
+
+
+def check_acquisition(acquisition: Mapping[str, Any], where: str = "acquisition") -> dict:
+    """A validated copy of an acquisition description (the ``acquisition`` section of a recipe).
+
+    ``{"kind": "cartesian", "multicoil": bool, "mask_type": "random" | "equispaced" |
+    "equispaced_fraction", "center_fraction": float or list, "acceleration": float or list}``;
+    ``{"kind": "noncartesian", "ndim": 2, "multicoil": bool, "trajectory": "radial" | "spiral",
+    "acceleration": N / shots, [image_shape, golden_angle, oversampling, dcomp_iterations]}``;
+    ``{"kind": "noncartesian", "ndim": 3, "multicoil": bool, "trajectory": "kooshball",
+    "acceleration": D W / shots, [volume_shape, oversampling, dcomp_iterations]}``; every kind
+    takes ``normalize`` (default True). Raises a ValueError naming the offending key.
+    """
+    if not isinstance(acquisition, Mapping):
+        raise ValueError(f"{where}: expected a JSON object with a 'kind', got {acquisition!r}.")
+    options = dict(acquisition)
+    kind = options.pop("kind", None)
+    ndim = options.pop("ndim", 2)
+    multicoil = options.pop("multicoil", False)
+    if (kind, ndim) not in _ACQUISITION_OPTIONS:
+        raise ValueError(
+            f"{where}: expected kind 'cartesian' (ndim 2) or 'noncartesian' (ndim 2 or 3), got kind {kind!r}, "
+            f"ndim {ndim!r}."
+        )
+    if not isinstance(multicoil, bool):
+        raise ValueError(f"{where}.multicoil: expected true or false, got {multicoil!r}.")
+    allowed = _ACQUISITION_OPTIONS[(kind, ndim)]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for a {ndim}D {kind} acquisition; accepted: "
+                         f"{sorted(allowed | {'kind', 'ndim', 'multicoil'})}.")
+    if kind == "noncartesian":
+        trajectory = options.get("trajectory")
+        if trajectory not in _TRAJECTORIES[ndim]:
+            raise ValueError(f"{where}.trajectory: expected one of {list(_TRAJECTORIES[ndim])} for ndim {ndim}, "
+                             f"got {trajectory!r}.")
+    return {"kind": kind, "ndim": ndim, "multicoil": multicoil, **options}
+
+
+def acquisition_dataset(folder: str | os.PathLike, acquisition: Mapping[str, Any], *, seed: int | None = 0,
+                        batch_size: int = 1, shuffle: bool = False) -> tf.data.Dataset:
+    """The pipeline of ``acquisition`` (:func:`check_acquisition`) on the files of ``folder``:
+    ``data.cartesian_dataset``, ``data.noncartesian_dataset`` or ``data.noncartesian_3d_dataset``
+    (``drop_remainder`` when shuffled). seed: per-slice Cartesian masks and the shuffling; None
+    redraws them."""
+    acquisition = check_acquisition(acquisition)
+    options = {k: v for k, v in acquisition.items() if k not in ("kind", "ndim")}
+    common = dict(seed=seed, batch_size=batch_size, shuffle=shuffle, drop_remainder=shuffle)
+    if acquisition["kind"] == "cartesian":
+        renamed = {"center_fraction": "center_fractions", "acceleration": "accelerations"}
+        return cartesian_dataset(folder, **{renamed.get(k, k): v for k, v in options.items()}, **common)
+    if acquisition["ndim"] == 3:
+        options.pop("trajectory")  # the one 3D trajectory: a kooshball
+        return noncartesian_3d_dataset(folder, **options, **common)
+    return noncartesian_dataset(folder, **options, **common)
+
+
+def training_data(
+    train_dir: str | os.PathLike,
+    val_dir: str | os.PathLike | None = None,
+    acquisition: Mapping[str, Any] | None = None,
+    *,
+    batch_size: int = 1,
+    seed: int | None = 0,
+    fixed_train_masks: bool = False,
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """Training and validation pipelines for ``fit``, for any acquisition.
+
+    acquisition: see :func:`check_acquisition` (default: Cartesian single-coil, random masks,
+    AF 4, centre fraction 0.08); the pipelines are ``data.cartesian_dataset``,
+    ``data.noncartesian_dataset`` and ``data.noncartesian_3d_dataset``.
+    Training: shuffled, ``drop_remainder`` batches, Cartesian masks redrawn at each visit of a
+    slice (``fixed_train_masks=False``: seed None, the shuffling is then unseeded too) or fixed
+    per slice by ``seed``; non-Cartesian data have one fixed trajectory. Validation: in order,
+    masks fixed per slice by ``seed`` (0 when ``seed`` is None), the same at every epoch and run.
+    """
+    acquisition = check_acquisition(acquisition or {"kind": "cartesian", "mask_type": "random",
+                                                    "center_fraction": 0.08, "acceleration": 4})
+    for name, folder in (("train_dir", train_dir), ("val_dir", val_dir)):
+        if folder is not None and not os.path.isdir(folder):
+            raise FileNotFoundError(f"{name}: no such folder: {os.fspath(folder)!r}")
+    list_h5_files(train_dir)
+    train_seed = seed if fixed_train_masks else None
+    train = acquisition_dataset(train_dir, acquisition, seed=train_seed, batch_size=batch_size, shuffle=True)
+    val = None if val_dir is None else acquisition_dataset(val_dir, acquisition, seed=0 if seed is None else seed,
+                                                batch_size=batch_size, shuffle=False)
+    return train, val
+
 
 def cartesian_training_data(
     train_dir: str | os.PathLike,
@@ -481,27 +722,31 @@ def cartesian_training_data(
     fixed_train_masks: bool = False,
     normalize: bool = True,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-    """Training and validation pipelines (``data.cartesian_dataset``) for ``fit``.
+    """:func:`training_data` of a Cartesian acquisition, its settings as keyword arguments."""
+    acquisition = {"kind": "cartesian", "multicoil": bool(multicoil), "mask_type": mask_type,
+                   "center_fraction": center_fractions, "acceleration": accelerations, "normalize": normalize}
+    return training_data(train_dir, val_dir, acquisition, batch_size=batch_size, seed=seed,
+                         fixed_train_masks=fixed_train_masks)
 
-    Training: shuffled, ``drop_remainder`` batches, masks redrawn at each visit of a slice
-    (``fixed_train_masks=False``) or fixed per slice; validation: in order, masks fixed per
-    slice by ``seed`` (the same at every epoch and in every run).
-    """
-    from ..data.pipelines import cartesian_dataset
 
-    for name, folder in (("train_dir", train_dir), ("val_dir", val_dir)):
-        if folder is not None and not os.path.isdir(folder):
-            raise FileNotFoundError(f"{name}: no such folder: {os.fspath(folder)!r}")
-    list_h5_files(train_dir)
-    common = dict(mask_type=mask_type, center_fractions=center_fractions, accelerations=accelerations,
-                  multicoil=multicoil, normalize=normalize)
-    # Redrawn masks (seed None) show the network many patterns; the shuffling is then unseeded too.
-    train_seed = seed if fixed_train_masks else None
-    train = cartesian_dataset(train_dir, seed=train_seed, batch_size=batch_size, shuffle=True,
-                              drop_remainder=True, **common)
-    val = None if val_dir is None else cartesian_dataset(val_dir, seed=0 if seed is None else seed,
-                                                         batch_size=batch_size, **common)
-    return train, val
+def acquisition_from_metadata(metadata: Mapping[str, Any] | None, model) -> dict | None:
+    """The acquisition description of a preset from its ``metadata.json["acquisition"]`` (what
+    its model card records: mask type, centre fraction and acceleration, or trajectory and
+    acceleration) and the model's ``multicoil`` / ``ndim``; None when the metadata has none."""
+    recorded = dict(metadata or {})
+    multicoil = bool(getattr(model, "multicoil", False))
+    if "trajectory" in recorded:
+        ndim = 3 if recorded["trajectory"] == "kooshball" else int(getattr(model, "ndim", 2) or 2)
+        acquisition = {"kind": "noncartesian", "ndim": ndim, "multicoil": multicoil,
+                       "trajectory": recorded["trajectory"], "acceleration": recorded.get("acceleration", 4)}
+        if "readout_oversampling" in recorded:
+            acquisition["oversampling"] = recorded["readout_oversampling"]
+        return acquisition
+    if "mask_type" in recorded:
+        return {"kind": "cartesian", "multicoil": multicoil, "mask_type": recorded["mask_type"],
+                "center_fraction": recorded.get("center_fraction", 0.08),
+                "acceleration": recorded.get("acceleration", 4)}
+    return None
 
 
 def _split_data_dir(data_dir) -> tuple[Path, Path | None]:
@@ -512,6 +757,15 @@ def _split_data_dir(data_dir) -> tuple[Path, Path | None]:
         val = data_dir / "val"
         return data_dir / "train", val if val.is_dir() else None
     return data_dir, None
+
+
+def _describe_acquisition(acquisition: dict) -> str:
+    coils = "multicoil" if acquisition["multicoil"] else "single-coil"
+    if acquisition["kind"] == "cartesian":
+        return (f"{coils} Cartesian, {acquisition.get('mask_type', 'random')} masks, accelerations "
+                f"{acquisition.get('acceleration', 4)}, centre fractions {acquisition.get('center_fraction', 0.08)}")
+    return (f"{coils} {acquisition['ndim']}D non-Cartesian, {acquisition['trajectory']} trajectory, acceleration "
+            f"{acquisition.get('acceleration', 4)}")
 
 
 def finetune(
@@ -528,16 +782,14 @@ def finetune(
     optimizer="adam",
     clipnorm: float | None = 1.0,
     batch_size: int = 1,
-    mask_type: str = "random",
-    center_fractions: float | Sequence[float] = 0.08,
-    accelerations: float | Sequence[float] = 4,
-    multicoil: bool | None = None,
+    acquisition: Mapping[str, Any] | None = None,
     seed: int | None = 0,
     val_steps: int | None = None,
     strategy: tf.distribute.Strategy | None = None,
     verbose="auto",
     card: Mapping[str, Any] | None = None,
     command: str | None = None,
+    run_eagerly: bool = False,
 ) -> FitResult:
     """Continue training a checkpoint on the fastMRI-layout files of ``data_dir``.
 
@@ -545,35 +797,34 @@ def finetune(
     or a model. data_dir: a folder of ``.h5`` files, or one with ``train/`` (and optionally
     ``val/``) sub-folders. learning_rate: default ``DEFAULT_LEARNING_RATE /
     FINETUNE_LR_FACTOR`` (1e-4). freeze: sub-layer names or prefixes kept fixed (e.g.
-    ``["smaps_refiner"]`` or ``["image_net_0", "image_net_1"]``). multicoil: default the
-    model's own setting. The rest is as in :func:`fit` and :func:`cartesian_training_data`.
+    ``["smaps_refiner"]`` or ``["image_net_0", "image_net_1"]``). acquisition: see
+    :func:`check_acquisition`; default the checkpoint's own (its preset metadata), else
+    Cartesian random masks AF 4 with the model's ``multicoil``. The rest is as in :func:`fit`.
     """
     train_dir, val_dir = _split_data_dir(data_dir)
     if isinstance(name_or_model, ReconstructionModel):
         model, source = name_or_model, type(name_or_model).__name__
     else:
-        from ..presets import from_preset
-
         source = os.fspath(name_or_model)
         model = from_preset(source)
     if learning_rate is None:
         learning_rate = DEFAULT_LEARNING_RATE / FINETUNE_LR_FACTOR
-    if multicoil is None:
-        multicoil = bool(getattr(model, "multicoil", False))
-    train, val = cartesian_training_data(
-        train_dir, val_dir, mask_type=mask_type, center_fractions=center_fractions, accelerations=accelerations,
-        multicoil=multicoil, batch_size=batch_size, seed=seed,
-    )
+    if acquisition is None:
+        metadata = (getattr(model, "preset_metadata", None) or {}).get("acquisition")
+        acquisition = acquisition_from_metadata(metadata, model) or {
+            "kind": "cartesian", "multicoil": bool(getattr(model, "multicoil", False)), "mask_type": "random",
+            "center_fraction": 0.08, "acceleration": 4}
+    acquisition = check_acquisition(acquisition)
+    train, val = training_data(train_dir, val_dir, acquisition, batch_size=batch_size, seed=seed)
     data_description = (
         f"fine-tuning of {source} on {train_dir.name}/ ({len(list_h5_files(train_dir))} files)"
         + (f", validation {val_dir.name}/ ({len(list_h5_files(val_dir))} files)" if val_dir else "")
-        + f"; {mask_type} masks, accelerations {accelerations}, centre fractions {center_fractions}, "
-        + ("multicoil" if multicoil else "single-coil")
+        + f"; {_describe_acquisition(acquisition)}"
     )
     return fit(
         model, train, val, steps=steps, steps_per_epoch=steps_per_epoch, loss=loss, optimizer=optimizer,
         learning_rate=learning_rate, clipnorm=clipnorm, run_dir=run_dir, seed=seed, freeze=freeze,
         strategy=strategy, preset_dir=preset_dir, val_steps=val_steps, verbose=verbose, card=card,
         command=command or f"fastmri_zoo.training.finetune({source!r}, ..., steps={steps}, learning_rate={learning_rate:g})",
-        data_description=data_description,
+        data_description=data_description, run_eagerly=run_eagerly,
     )

@@ -46,10 +46,9 @@ import keras
 import tensorflow as tf
 
 from ..checks import check_rank, check_scalar, static_shape
-from ..data.pipelines import center_crop
 from ..layers.complex import channels_to_complex, complex_to_channels
 from ..metrics import SSIM_K1, SSIM_K2, SSIM_WIN_SIZE, nmse_tf, ssim_terms_tf, ssim_tf
-from .config import split_named
+from ..utils import center_crop, split_named
 
 __all__ = [
     "ReconstructionLoss",

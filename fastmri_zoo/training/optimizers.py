@@ -28,7 +28,7 @@ import keras
 from keras import ops
 
 from ..checks import check_scalar
-from .config import split_named
+from ..utils import split_named
 
 __all__ = ["RAdam", "Lookahead", "get_optimizer", "OPTIMIZERS"]
 

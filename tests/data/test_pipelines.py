@@ -319,13 +319,13 @@ def test_noncartesian_3d_volumes(multicoil_folder, multicoil):
 
 def test_noncartesian_density_is_computed_once_per_trajectory(singlecoil_folder, monkeypatch):
     """A data set built again for the same trajectory reuses its Pipe-Menon weights; another one does not."""
-    from fastmri_zoo import physics
-    from fastmri_zoo.data import pipelines
+    from fastmri_zoo.data import pipelines, preprocessing
+    from fastmri_zoo.utils import LRUCache
 
     calls = []
-    original = physics.pipe_menon_density
-    monkeypatch.setattr(physics, "pipe_menon_density", lambda *a, **k: calls.append(a) or original(*a, **k))
-    monkeypatch.setattr(pipelines, "_DENSITY_CACHE", {})
+    original = preprocessing.pipe_menon_density
+    monkeypatch.setattr(preprocessing, "pipe_menon_density", lambda *a, **k: calls.append(a) or original(*a, **k))
+    monkeypatch.setattr(preprocessing, "DENSITY_CACHE", LRUCache(maxsize=4))
     first = examples(pipelines.noncartesian_dataset(singlecoil_folder, "radial", 3).take(1))[0][0]
     again = examples(pipelines.noncartesian_dataset(singlecoil_folder, "radial", 3).take(1))[0][0]
     assert len(calls) == 1

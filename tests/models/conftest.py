@@ -1,12 +1,15 @@
-"""Shared inputs and model configurations of the model tests."""
+"""Shared inputs of the model tests, for every acquisition (Cartesian, non-Cartesian, gridded)."""
 
 import numpy as np
 
-from fastmri_zoo.models import CascadeNet, KIKINet, PDNet, UNet, XPDNet
+from fastmri_zoo.physics import NUFFT, radial_density
+from fastmri_zoo.sampling import radial_trajectory
 from tests.conftest import crandn
 
 SIZE = 32
 COILS = 3
+#: image size of the non-Cartesian inputs
+NC_SIZE = 16
 
 
 def np_fftc(x):
@@ -18,6 +21,7 @@ def np_ifftc(x):
 
 
 def make_inputs(rng, multicoil, batch=2, full=False):
+    """(image complex64 (batch, SIZE, SIZE), Cartesian inputs dict) of a random image."""
     image = crandn(rng, (batch, SIZE, SIZE))
     mask = np.ones((batch, 1, SIZE), np.float32) if full else (rng.uniform(size=(batch, 1, SIZE)) < 0.4).astype(np.float32)
     mask[..., SIZE // 2 - 2 : SIZE // 2 + 2] = 1.0
@@ -29,55 +33,44 @@ def make_inputs(rng, multicoil, batch=2, full=False):
     return image, {"kspace": kspace, "mask": mask, "smaps": smaps}
 
 
+def make_noncartesian_inputs(rng, multicoil=False, batch=1, shape=(NC_SIZE, NC_SIZE)):
+    """(target magnitude, inputs) of random smooth-ish images on a radial AF-2 trajectory."""
+    traj = radial_trajectory(shape[-1], 2).reshape(2, -1)
+    dcomp = radial_density(traj, shape).numpy()
+    y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    images = np.stack([
+        np.exp(-((y - rng.uniform(-0.3, 0.3)) ** 2 + (x - rng.uniform(-0.3, 0.3)) ** 2) / 0.2) * np.exp(1j * x)
+        for _ in range(batch)
+    ]).astype(np.complex64)
+    inputs = {"traj": traj, "dcomp": dcomp}
+    if multicoil:
+        smaps = crandn(rng, (batch, COILS, *shape))
+        smaps = (smaps / np.sqrt((np.abs(smaps) ** 2).sum(1, keepdims=True))).astype(np.complex64)
+        inputs["smaps"] = smaps
+    inputs["kspace"] = NUFFT(traj, shape, smaps=inputs.get("smaps")).forward(images).numpy()
+    return np.abs(images), inputs
+
+
+def inputs_for(model, rng, batch=2):
+    """(target magnitude, inputs) fitting ``model``'s acquisition (kind, multicoil)."""
+    if model.acquisition.kind == "cartesian":
+        image, inputs = make_inputs(rng, model.multicoil, batch=batch)
+        return np.abs(image), inputs
+    return make_noncartesian_inputs(rng, model.multicoil, batch=batch)
+
+
 def zero_weights(model):
     for variable in model.trainable_variables:
         variable.assign(np.zeros(variable.shape, np.float32))
 
 
-def small_models():
-    """Reduced configurations (fast) of every family, single- and multicoil."""
-    unet_small = dict(layers_n_channels=[4, 8, 16])
-    return [
-        ("unet", UNet, dict(unet_small), False),
-        ("unet_complex_mc", UNet, dict(unet_small, input_mode="complex", multicoil=True), True),
-        ("unet_fastmri", UNet, dict(layers_n_channels=[4, 8], activation="leaky_relu:0.2", pool="avg",
-                                    upsampling="transpose", skip_first=False, head_channels=None,
-                                    normalization="instance", use_bias=False), False),
-        ("cascadenet", CascadeNet, dict(n_cascade=2, n_convs=2, n_filters=8), False),
-        ("cascadenet_noisy_mc", CascadeNet, dict(n_cascade=2, n_convs=2, n_filters=8, noiseless=False,
-                                                 multicoil=True), True),
-        ("kikinet", KIKINet, dict(n_iter=2, n_convs=2, n_filters=8), False),
-        ("pdnet", PDNet, dict(n_iter=2, n_filters=8), False),
-        ("pdnet_mc", PDNet, dict(n_iter=2, n_filters=8, multicoil=True), True),
-        ("updnet", XPDNet, dict(denoiser="unet", denoiser_kwargs=dict(layers_n_channels=[4, 8]), n_iter=2), False),
-        ("updnet_mc_refined", XPDNet, dict(denoiser="unet", denoiser_kwargs=dict(layers_n_channels=[4, 8]), n_iter=2,
-                                           multicoil=True, refine_smaps=True), True),
-        ("xpdnet_dncnn_dual", XPDNet, dict(denoiser="dncnn", denoiser_kwargs=dict(n_convs=3, n_filters=8), n_iter=2,
-                                           primal_only=False, n_dual=2, kspace_net_kwargs=dict(n_filters=8)), False),
-    ]
-
-
-SMALL = small_models()
-
-
-def exported_model_classes(kind: str = "cartesian") -> set:
-    """Every concrete model class exported by ``fastmri_zoo.models`` (the bases excluded)
-    taking Cartesian (``kind="cartesian"``) or non-Cartesian (``"noncartesian"``) k-space."""
-    import inspect
-
-    from fastmri_zoo import models
-
-    def noncartesian(cls):
-        return issubclass(cls, (models.NonCartesianModel, models.GriddedPDNet))
-
-    return {
-        obj
-        for name in models.__all__
-        for obj in [getattr(models, name)]
-        if inspect.isclass(obj) and issubclass(obj, models.ReconstructionModel)
-        and obj not in (models.ReconstructionModel, models.CartesianModel, models.NonCartesianModel)
-        and noncartesian(obj) == (kind == "noncartesian")
-    }
+def perturb_all_weights(model, rng):
+    """Move every variable (kernels, scalar step sizes, batch-norm statistics) away from its
+    initial value, so a loader that silently kept fresh or default weights would be caught."""
+    for variable in model.weights:
+        value = variable.numpy()
+        noise = rng.uniform(0.05, 0.15, size=value.shape).astype(value.dtype)
+        variable.assign(np.abs(value) + noise if "variance" in variable.path else value + noise)
 
 
 def adam_losses(model, inputs, target, steps: int = 20, learning_rate: float = 3e-3) -> list[float]:
@@ -85,10 +78,18 @@ def adam_losses(model, inputs, target, steps: int = 20, learning_rate: float = 3
     import keras
     import tensorflow as tf
 
-    from fastmri_zoo.training.fit import l1_magnitude_step
-
     inputs = {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
-    target = tf.convert_to_tensor(target)
-    model(inputs)
-    step = l1_magnitude_step(model, keras.optimizers.Adam(learning_rate))
-    return [float(step(inputs, target)) for _ in range(steps)]
+    target = tf.convert_to_tensor(target, tf.float32)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    model.build(None)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function(jit_compile=False)
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(gradients, model.trainable_variables)
+        return loss
+
+    return [float(step()) for _ in range(steps)]

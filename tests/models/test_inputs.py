@@ -18,7 +18,7 @@ def test_missing_smaps_for_multicoil(rng):
     _, inputs = make_inputs(rng, multicoil=True)
     del inputs["smaps"]
     with pytest.raises(ValueError, match="missing \\['smaps'\\]"):
-        CascadeNet(n_cascade=1, n_convs=1, n_filters=4, multicoil=True)(inputs)
+        CascadeNet(n_iter=1, n_convs=1, n_filters=4, multicoil=True)(inputs)
 
 
 def test_single_coil_kspace_to_multicoil_model(rng):
@@ -55,7 +55,7 @@ def test_real_kspace_refused(rng):
     _, inputs = make_inputs(rng, multicoil=False)
     inputs["kspace"] = np.abs(inputs["kspace"])
     with pytest.raises(ValueError, match="kspace: expected complex"):
-        CascadeNet(n_cascade=1, n_convs=1, n_filters=4)(inputs)
+        CascadeNet(n_iter=1, n_convs=1, n_filters=4)(inputs)
 
 
 def test_bad_constructor_arguments():

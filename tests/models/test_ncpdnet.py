@@ -1,4 +1,4 @@
-"""NC-PDNet and its operators against independent references.
+"""NC-PDNet against independent references.
 
 References: a dense NDFT and a numpy re-implementation of the unrolled network
 (scipy correlations for the convolutions), finufft's type-1 transform for the
@@ -14,8 +14,8 @@ import tensorflow as tf
 from scipy.signal import correlate
 
 from fastmri_zoo.models import GriddedPDNet, NCPDNet, UNetAdjDcomp
-from fastmri_zoo.models.ncpdnet import TOEPLITZ_KERNELS, NetworkAcquisition
 from fastmri_zoo.physics import pipe_menon_density
+from fastmri_zoo.physics.toeplitz import TOEPLITZ_KERNELS
 from fastmri_zoo.sampling import kooshball_trajectory, radial_trajectory
 from tests.conftest import crandn
 
@@ -88,6 +88,7 @@ def ncpdnet_count(n_iter, n_primal, n_filters, taps):
     return n_iter * per_iteration
 
 
+@pytest.mark.slow
 def test_parameter_counts_of_the_papers_networks(rng):
     _, single = acquisition(rng)
     model = NCPDNet(image_shape=(N, N))
@@ -113,83 +114,8 @@ def test_parameter_counts_of_the_papers_networks(rng):
     assert gridded.count_params() == 156_260
 
 
-# --------------------------------------------------------------------------- operators
-
-
-@pytest.mark.parametrize("coils", [None, 3], ids=["single", "multicoil"])
-def test_operator_adjointness_and_forward_against_the_ndft(coils, rng):
-    shape = (N, N + 4)
-    traj = rng.uniform(-np.pi, np.pi, (2, 300)).astype(np.float32)
-    smaps = None if coils is None else unit_smaps(rng, coils, shape)
-    x = crandn(rng, (1, *shape))
-    y = crandn(rng, (1, 300) if coils is None else (1, coils, 300))
-    operator = NetworkAcquisition(traj, shape, smaps=smaps, dcomp=None, toeplitz=False)
-    ax = operator.forward(x).numpy()
-    ahy = operator.adjoint_dcomp(y).numpy()
-    np.testing.assert_allclose(np.vdot(ax, y), np.vdot(x, ahy), rtol=1e-4)
-    matrix = ndft_matrix(traj, shape)
-    coil_images = x[:, None] if coils is None else x[:, None] * smaps
-    expected = coil_images.reshape(coil_images.shape[1], -1) @ matrix.T
-    assert relative_error(ax.reshape(expected.shape), expected) < 1e-3
-
-
-def test_legacy_operator_pads_and_scales_like_the_original(rng):
-    """legacy_im_size: image zero-padded (centred) to im_size and tfkbnufft's 'ortho' on the 2x grid,
-    i.e. sqrt(prod(image) / prod(2 im_size)) times the orthonormal NDFT of the image."""
-    shape, im_size = (N, 12), (N, N)
-    traj = rng.uniform(-np.pi, np.pi, (2, 200)).astype(np.float32)
-    x = crandn(rng, (1, *shape))
-    y = crandn(rng, (1, 200))
-    operator = NetworkAcquisition(traj, shape, toeplitz=False, legacy_im_size=im_size)
-    expected = np.sqrt(np.prod(shape) / (4 * np.prod(im_size))) * (x.reshape(1, -1) @ ndft_matrix(traj, shape).T)
-    assert relative_error(operator.forward(x).numpy(), expected) < 1e-3
-    ahy = operator.adjoint_dcomp(y).numpy()
-    assert ahy.shape == (1, *shape)
-    np.testing.assert_allclose(np.vdot(operator.forward(x).numpy(), y), np.vdot(x, ahy), rtol=1e-4)
-    toeplitz = NetworkAcquisition(traj, shape, toeplitz=True, legacy_im_size=im_size)
-    assert relative_error(toeplitz.normal(x).numpy(), operator.normal(x).numpy()) < 1e-3
-
-
-@pytest.mark.parametrize("coils", [None, 3], ids=["single", "multicoil"])
-def test_toeplitz_normal_equals_forward_then_adjoint(coils, rng):
-    shape = (N + 8, N + 8)
-    traj = rng.uniform(-np.pi, np.pi, (2, 500)).astype(np.float32)
-    dcomp = rng.uniform(0.5, 1.5, 500).astype(np.float32)
-    smaps = None if coils is None else unit_smaps(rng, coils, shape)
-    x = crandn(rng, (1, *shape))
-    explicit = NetworkAcquisition(traj, shape, smaps=smaps, dcomp=dcomp, toeplitz=False).normal(x).numpy()
-    embedded = NetworkAcquisition(traj, shape, smaps=smaps, dcomp=dcomp, toeplitz=True).normal(x).numpy()
-    assert relative_error(embedded, explicit) < 1e-3
-    # Dense reference of A^H D A.
-    matrix = ndft_matrix(traj, shape)
-    coil_images = (x[:, None] if coils is None else x[:, None] * smaps)[0].reshape(-1 if coils else 1, x[0].size)
-    back = ((np.conj(matrix).T @ (dcomp[:, None] * (matrix @ coil_images.T))).T).reshape(-1, *shape)
-    dense = back[0] if coils is None else np.sum(np.conj(smaps[0]) * back, axis=0)
-    assert relative_error(embedded[0], dense) < 1e-3
-
-
-def test_toeplitz_kernel_is_built_once_per_trajectory_in_eager_mode(rng, monkeypatch):
-    from fastmri_zoo.physics import toeplitz as toeplitz_module
-
-    calls = []
-    original = toeplitz_module.point_spread_function
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(toeplitz_module, "point_spread_function", counting)
-    TOEPLITZ_KERNELS.clear()
-    _, inputs = acquisition(rng)
-    model = NCPDNet(n_iter=2, n_filters=4, image_shape=(N, N))
-    first = model(inputs).numpy()
-    for _ in range(2):  # more slices of the same acquisition
-        np.testing.assert_array_equal(model(inputs).numpy(), first)
-    other = dict(inputs, kspace=inputs["kspace"] * 2)  # new k-space, same trajectory and weights
-    model(other)
-    assert len(calls) == 1
-    model(dict(inputs, traj=inputs["traj"][:, ::-1].copy(), dcomp=inputs["dcomp"][::-1].copy()))
-    assert len(calls) == 2
+# (The operators themselves, weighted NUFFT, legacy padding and Toeplitz kernel cache included, are
+# tested in tests/physics/test_operators.py and tests/physics/test_acquisition.py.)
 
 
 # --------------------------------------------------------------------------- the network
@@ -378,9 +304,9 @@ def test_both_griddings_give_the_same_output_and_survive_the_config(name, cls, k
     # Both griddings compute the same NUFFT: an independent check of the tfkbnufft model's
     # first operator, its density-compensated adjoint, against finufft.
     if cls is not GriddedPDNet:
-        kspace, operator = models["tfkbnufft"].acquisition(inputs)
+        measurements, operator = models["tfkbnufft"].operator(inputs)
         assert operator.nufft.gridding == "tfkbnufft"
-        assert relative_error(operator.adjoint_dcomp(kspace).numpy()[0], adjoint_of(inputs)) < 1e-3
+        assert relative_error(operator.adjoint(measurements).numpy()[0], adjoint_of(inputs)) < 1e-3
     for gridding, model in models.items():
         config = model.get_config()
         assert config["gridding"] == gridding

@@ -10,39 +10,28 @@ import pytest
 
 from fastmri_zoo import cli
 from fastmri_zoo.data.h5 import write_fastmri_h5
-from fastmri_zoo.models import CascadeNet, KIKINet, MoDL, PDNet, UNet, VarNet, XPDNet
+from fastmri_zoo.models import XPDNet
 from fastmri_zoo.physics import estimate_sensitivity_maps
 from fastmri_zoo.sampling import create_mask_func
-from tests.models.conftest import np_fftc, np_ifftc, exported_model_classes
+from tests.models.conftest import np_fftc, np_ifftc
+from tests.models.families import family_cases
 
 SLICES, SIZE, COILS = 3, 32, 4
 ACQUISITION = {"mask_type": "equispaced_fraction", "center_fraction": 0.25, "acceleration": 2}
 MWCNN_SMALL = dict(n_filters_per_scale=[4, 8], n_convs_per_scale=[1, 1], first_conv_n_filters=12)
 
+# Every Cartesian family in its small configurations (generated), plus denoisers of XPDNet.
 CASES = [
-    ("unet", UNet, dict(layers_n_channels=[4, 8, 16]), False),
-    ("unet_complex_mc", UNet, dict(layers_n_channels=[4, 8], input_mode="complex", multicoil=True), True),
-    ("cascadenet", CascadeNet, dict(n_cascade=2, n_convs=2, n_filters=8), False),
-    ("kikinet", KIKINet, dict(n_iter=2, n_convs=2, n_filters=8), False),
-    ("pdnet", PDNet, dict(n_iter=2, n_filters=8), False),
-    ("xpdnet_unet", XPDNet, dict(denoiser="unet", denoiser_kwargs=dict(layers_n_channels=[4, 8]), n_iter=2), False),
-    ("xpdnet_mwcnn", XPDNet, dict(denoiser="mwcnn", denoiser_kwargs=MWCNN_SMALL, n_iter=2), False),
+    (name, cls, kwargs, bool(kwargs.get("multicoil", False)))
+    for name, cls, kwargs in family_cases()
+    if cls.ACQUISITION == "cartesian"
+] + [
     ("xpdnet_mwcnn_mc_refined", XPDNet, dict(denoiser="mwcnn", denoiser_kwargs=MWCNN_SMALL, n_iter=2, multicoil=True,
                                              refine_smaps=True), True),
     ("xpdnet_dncnn_dual_mc", XPDNet, dict(denoiser="dncnn", denoiser_kwargs=dict(n_convs=2, n_filters=8), n_iter=2,
                                           primal_only=False, n_dual=2, kspace_net_kwargs=dict(n_filters=8),
                                           multicoil=True), True),
-    ("modl", MoDL, dict(n_iter=2, n_layers=3, n_filters=8, cg_iterations=3), False),
-    ("modl_mc", MoDL, dict(n_iter=2, n_layers=3, n_filters=8, cg_iterations=3, multicoil=True), True),
-    ("varnet", VarNet, dict(n_cascades=2, chans=4, pools=2, sens_chans=4, sens_pools=2), True),
 ]
-
-
-def test_every_model_class_is_covered():
-    exported = exported_model_classes()
-    covered = {cls for _, cls, _, _ in CASES}
-    assert exported - covered == set(), f"add a reconstruct case for {sorted(c.__name__ for c in exported - covered)}"
-    assert {multicoil for _, cls, _, multicoil in CASES if cls is XPDNet} == {False, True}
 
 
 def simulated_kspace(rng, multicoil):

@@ -240,3 +240,25 @@ def test_large_trajectories_stream_instead_of_storing(rng, monkeypatch):
     monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 2 * 50 * 4**3 - 1)
     gridding = SparseGridding(traj, shape, grid, 4, 2**8)
     assert gridding.streamed and not hasattr(gridding, "interpolation")
+
+
+def test_lru_cache_keeps_the_most_recently_used_entries():
+    """The one cache of per-trajectory data (gridding matrices, Toeplitz kernels, density weights)."""
+    from fastmri_zoo.utils import LRUCache, array_digest
+
+    cache, built = LRUCache(maxsize=2), []
+
+    def build(value):
+        return lambda: built.append(value) or value
+
+    assert cache.get("a", build(1)) == 1 and cache.get("b", build(2)) == 2
+    assert cache.get("a", build(10)) == 1  # cached, and now the most recent
+    cache.get("c", build(3))  # evicts "b", the least recently used
+    assert "a" in cache and "b" not in cache and len(cache) == 2
+    assert cache.get(None, build(4)) == 4 and len(cache) == 2  # key None: built, not stored
+    assert built == [1, 2, 3, 4]
+    traj = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert array_digest(traj) == array_digest(tf.constant(traj)) != array_digest(traj.reshape(3, 2))
+    assert array_digest(traj, None) != array_digest(traj)
+    with pytest.raises(ValueError, match="maxsize"):
+        LRUCache(0)

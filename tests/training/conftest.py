@@ -34,3 +34,20 @@ def singlecoil_data(tmp_path_factory):
     write_folder(root / "train", rng, 2, 4, coils=1)
     write_folder(root / "val", rng, 1, 2, coils=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def recipe_data_root(tmp_path_factory):
+    """A tiny data root in the layout of scripts/prepare_ixi.py: singlecoil/ and multicoil/ (4 coils)
+    with train/ (2 volumes x 3 slices) and val/ (1 x 2), and volumes/ (whole 8-slice volumes)."""
+    root = tmp_path_factory.mktemp("data_root")
+    rng = np.random.default_rng(2)
+    for folder, coils in (("singlecoil", 1), ("multicoil", 4)):
+        write_folder(root / folder / "train", rng, 2, 3, coils=coils)
+        write_folder(root / folder / "val", rng, 1, 2, coils=coils)
+    write_folder(root / "volumes" / "train", rng, 1, VOLUME_SLICES, coils=1)
+    write_folder(root / "volumes" / "val", rng, 1, VOLUME_SLICES, coils=1)
+    return root
+
+
+VOLUME_SLICES = 8

@@ -1,4 +1,5 @@
-"""fastmri-zoo train / finetune: config validation, and a run killed mid-way that resumes."""
+"""fastmri-zoo train / finetune: a recipe run killed mid-way resumes; finetune's options (recipe
+validation: test_recipes.py)."""
 
 import csv
 import json
@@ -9,66 +10,31 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastmri_zoo import cli
+from fastmri_zoo.models import UNet
+from fastmri_zoo.presets import save_to_preset
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(folder: Path, data_dir: Path, **overrides) -> Path:
-    config = {
+def write_recipe(folder: Path, data_dir: Path, **training) -> Path:
+    """A tiny U-net recipe on ``data_dir`` (its train/ and val/ folders)."""
+    recipe = {
+        "name": "tiny-unet",
         "model": {"class": "UNet", "kwargs": {"layers_n_channels": [4, 8], "residual": True}},
-        "data": str(data_dir),
-        "pipeline": {"mask_type": "random", "accelerations": [4], "center_fractions": [0.08], "multicoil": False},
-        "loss": "l1",
-        "optimizer": "adam",
-        "learning_rate": 0.003,
-        "steps": 60,
-        "steps_per_epoch": 5,
-        "batch_size": 2,
-        "seed": 0,
-        "run_dir": "run",
-        "output": "preset",
-        "card": {"name": "tiny-unet"},
+        "data": {"folder": str(data_dir), "train": "train", "val": "val"},
+        "acquisition": {"kind": "cartesian", "multicoil": False, "mask_type": "random", "center_fraction": 0.08,
+                        "acceleration": 4},
+        "training": {"loss": "l1", "optimizer": "adam", "learning_rate": 0.003, "steps": 60, "steps_per_epoch": 5,
+                     "batch_size": 2, "seed": 0, **training},
+        "card": {"description": "A tiny U-net."},
     }
-    config.update(overrides)
-    path = folder / "config.json"
-    path.write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    path = folder / "recipe.json"
+    path.write_text(json.dumps(recipe))
     return path
-
-
-@pytest.mark.parametrize(
-    "overrides,message",
-    [
-        ({"stepz": 10}, r"config: unknown key\(s\) \['stepz'\]"),
-        ({"steps": None}, r"config: missing required key\(s\) \['steps'\]"),
-        ({"model": {"class": "UNett"}}, r"model.class: unknown model class 'UNett'; expected one of \[.*'UNet'"),
-        ({"model": {"class": "UNet", "args": {}}}, r"model: unknown key\(s\) \['args'\]"),
-        ({"data": "absent"}, r"data: no such folder: .*absent"),
-        ({"data": {"train": "absent"}}, r"data.train: no such folder"),
-        ({"pipeline": {"mask": "random"}}, r"pipeline: unknown key\(s\) \['mask'\]"),
-        ({"learning_rate": -1}, r"learning_rate: expected a value > 0"),
-        ({"card": {"author": "me"}}, r"card: unknown model-card field\(s\) \['author'\]"),
-    ],
-)
-def test_bad_config_gives_a_clear_error(tmp_path, singlecoil_data, capsys, overrides, message):
-    path = write_config(tmp_path, singlecoil_data, **overrides)
-    assert cli.main(["train", str(path)]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("fastmri-zoo train: error:")
-    assert __import__("re").search(message, error), error
-
-
-def test_missing_config_and_bad_model_kwargs(tmp_path, singlecoil_data, capsys):
-    assert cli.main(["train", str(tmp_path / "absent.json")]) == 2
-    assert "CONFIG: no such file" in capsys.readouterr().err
-    (tmp_path / "broken.json").write_text("{not json")
-    assert cli.main(["train", str(tmp_path / "broken.json")]) == 2
-    assert "not valid JSON" in capsys.readouterr().err
-    path = write_config(tmp_path, singlecoil_data, model={"class": "UNet", "kwargs": {"layers": 3}})
-    assert cli.main(["train", str(path)]) == 2
-    assert "model.kwargs: UNet does not accept them" in capsys.readouterr().err
 
 
 def test_finetune_reports_a_missing_data_folder(tmp_path, capsys):
@@ -76,8 +42,20 @@ def test_finetune_reports_a_missing_data_folder(tmp_path, capsys):
     assert "data_dir: no such folder" in capsys.readouterr().err  # checked before loading anything
 
 
-def _train_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "fastmri_zoo.cli", "train", str(config), "--verbose", "2"]
+def test_finetune_rejects_two_acquisitions(tmp_path, singlecoil_data, capsys):
+    save_to_preset(UNet(layers_n_channels=(4, 8)), tmp_path / "preset",
+                   example_inputs={"kspace": np.zeros((1, 32, 32), np.complex64), "mask": np.ones((1, 1, 32), np.float32)})
+    assert cli.main(["finetune", str(tmp_path / "preset"), str(singlecoil_data), "--acquisition",
+                     '{"kind": "cartesian"}', "--mask-type", "random"]) == 2
+    assert "give either --acquisition or the Cartesian mask options" in capsys.readouterr().err
+    assert cli.main(["finetune", str(tmp_path / "preset"), str(singlecoil_data), "--acquisition",
+                     '{"kind": "noncartesian", "trajectory": "rosette"}']) == 2
+    assert "acquisition.trajectory: expected one of ['radial', 'spiral']" in capsys.readouterr().err
+
+
+def _train_command(recipe: Path) -> list[str]:
+    return [sys.executable, "-m", "fastmri_zoo.cli", "train", str(recipe), "--run-dir", "run", "-o", "preset",
+            "--verbose", "2"]
 
 
 def _environment() -> dict:
@@ -92,7 +70,7 @@ def test_train_resumes_after_being_killed(tmp_path, singlecoil_data):
     """Kill `fastmri-zoo train` after its first backup, rerun the same command: it continues at
     the saved epoch and ends with exactly `steps` optimizer steps, not a fresh start."""
     epochs = 12
-    config = write_config(tmp_path, singlecoil_data, steps=5 * epochs, steps_per_epoch=5)
+    config = write_recipe(tmp_path, singlecoil_data, steps=5 * epochs, steps_per_epoch=5)
     metadata = tmp_path / "run" / "backup" / "training_metadata.json"
     log = (tmp_path / "first.log").open("w")
     process = subprocess.Popen(_train_command(config), cwd=tmp_path, env=_environment(), stdout=log,

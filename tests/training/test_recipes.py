@@ -1,0 +1,159 @@
+"""Recipes: every shipped checkpoint's weights/NAME/recipe.json is valid, records the run of its
+model card, and trains (a few steps) through `fastmri-zoo train`, the one trainer."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from fastmri_zoo import cli
+from fastmri_zoo.training import acquisition_from_metadata, check_acquisition, load_recipe
+from tests.training.conftest import SIZE, VOLUME_SLICES
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = sorted(REPO.glob("weights/*/recipe.json"))
+NAMES = [path.parent.name for path in RECIPES]
+
+
+def test_every_shipped_checkpoint_has_a_recipe():
+    shipped = sorted(path.parent.name for path in REPO.glob("weights/*/model.weights.h5"))
+    assert NAMES == shipped and len(NAMES) == 12
+
+
+def _recorded_run(name: str) -> dict:
+    """The settings of the command recorded in the model card (the run that made the weights)."""
+    card = (REPO / "weights" / name / "README.md").read_text()
+    command = re.search(rf"scripts/train_ixi\.py train {re.escape(name)} DATA_DIR RUN_DIR ([^(]*)", card).group(1)
+    options = dict(re.findall(r"--([a-z-]+)(?: ([0-9.e-]+))?", command))
+    return {"steps": int(options["steps"]), "batch_size": int(options["batch"]),
+            "learning_rate": float(options["lr"]), "seed": int(options["seed"]),
+            "steps_per_epoch": int(options.get("steps-per-epoch") or 25),
+            "val_steps": int(options.get("val-batches") or 20), "run_eagerly": "eager" in options}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_reproduces_the_recorded_run(name):
+    recipe = load_recipe(REPO / "weights" / name / "recipe.json")
+    assert recipe.name == name
+    recorded = _recorded_run(name)
+    assert {key: getattr(recipe, key) for key in recorded} == recorded
+    assert (recipe.loss, recipe.optimizer, recipe.clipnorm) == ("l1", "adam", 1.0)
+    assert not recipe.fixed_train_masks  # Cartesian training masks redrawn at every epoch
+    config = json.loads((REPO / "weights" / name / "config.json").read_text())["config"]
+    for key, value in recipe.model_kwargs.items():  # the shipped network's own settings
+        if key in config:
+            assert config[key] == value, key
+    metadata = json.loads((REPO / "weights" / name / "metadata.json").read_text())["acquisition"]
+    acquisition = recipe.acquisition
+    if acquisition["kind"] == "cartesian":
+        assert (acquisition["mask_type"], acquisition["center_fraction"], acquisition["acceleration"]) == (
+            metadata["mask_type"], metadata["center_fraction"], metadata["acceleration"])
+    else:
+        assert (acquisition["trajectory"], acquisition["acceleration"], acquisition["oversampling"]) == (
+            metadata["trajectory"], metadata["acceleration"], metadata["readout_oversampling"])
+        assert acquisition["ndim"] == config["ndim"]
+    assert acquisition["multicoil"] == bool(config.get("multicoil", False))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finetune_defaults_to_the_checkpoints_own_acquisition(name):
+    """finetune without an acquisition reads the preset's metadata: the recipe's acquisition."""
+    recipe = load_recipe(REPO / "weights" / name / "recipe.json")
+    metadata = json.loads((REPO / "weights" / name / "metadata.json").read_text())["acquisition"]
+    derived = check_acquisition(acquisition_from_metadata(metadata, recipe.build_model()))
+    expected = {key: value for key, value in recipe.acquisition.items() if key != "dcomp_iterations"}
+    assert derived == expected
+
+
+def _write_recipe(folder: Path, **changes) -> Path:
+    recipe = json.loads(RECIPES[NAMES.index("unet-cartesian-singlecoil-af4")].read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        target = recipe
+        for parent in parents:
+            target = target[parent]
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    path = folder / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"stepz": 10}, r"recipe: unknown key\(s\) \['stepz'\]"),
+        ({"training.steps": None}, r"training: missing required key\(s\) \['steps'\]"),
+        ({"training.lr": 0.1}, r"training: unknown key\(s\) \['lr'\]"),
+        ({"training.learning_rate": -1}, r"training.learning_rate: expected a value > 0"),
+        ({"training.steps_per_epoch": 7}, r"training.steps: expected a multiple of steps_per_epoch=7"),
+        ({"model": {"class": "UNett"}}, r"model.class: unknown model class 'UNett'; expected one of \[.*'UNet'"),
+        ({"model": {"class": "UNet", "args": {}}}, r"model: unknown key\(s\) \['args'\]"),
+        ({"acquisition.kind": "radial"}, r"acquisition: expected kind 'cartesian' .* got kind 'radial'"),
+        ({"acquisition.trajectory": "radial"}, r"acquisition: unknown key\(s\) \['trajectory'\] for a 2D cartesian"),
+        ({"acquisition": {"kind": "noncartesian", "ndim": 3, "trajectory": "radial"}},
+         r"acquisition.trajectory: expected one of \['kooshball'\] for ndim 3"),
+        ({"acquisition.multicoil": True, "model.kwargs": {"multicoil": False}},
+         r"acquisition.multicoil: True but model.kwargs.multicoil is False"),
+        ({"card.author": "me"}, r"card: unknown key\(s\) \['author'\]"),
+        ({"steps": 10, "training": None}, r"former training-config format"),
+    ],
+)
+def test_bad_recipe_gives_a_clear_error(tmp_path, capsys, changes, message):
+    path = _write_recipe(tmp_path, **changes)
+    assert cli.main(["train", str(path), "--data", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("fastmri-zoo train: error:")
+    assert re.search(message, error), error
+
+
+def test_missing_recipe_data_and_bad_model_kwargs(tmp_path, capsys):
+    assert cli.main(["train", str(tmp_path / "absent.json")]) == 2
+    assert "RECIPE: no such file" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{not json")
+    assert cli.main(["train", str(tmp_path / "broken.json")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    path = _write_recipe(tmp_path)
+    assert cli.main(["train", str(path), "--data", str(tmp_path / "absent")]) == 2
+    error = capsys.readouterr().err
+    assert "data.train: no such folder" in error and "scripts/prepare_ixi.py" in error  # how to make it
+    path = _write_recipe(tmp_path, model={"class": "UNet", "kwargs": {"layers": 3}})
+    (tmp_path / "singlecoil" / "train").mkdir(parents=True)
+    (tmp_path / "singlecoil" / "val").mkdir(parents=True)
+    assert cli.main(["train", str(path), "--data", str(tmp_path)]) == 2
+    assert "model.kwargs: UNet does not accept them" in capsys.readouterr().err
+
+
+def _small(recipe: dict) -> dict:
+    """The recipe on the tiny data root: 2 steps of 1-step epochs, one validation batch, image
+    sizes of the fake data."""
+    recipe["training"].update(steps=2, steps_per_epoch=1, val_steps=1)
+    kwargs = recipe["model"]["kwargs"]
+    if "image_shape" in kwargs:
+        kwargs["image_shape"] = [VOLUME_SLICES, SIZE, SIZE] if len(kwargs["image_shape"]) == 3 else [SIZE, SIZE]
+    return recipe
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_every_recipe_trains_through_the_cli(name, recipe_data_root, tmp_path):
+    recipe = _small(json.loads((REPO / "weights" / name / "recipe.json").read_text()))
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    code = cli.main(["train", str(path), "--data", str(recipe_data_root), "--run-dir", str(tmp_path / "run"),
+                     "-o", str(tmp_path / "preset"), "--verbose", "0"])
+    assert code == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["optimizer_iterations"] == 2 and record["epochs"] == 2
+    assert record["model"]["class_name"] == recipe["model"]["class"]
+    assert record["run_eagerly"] == recipe["training"]["run_eagerly"]
+    assert record["validation_batches"] == 1
+    preset = tmp_path / "preset"
+    assert (preset / "model.weights.h5").is_file()
+    card = (preset / "README.md").read_text()
+    assert "fastmri-zoo train" in card and recipe["card"]["paper"] in card
+    metadata = json.loads((preset / "metadata.json").read_text())
+    assert metadata["acquisition"] == check_acquisition(recipe["acquisition"])
