@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from fastmri_zoo import cli, physics
 from fastmri_zoo.data.h5 import read_fastmri_h5
@@ -15,6 +16,7 @@ def test_bundled_sample_is_consistent():
     np.testing.assert_allclose(physics.rss(images).numpy(), volume.reference, rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.slow  # the full demo (CG-SENSE on the bundled sample, twice); the sample itself is checked above
 def test_demo_command_writes_png_and_cg_sense_beats_zero_filled(tmp_path, capsys):
     png = tmp_path / "demo.png"
     assert cli.main(["demo", "--png", str(png)]) == 0

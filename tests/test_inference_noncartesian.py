@@ -204,6 +204,7 @@ def tiny_ncpdnet(multicoil=True, **kwargs):
     return NCPDNet(n_iter=2, n_filters=4, multicoil=multicoil, **kwargs)
 
 
+@pytest.mark.slow  # the bundled 12-coil 256 x 256 acquisition end to end; small files go through the same command below
 def test_command_runs_an_untrained_ncpdnet_on_the_bundled_acquisition(sample, tmp_path, capsys):
     volume, dcomp = sample
     kspace, traj, shape = volume.kspace[0], volume.trajectory, volume.image_shape

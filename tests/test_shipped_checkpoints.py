@@ -5,6 +5,9 @@ subject that no checkpoint saw in training; the reference is the fully sampled i
 Cartesian checkpoints must beat zero-filled; non-Cartesian ones the adjoint with density
 compensation (RSS over coils), on the acquisition recorded in their preset, simulated from the
 same slices (3D: from the bundled held-out volume).
+
+Loading and running every paper-size checkpoint is marked ``slow`` (CI runs it after the default suite);
+the small-size checks of the same code paths are in tests/models and tests/test_inference_*.
 """
 
 import shutil
@@ -28,6 +31,7 @@ def test_the_zoo_ships_trained_checkpoints():
     assert {"pdnet-cartesian-singlecoil-af4", "kikinet-cartesian-singlecoil-af4"} <= {entry.name for entry in SHIPPED}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", CARTESIAN, ids=lambda entry: entry.name)
 def test_loads_offline_and_beats_zero_filled(entry, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -65,9 +69,8 @@ def noncartesian_heldout(entry, folder):
     return model, {key: value for key, value in inputs.items() if key != "scale"}, target.numpy()
 
 
-@pytest.mark.parametrize(
-    "entry", [pytest.param(e, marks=pytest.mark.slow) if e.coils == "3d" else e for e in NONCARTESIAN],
-    ids=lambda entry: entry.name)
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", NONCARTESIAN, ids=lambda entry: entry.name)
 def test_noncartesian_loads_offline_and_beats_adjoint_dcomp(entry, monkeypatch, tmp_path):
     from fastmri_zoo.physics import NUFFT, rss
 

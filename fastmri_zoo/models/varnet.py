@@ -141,7 +141,7 @@ class VarNet(UnrolledModel):
 
     @classmethod
     def small_config(cls) -> dict:
-        return dict(n_iter=2, chans=4, pools=2, sens_chans=4, sens_pools=2)
+        return dict(n_iter=2, chans=4, pools=1, sens_chans=4, sens_pools=1)
 
     def build_layers(self) -> None:
         if self.multicoil:

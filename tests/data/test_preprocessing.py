@@ -276,6 +276,7 @@ def test_preset_records_the_preprocessor_and_old_presets_derive_it(tmp_path):
     assert json.loads((folder / PREPROCESSOR_FILE).read_text()) == CartesianPreprocessor().get_config()
 
 
+@pytest.mark.slow  # builds four paper-size shipped checkpoints (load_preset runs them on their input signature)
 def test_shipped_checkpoints_derive_the_preprocessor_they_were_trained_with():
     from fastmri_zoo.presets import load_preset
 

@@ -20,6 +20,10 @@ SLICES, SIZE, COILS = 3, 32, 4
 ACQUISITION = {"mask_type": "equispaced_fraction", "center_fraction": 0.25, "acceleration": 2}
 MWCNN_SMALL = dict(n_filters_per_scale=[4, 8], n_convs_per_scale=[1, 1], first_conv_n_filters=12)
 
+# The heaviest cases run in the slow selection (CI): the command's path is the same for every
+# model, and these families' forward passes are checked at small size in test_families.py.
+SLOW = {"VarNet-single", "VarNet-multicoil", "CascadeNet-multicoil", "xpdnet_mwcnn_mc_refined"}
+
 # Every Cartesian family in its small configurations (generated), plus denoisers of XPDNet.
 CASES = [
     (name, cls, kwargs, bool(kwargs.get("multicoil", False)))
@@ -82,7 +86,11 @@ def perturb_all_weights(model, rng):
         variable.assign(np.abs(value) + np.abs(noise) if "variance" in variable.path else value + noise)
 
 
-@pytest.mark.parametrize("name,cls,kwargs,multicoil", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "name,cls,kwargs,multicoil",
+    [pytest.param(*case, marks=pytest.mark.slow) if case[0] in SLOW else case for case in CASES],
+    ids=[c[0] for c in CASES],
+)
 def test_reconstruct_command_equals_the_model_on_independently_prepared_inputs(
     name, cls, kwargs, multicoil, tmp_path, rng, capsys
 ):

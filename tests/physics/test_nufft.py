@@ -213,7 +213,11 @@ TOEPLITZ_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(TOEPLITZ_CASES))
+@pytest.mark.parametrize(
+    "name",
+    # 3D: the slowest case; the operator suite checks a 3D Toeplitz weighted NUFFT in the default suite
+    [pytest.param(name, marks=pytest.mark.slow) if name.startswith("3d") else name for name in TOEPLITZ_CASES],
+)
 def test_toeplitz_normal_matches_explicit_and_exact(name, rng):
     shape, coils = TOEPLITZ_CASES[name]
     traj = random_traj(rng, shape, 2, 400)
