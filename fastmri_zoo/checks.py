@@ -20,6 +20,7 @@ __all__ = [
     "check_complex",
     "check_finite",
     "check_broadcastable",
+    "check_batch",
     "check_in_range",
     "check_same_dim",
     "check_scalar",
@@ -94,6 +95,13 @@ def check_finite(name: str, x) -> None:
             f"{name}: expected finite values, got {n_nan} NaN and "
             f"{n_bad - n_nan} Inf among {values.size} entries."
         )
+
+
+def check_batch(name: str, batch, other_name: str, other_batch) -> None:
+    """Batch sizes must be equal or one of them 1 (None: unknown, accepted)."""
+    if batch is None or other_batch is None or batch == other_batch or 1 in (batch, other_batch):
+        return
+    raise ValueError(f"{name} has batch size {batch} but {other_name} has {other_batch}; expected equal sizes or 1.")
 
 
 def check_broadcastable(name: str, x, target_shape: Sequence, target_name: str) -> None:

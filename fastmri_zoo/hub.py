@@ -33,6 +33,9 @@ __all__ = [
     "ChecksumError",
     "HubLocation",
     "PRESET_FILES",
+    "OPTIONAL_PRESET_FILES",
+    "PREPROCESSOR_FILE",
+    "RECIPE_FILE",
     "ENDPOINT_ENV",
     "resolve_endpoint",
     "is_offline",
@@ -48,8 +51,14 @@ CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.weights.h5"
 CARD_FILE = "README.md"
+#: How a preset's inputs are prepared (:mod:`fastmri_zoo.data.preprocessing`).
+PREPROCESSOR_FILE = "preprocessor.json"
+#: The training recipe, with the card block the registry reads (:mod:`fastmri_zoo.registry`).
+RECIPE_FILE = "recipe.json"
 #: The files of a preset folder, in the order they are fetched (weights last, once their hash is known).
 PRESET_FILES = (CONFIG_FILE, METADATA_FILE, CARD_FILE, WEIGHTS_FILE)
+#: Files a preset folder may hold besides the required ones; fetched when the Hub has them.
+OPTIONAL_PRESET_FILES = (CARD_FILE, PREPROCESSOR_FILE, RECIPE_FILE)
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HF_HANDLE = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)/?(?:@(?P<rev>[^@/\s]+))?$")
@@ -311,6 +320,16 @@ def download_file(
     return path
 
 
+def _known_missing(repo_id: str, filename: str, revision: str | None, cache_dir) -> bool:
+    """True when the cache records that ``filename`` does not exist at ``revision`` (an earlier 404),
+    so an optional file of a pinned preset costs no request once its absence is known."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    # a path when cached, None when unknown, a sentinel object when known to be missing
+    return found is not None and not isinstance(found, (str, os.PathLike))
+
+
 def _snapshot_commit(path: Path) -> str | None:
     """The commit id of a file in huggingface_hub's cache layout ``.../snapshots/<commit>/<file>``."""
     parts = Path(path).parts
@@ -333,17 +352,21 @@ def download_preset(
 
     config.json and metadata.json come first; the weights (skipped when
     ``weights`` is False) are checked against ``expected_sha256`` or, when None,
-    against the sha256 recorded in metadata.json. README.md is optional. All
-    files are taken from one commit (the one the first file resolved to).
+    against the sha256 recorded in metadata.json. The card, preprocessor.json and
+    recipe.json (:data:`OPTIONAL_PRESET_FILES`) are fetched when the repository has
+    them. All files are taken from one commit (the one the first file resolved to).
     """
     common = dict(endpoint=endpoint, cache_dir=cache_dir, token=token)
     config = download_file(location.repo_id, location.path_of(CONFIG_FILE), revision=location.revision, **common)
     revision = _snapshot_commit(config) or location.revision
     metadata_path = download_file(location.repo_id, location.path_of(METADATA_FILE), revision=revision, **common)
-    try:
-        download_file(location.repo_id, location.path_of(CARD_FILE), revision=revision, **common)
-    except HubNotFoundError:
-        pass
+    for filename in OPTIONAL_PRESET_FILES:
+        if _known_missing(location.repo_id, location.path_of(filename), revision, cache_dir):
+            continue
+        try:
+            download_file(location.repo_id, location.path_of(filename), revision=revision, **common)
+        except HubNotFoundError:
+            pass
     if weights:
         if expected_sha256 is None:
             try:

@@ -44,6 +44,7 @@ from .hub import (
     CARD_FILE,
     CONFIG_FILE,
     METADATA_FILE,
+    OPTIONAL_PRESET_FILES,
     PRESET_FILES,
     WEIGHTS_FILE,
     ChecksumError,
@@ -772,10 +773,6 @@ LOADERS = {
 
 # --------------------------------------------------------------------------- publishing
 
-#: Files a preset folder may hold besides :data:`~fastmri_zoo.hub.PRESET_FILES`: how inputs are prepared,
-#: and the recipe that trained it (with the card block the registry reads).
-_OPTIONAL_PRESET_FILES = ("preprocessor.json", registry.RECIPE_FILE)
-
 
 def export_hub(name: str, out_dir: str | os.PathLike) -> Path:
     """Write the preset of checkpoint ``name`` (or of a local preset folder) to ``out_dir``, ready for upload.
@@ -792,7 +789,7 @@ def export_hub(name: str, out_dir: str | os.PathLike) -> Path:
         raise ValueError(f"out_dir: expected a new or empty folder, got {str(out_dir)!r} which holds files.")
     target = out_dir / entry.hub_subfolder if entry is not None and entry.hub_subfolder else out_dir
     target.mkdir(parents=True, exist_ok=True)
-    for filename in PRESET_FILES + _OPTIONAL_PRESET_FILES:
+    for filename in dict.fromkeys(PRESET_FILES + OPTIONAL_PRESET_FILES):
         source = Path(folder) / filename
         if source.is_file():
             shutil.copyfile(source, target / filename)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .hub import CARD_FILE, CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, cached_file
+from .hub import CARD_FILE, CONFIG_FILE, METADATA_FILE, RECIPE_FILE, WEIGHTS_FILE, cached_file
 from .legacy.checkpoints import LEGACY_CHECKPOINTS, LegacyCheckpoint
 
 __all__ = [
@@ -60,8 +60,6 @@ COILS = ("singlecoil", "multicoil", "3d")
 #: Checkpoint formats, each with its own loader (``fastmri_zoo.presets.LOADERS``): zoo preset
 #: folders, and the authors' Keras-2 files converted by :mod:`fastmri_zoo.legacy`.
 FORMATS = ("preset", "keras2")
-#: The description of a preset folder's checkpoint: training recipe and model-card fields (block ``card``).
-RECIPE_FILE = "recipe.json"
 #: The fields of a recipe.json card block the registry reads: the name's parts, the description
 #: and, once pushed, the Hub location (other card fields are the model card's, see presets.CARD_FIELDS).
 ENTRY_FIELDS = ("architecture", "variant", "trajectory", "coils", "acceleration", "dataset", "description",

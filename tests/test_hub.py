@@ -239,3 +239,27 @@ def test_parse_hf_handle():
         zoo_hub.parse_hf_handle("hf://owner/repo@v1", revision="v2")
     with pytest.raises(ValueError, match="hf://owner/repo"):
         zoo_hub.parse_hf_handle("hf://just-a-name")
+
+
+def test_download_brings_the_preprocessor_and_recipe_with_the_preset(hub, tmp_path):
+    folder, _ = make_preset(tmp_path / "tiny")
+    extra = {
+        "preprocessor.json": json.dumps({"class_name": "CartesianPreprocessor", "config": {"normalization": 1.0}}),
+        "recipe.json": json.dumps({"card": {"family": "tiny"}, "steps": 3}),
+    }
+    for filename, text in extra.items():
+        (folder / filename).write_text(text)
+    commit = hub.add_commit(REPO, preset_files(folder))
+    local = zoo_hub.download_preset(zoo_hub.parse_hf_handle(f"hf://{REPO}@{commit}"))
+    for filename, text in extra.items():
+        assert (local / filename).read_text() == text
+    # a repository without them still downloads (they are optional)
+    for filename in extra:
+        (folder / filename).unlink()
+    bare = hub.add_commit(REPO, preset_files(folder), branch=None)  # not based on the first commit
+    local = zoo_hub.download_preset(zoo_hub.parse_hf_handle(f"hf://{REPO}@{bare}"))
+    assert not any((local / filename).exists() for filename in extra)
+    # their absence is cached with the pinned commit: loading again makes no request
+    requests = len(hub.requests)
+    zoo_hub.download_preset(zoo_hub.parse_hf_handle(f"hf://{REPO}@{bare}"))
+    assert len(hub.requests) == requests

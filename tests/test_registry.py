@@ -165,7 +165,8 @@ def test_load_from_hub_when_not_bundled_then_cached(registered, weights_root, tm
     inputs = example_inputs(seed=1)
     loaded = fastmri_zoo.load(entry.name)
     np.testing.assert_array_equal(loaded(inputs).numpy(), model(inputs).numpy())
-    assert hub.count("GET") == 4  # config, metadata, README, weights
+    published = [name for name in ("preprocessor.json", "recipe.json") if (folder / name).is_file()]
+    assert hub.count("GET") == 4 + len(published)  # config, metadata, README, weights and the optional files
     requests = len(hub.requests)
     fastmri_zoo.load(entry.name)
     assert len(hub.requests) == requests  # pinned commit, warm cache: no request

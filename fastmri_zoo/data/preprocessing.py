@@ -53,6 +53,7 @@ from ..physics import (
     pipe_menon_density,
     rss,
 )
+from ..hub import PREPROCESSOR_FILE
 from ..utils import LRUCache, array_digest
 
 __all__ = [
@@ -72,8 +73,6 @@ __all__ = [
     "DENSITY_CACHE",
 ]
 
-#: the file of a preset folder that records its preprocessor
-PREPROCESSOR_FILE = "preprocessor.json"
 
 #: radius (radians per pixel) of the k-space centre the non-Cartesian coil maps come from
 SMAPS_CENTER_RADIUS = 0.1 * math.pi

@@ -27,11 +27,11 @@ from typing import Callable, ClassVar, Sequence
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_complex, check_finite, check_in_range, check_rank, check_same_dim, static_shape
+from ..checks import check_batch, check_complex, check_finite, check_in_range, check_rank, check_same_dim, static_shape
 from .base import LinearOperator
 from .cartesian import SENSE, CartesianSingleCoil
 from .noncartesian import DensityWeightedNUFFT, gridded_operator
-from .nufft import TABLE_OVERSAMPLING, TRAJ_TOLERANCE, check_batch, check_gridding
+from .nufft import TABLE_OVERSAMPLING, TRAJ_TOLERANCE, check_gridding
 
 __all__ = [
     "InputSpec",
@@ -144,6 +144,28 @@ def cartesian_required_inputs(multicoil: bool) -> tuple[str, ...]:
     return ("kspace", "mask", "smaps") if multicoil else ("kspace", "mask")
 
 
+def _check_coil_layout(kspace, multicoil: bool, axes: str, model_name: str) -> None:
+    """kspace is complex with the rank of the model's coil mode: (batch, coils, AXES) multicoil,
+    (batch, AXES) single-coil; the other mode's rank gets a message saying how to build the model."""
+    check_complex("kspace", kspace)
+    n_axes = len(axes.split(", "))
+    rank = len(static_shape(kspace))
+    if multicoil and rank == n_axes + 1:
+        raise ValueError(
+            f"kspace: {model_name} is a multicoil model and expects (batch, coils, {axes}), got shape "
+            f"{static_shape(kspace)}, which looks like single-coil k-space; build the model with multicoil=False "
+            "for single-coil data."
+        )
+    if not multicoil and rank == n_axes + 2:
+        raise ValueError(
+            f"kspace: {model_name} is a single-coil model and expects (batch, {axes}), got shape "
+            f"{static_shape(kspace)}, which looks like multicoil k-space; build the model with multicoil=True "
+            "and pass smaps."
+        )
+    layout = f"(batch, coils, {axes})" if multicoil else f"(batch, {axes})"
+    check_rank("kspace", kspace, n_axes + 1 + multicoil, layout)
+
+
 def check_cartesian_inputs(inputs: dict, multicoil: bool, model_name: str, ndim: int = 2) -> None:
     """Validate a Cartesian input dict's arrays (shapes always; values when eager).
 
@@ -153,23 +175,7 @@ def check_cartesian_inputs(inputs: dict, multicoil: bool, model_name: str, ndim:
     """
     spatial = _SPATIAL[ndim]
     kspace = inputs["kspace"]
-    check_complex("kspace", kspace)
-    if multicoil:
-        if len(static_shape(kspace)) == ndim + 1:
-            raise ValueError(
-                f"kspace: {model_name} is a multicoil model and expects (batch, coils, {spatial}), got "
-                f"shape {static_shape(kspace)}, which looks like single-coil k-space; build the model "
-                "with multicoil=False for single-coil data."
-            )
-        check_rank("kspace", kspace, ndim + 2, f"(batch, coils, {spatial})")
-    else:
-        if len(static_shape(kspace)) == ndim + 2:
-            raise ValueError(
-                f"kspace: {model_name} is a single-coil model and expects (batch, {spatial}), got "
-                f"shape {static_shape(kspace)}, which looks like multicoil k-space; build the model "
-                "with multicoil=True and pass smaps."
-            )
-        check_rank("kspace", kspace, ndim + 1, f"(batch, {spatial})")
+    _check_coil_layout(kspace, multicoil, spatial, model_name)
     kshape = static_shape(kspace)
 
     mask = inputs["mask"]
@@ -195,6 +201,7 @@ def check_cartesian_inputs(inputs: dict, multicoil: bool, model_name: str, ndim:
         names = ["coils"] + [f"rows ({axis})" if axis != "W" else "columns (W)" for axis in spatial.split(", ")]
         if ndim == 3:
             names[1] = "slices (D)"
+        check_batch("smaps", sshape[0], "kspace", kshape[0])
         for axis, what in enumerate(names, start=1):
             check_same_dim("smaps", sshape[axis], "kspace", kshape[axis], what)
         check_finite("smaps", smaps)
@@ -238,22 +245,8 @@ def check_noncartesian_inputs(
     _check_keys(inputs, noncartesian_required_inputs(multicoil, dcomp), model_name, _NONCARTESIAN_HINTS)
 
     kspace = inputs["kspace"]
-    check_complex("kspace", kspace)
+    _check_coil_layout(kspace, multicoil, "nsamples", model_name)
     kshape = static_shape(kspace)
-    if multicoil:
-        if len(kshape) == 2:
-            raise ValueError(
-                f"kspace: {model_name} is a multicoil model and expects (batch, coils, nsamples), got shape {kshape}, "
-                "which looks like single-coil k-space; build the model with multicoil=False for single-coil data."
-            )
-        check_rank("kspace", kspace, 3, "(batch, coils, nsamples)")
-    else:
-        if len(kshape) == 3:
-            raise ValueError(
-                f"kspace: {model_name} is a single-coil model and expects (batch, nsamples), got shape {kshape}, "
-                "which looks like multicoil k-space; build the model with multicoil=True and pass smaps."
-            )
-        check_rank("kspace", kspace, 2, "(batch, nsamples)")
 
     traj = inputs["traj"]
     if not _is_real(traj):

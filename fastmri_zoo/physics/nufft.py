@@ -56,7 +56,7 @@ import tensorflow as tf
 from tfkbnufft import kbnufft_adjoint, kbnufft_forward
 from tfkbnufft.kbnufft import KbNufftModule
 
-from ..checks import check_finite, check_in_range, check_rank, check_same_dim, static_shape
+from ..checks import check_batch, check_finite, check_in_range, check_rank, check_same_dim, static_shape
 from ..utils import LRUCache, array_digest
 from .base import LinearOperator, as_complex64
 from .coils import normalize_by_rss
@@ -377,13 +377,6 @@ def check_image(name: str, x, image_shape: tuple) -> tf.Tensor:
         raise ValueError(f"{name}: expected spatial shape {tuple(image_shape)}, got {spatial} (shape {static_shape(x)}).")
     check_finite(name, x)
     return x
-
-
-def check_batch(name: str, batch, other_name: str, other_batch) -> None:
-    """Batch sizes must be equal or one of them 1."""
-    if batch is None or other_batch is None or batch == other_batch or 1 in (batch, other_batch):
-        return
-    raise ValueError(f"{name} has batch size {batch} but {other_name} has {other_batch}; expected equal sizes or 1.")
 
 
 class NUFFT(LinearOperator):

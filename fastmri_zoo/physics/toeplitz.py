@@ -29,10 +29,10 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_finite, check_rank, static_shape
+from ..checks import check_batch, check_finite, check_rank, static_shape
 from ..utils import LRUCache, array_digest
 from .base import LinearOperator, as_complex64
-from .nufft import _FFT, _IFFT, TABLE_OVERSAMPLING, NUFFT, check_batch, check_image, prepare_dcomp, prepare_traj
+from .nufft import _FFT, _IFFT, TABLE_OVERSAMPLING, NUFFT, check_image, prepare_dcomp, prepare_traj
 
 __all__ = ["ToeplitzNormal", "point_spread_function", "TOEPLITZ_KERNELS"]
 
