@@ -5,15 +5,27 @@ expected and what came, so a user can fix the call without reading the code.
 The checks accept numpy arrays and TensorFlow tensors. Value checks (NaN/Inf,
 bounds) only run where values are known: on numpy arrays and eager tensors;
 inside a traced ``tf.function`` they are skipped, shape checks are not.
+
+This module does not import TensorFlow: files and command-line options are checked
+before it is loaded (several seconds), so a bad input is reported at once. Nothing can
+be a tensor before TensorFlow is imported, so the checks look for it in ``sys.modules``.
+
+Also here: the checks of output paths (``check_output_path``: never onto an input, never a
+folder) and of memory estimates (``check_memory``), and ``library_error_message``, which turns
+the raw errors of h5py, Keras and TensorFlow into one line naming the file.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import Iterable, Sequence
+import os
+import re
+import sys
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+from .utils import default_permissions  # re-exported: it was defined here first
 
 __all__ = [
     "check_rank",
@@ -27,12 +39,28 @@ __all__ = [
     "as_complex64",
     "default_permissions",
     "static_shape",
+    "check_output_path",
+    "check_memory",
+    "physical_memory",
+    "format_bytes",
+    "library_error_kind",
+    "library_error_message",
 ]
+
+
+def _tensorflow():
+    """TensorFlow when it is imported, else None (then no value can be a tensor)."""
+    return sys.modules.get("tensorflow")
+
+
+def _is_tensor(x) -> bool:
+    tf = _tensorflow()
+    return tf is not None and isinstance(x, (tf.Tensor, tf.Variable))
 
 
 def static_shape(x) -> tuple:
     """Shape of ``x`` as a tuple; unknown dimensions are ``None``."""
-    if isinstance(x, (tf.Tensor, tf.Variable)):
+    if _is_tensor(x):
         return tuple(x.shape.as_list()) if x.shape.rank is not None else ()
     return tuple(np.shape(x))
 
@@ -40,7 +68,7 @@ def static_shape(x) -> tuple:
 def _has_values(x) -> bool:
     if isinstance(x, np.ndarray) or np.isscalar(x):
         return True
-    return isinstance(x, (tf.Tensor, tf.Variable)) and tf.executing_eagerly()
+    return _is_tensor(x) and _tensorflow().executing_eagerly()
 
 
 def check_rank(name: str, x, ranks: int | Iterable[int], layout: str) -> None:
@@ -50,7 +78,7 @@ def check_rank(name: str, x, ranks: int | Iterable[int], layout: str) -> None:
     """
     ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
     shape = static_shape(x)
-    if isinstance(x, tf.Tensor) and x.shape.rank is None:
+    if _is_tensor(x) and x.shape.rank is None:
         return
     if len(shape) not in ranks:
         expected = " or ".join(str(r) for r in ranks)
@@ -63,7 +91,8 @@ def check_rank(name: str, x, ranks: int | Iterable[int], layout: str) -> None:
 def check_complex(name: str, x) -> None:
     """Raise unless ``x`` holds complex values."""
     dtype = x.dtype
-    is_complex = dtype.is_complex if isinstance(dtype, tf.DType) else np.iscomplexobj(x)
+    tf = _tensorflow()
+    is_complex = dtype.is_complex if tf is not None and isinstance(dtype, tf.DType) else np.iscomplexobj(x)
     if not is_complex:
         dname = dtype.name if hasattr(dtype, "name") else str(dtype)
         raise ValueError(
@@ -73,8 +102,10 @@ def check_complex(name: str, x) -> None:
         )
 
 
-def as_complex64(name: str, x) -> tf.Tensor:
+def as_complex64(name: str, x):
     """Convert ``x`` to a complex64 tensor, refusing real input (``check_complex``)."""
+    import tensorflow as tf  # only callers building tensors need it; the checks stay TensorFlow-free
+
     x = tf.convert_to_tensor(x)
     check_complex(name, x)
     return tf.cast(x, tf.complex64)
@@ -84,7 +115,7 @@ def check_finite(name: str, x) -> None:
     """Raise if ``x`` holds NaN or Inf (skipped inside traced graphs)."""
     if not _has_values(x):
         return
-    values = x.numpy() if isinstance(x, (tf.Tensor, tf.Variable)) else np.asarray(x)
+    values = x.numpy() if _is_tensor(x) else np.asarray(x)
     if values.dtype == object:
         return
     finite = np.isfinite(values)
@@ -127,7 +158,7 @@ def check_in_range(name: str, x, low: float, high: float, unit: str = "") -> Non
     """Raise if any value of ``x`` lies outside ``[low, high]``."""
     if not _has_values(x):
         return
-    values = x.numpy() if isinstance(x, (tf.Tensor, tf.Variable)) else np.asarray(x)
+    values = x.numpy() if _is_tensor(x) else np.asarray(x)
     if values.size == 0:
         return
     lo, hi = float(values.min()), float(values.max())
@@ -181,11 +212,132 @@ def check_scalar(
     return value
 
 
-def default_permissions(path, directory: bool = False) -> None:
-    """Give a file (or folder) made by ``tempfile`` the permissions a plain ``open`` would:
-    tempfile creates them private (0600 / 0700), which an atomic rename would keep."""
-    import os
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (symlinks, relative paths, hard links), existing or not."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
 
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+def check_output_path(name: str, path, inputs: Mapping[str, object] | None = None, *,
+                      create_folder: bool = False) -> str:
+    """Return ``path`` (a str) if a file can be written there without replacing an input.
+
+    Raises a ValueError naming ``name`` when ``path`` is one of ``inputs`` ({what: path}: the same
+    file through any symlink, relative path or hard link), is a folder, or its folder does not exist
+    (``create_folder``: the writer creates it, then only a file in the way is refused).
+    """
+    path = os.fspath(path)
+    if not path:
+        raise ValueError(f"{name}: expected a file path, got an empty string.")
+    for what, other in (inputs or {}).items():
+        if other is not None and _same_file(path, os.fspath(other)):
+            raise ValueError(f"{name}: {path!r} is the {what} {os.fspath(other)!r}; refusing to replace it, "
+                             "give another output path.")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: expected a file path, got the folder {path!r}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        if not create_folder:
+            raise ValueError(f"{name}: the folder of {path!r} does not exist ({folder!r}).")
+        ancestor = folder
+        while not os.path.exists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise ValueError(f"{name}: cannot create the folder of {path!r}: {ancestor!r} is a file.")
+    return path
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None if unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(size: float) -> str:
+    """``1536`` -> ``'1.5 KiB'``."""
+    size = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def check_memory(name: str, needed: float, what: str, limit: float | None = None) -> None:
+    """Raise when ``needed`` bytes (an estimate of ``what``) exceed ``limit`` (default: the physical
+    memory), with both numbers in the message: the run would be killed part-way, after minutes."""
+    limit = physical_memory() if limit is None else limit
+    if limit is not None and needed > limit:
+        raise ValueError(
+            f"{name}: {what} needs about {format_bytes(needed)} of memory (estimate), more than the "
+            f"{format_bytes(limit)} of this machine."
+        )
+
+
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
+_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+_KERAS_FRAMES = ("Exception encountered when calling", "Arguments received by")
+
+
+def _first_line(text, limit: int = 240) -> str:
+    """The line of a library's message that says what went wrong: without terminal colours, TensorFlow's
+    ``{{function_node ...}}`` prefix and Keras's "Exception encountered when calling ..." frame; shortened."""
+    text = _FUNCTION_NODE.sub("", _TERMINAL_CODES.sub("", str(text)))
+    lines = [part.strip() for part in text.splitlines() if part.strip()]
+    line = next((part for part in lines if not part.startswith(_KERAS_FRAMES)), lines[0] if lines else "")
+    line = re.sub(r"\s+name:\s*$", "", line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def library_error_kind(error: BaseException) -> str | None:
+    """Which library a raw error comes from: "tensorflow" (an OpError), "hdf5" (h5py's OSError / KeyError,
+    which name no file), "keras" (a (de)serialisation error), or None."""
+    tf = _tensorflow()
+    if tf is not None and isinstance(error, tf.errors.OpError):
+        return "tensorflow"
+    module = type(error).__module__ or ""
+    text = str(error)
+    if module.startswith("h5py") or (isinstance(error, (OSError, KeyError)) and (_raised_in(error, "h5py") or any(
+            word in text for word in ("HDF5", "synchronously open", "file signature not found", "truncated file")))):
+        return "hdf5"
+    if module.startswith("keras") or (isinstance(error, (ValueError, TypeError, AttributeError))
+                                      and _raised_in(error, "keras")):
+        return "keras"
+    return None
+
+
+def _raised_in(error: BaseException, package: str) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is in ``package`` (a top-level package name)."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return f"{os.sep}{package}{os.sep}" in traceback.tb_frame.f_code.co_filename
+
+
+def library_error_message(error: BaseException, source: str | None = None) -> str | None:
+    """One line for a raw error of h5py, Keras (de)serialisation or TensorFlow (``library_error_kind``),
+    naming ``source`` (the file or checkpoint being read or run); None for any other error.
+
+    h5py raises OSError / KeyError without the file name, Keras a TypeError or ValueError of
+    thousands of characters for an unsafe or broken config, TensorFlow an OpError such as
+    ``Incompatible shapes: [2,8,8] vs. [3,8,8] [Op:Mul]``.
+    """
+    kind = library_error_kind(error)
+    where = f"{source}: " if source else ""
+    if kind == "tensorflow":
+        message = _first_line(getattr(error, "message", "") or str(error))
+        return (f"{where}TensorFlow could not run the model on these inputs ({message}); check that "
+                "kspace, mask, smaps, traj and dcomp agree in batch and size.")
+    if kind == "hdf5":
+        return f"{where}not a readable HDF5 file ({_first_line(error)})."
+    if kind == "keras":
+        return f"{where}Keras could not rebuild the model ({_first_line(error)})."
+    return None

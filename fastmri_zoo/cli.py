@@ -1,4 +1,5 @@
-"""The ``fastmri-zoo`` command.
+"""fastmri-zoo: load published MRI reconstruction networks by name, run them on your k-space,
+evaluate, fine-tune and train them.
 
 Each subcommand is a pair (``configure(parser)``, ``run(args) -> int``)
 listed in ``COMMANDS``; the heavy imports happen inside ``run`` so that
@@ -8,10 +9,16 @@ listed in ``COMMANDS``; the heavy imports happen inside ``run`` so that
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 
 from .presets import export_hub, from_preset, push
 from .registry import bundled_folder, info, list_entries
+from .runtime import quiet_native_output
+from .sampling.cartesian import MASK_TYPES
+from .version import __version__
 
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
@@ -66,11 +73,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--architecture")
-    parser.add_argument("--trajectory")
-    parser.add_argument("--coils", choices=["singlecoil", "multicoil", "3d"])
-    parser.add_argument("--acceleration", type=int)
-    parser.add_argument("--dataset")
+    parser.add_argument("--architecture", help="only this family, e.g. ncpdnet, xpdnet, unet")
+    parser.add_argument("--trajectory", help="only this acquisition: cartesian, radial, spiral or kooshball")
+    parser.add_argument("--coils", choices=["singlecoil", "multicoil", "3d"], help="only this coil setting")
+    parser.add_argument("--acceleration", type=int, help="only checkpoints trained at this acceleration factor")
+    parser.add_argument("--dataset", help="only checkpoints trained on this dataset, e.g. fastmri, oasis")
 
 
 def _run_list(args: argparse.Namespace) -> int:
@@ -116,7 +123,7 @@ def _configure_push(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("repo_id", help="owner/name on the Hub")
     parser.add_argument("--token", default=None, help="Hub token (default: the one huggingface_hub finds)")
     parser.add_argument("--endpoint", default=None, help="Hub endpoint (default: FASTMRI_ZOO_HF_ENDPOINT or huggingface.co)")
-    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
 
 def _run_push(args: argparse.Namespace) -> int:
@@ -129,8 +136,10 @@ def _run_push(args: argparse.Namespace) -> int:
 def _add_undersampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--acceleration", type=float, default=None,
                         help="undersample fully sampled files retrospectively at this AF (default: the model's)")
-    parser.add_argument("--mask-type", default=None, choices=["random", "equispaced", "equispaced_fraction"])
-    parser.add_argument("--center-fraction", type=float, default=None)
+    parser.add_argument("--mask-type", default=None, choices=list(MASK_TYPES),
+                        help="mask of the retrospective undersampling (default: the model's)")
+    parser.add_argument("--center-fraction", type=float, default=None,
+                        help="fraction of fully sampled centre columns, in (0, 1) (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the retrospective mask")
 
 
@@ -140,24 +149,39 @@ def _configure_reconstruct(parser: argparse.ArgumentParser) -> None:
                         "optional dcomp, attribute image_shape) for a non-Cartesian model")
     parser.add_argument("-o", "--output", default=None, help="output .h5 (dataset 'reconstruction')")
     parser.add_argument("--png", default=None, help="also draw the middle slice (and error maps) to this PNG")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4, help="slices per network call")
     parser.add_argument("--image-shape", type=int, nargs="+", default=None, metavar="N",
                         help="non-Cartesian files: the image grid (e.g. 256 256), replacing the file's image_shape")
     _add_undersampling_options(parser)
 
 
-def _load_for_cli(name: str):
-    return from_preset(name)
+def _load_for_cli(name: str, folder: str | None = None):
+    """The checkpoint's model; raw h5py / Keras errors become one line naming the file (``folder``: its preset
+    folder, when known)."""
+    from .checks import library_error_kind, library_error_message  # lazy: numpy only for the commands that need it
+
+    try:
+        return from_preset(name)
+    except Exception as error:
+        kind = library_error_kind(error)
+        if kind is None:
+            raise
+        files = {"hdf5": "model.weights.h5", "keras": "config.json"}
+        source = f"{folder}/{files[kind]}" if folder and kind in files else f"checkpoint {name}"
+        raise ValueError(library_error_message(error, source)) from None
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
-    # lazy: TensorFlow is loaded only by the commands that run a model (fast --help, list, info)
-    from .inference import reconstruct_file
+    # lazy: h5py and numpy only for the commands that read files; TensorFlow only once the model loads
+    from .inference import checkpoint_spec, plan_reconstruction, run_plan
 
-    model = _load_for_cli(args.name)
-    result = reconstruct_file(model, args.input, args.output, png=args.png, acceleration=args.acceleration,
-                              mask_type=args.mask_type, center_fraction=args.center_fraction, seed=args.seed,
-                              batch_size=args.batch_size, model_name=args.name, image_shape=args.image_shape)
+    # Everything about the file and the options is checked before the model is loaded (seconds).
+    spec = checkpoint_spec(args.name)
+    plan = plan_reconstruction(spec, args.input, args.output, png=args.png, acceleration=args.acceleration,
+                               mask_type=args.mask_type, center_fraction=args.center_fraction, seed=args.seed,
+                               batch_size=args.batch_size, image_shape=args.image_shape, cli=True)
+    model = _load_for_cli(args.name, spec.folder)
+    result = run_plan(model, plan, model_name=args.name)
     if result.noncartesian:
         af = f", AF {result.acceleration:.2f}" if result.acceleration == result.acceleration else ""
         print(f"reconstructed {args.input}: {result.reconstruction.shape[0]} slice(s) of "
@@ -169,6 +193,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
             print("  no reference in the file: no metrics")
     else:
         print(f"reconstructed {args.input}: reconstruction {result.reconstruction.shape}, AF {result.acceleration:.2f}")
+        print(f"  {result.sampling}")
     for method, values in result.metrics.items():
         print(f"  {method:<13} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
     if args.output:
@@ -183,37 +208,56 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a registered checkpoint name, a preset folder or hf://owner/repo")
     parser.add_argument("data_dir", help="folder of fastMRI-layout .h5 files with references")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4, help="slices per network call")
     _add_undersampling_options(parser)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .data.pipelines import list_h5_files  # lazy: TensorFlow only for the commands that run a model
-    from .inference import reconstruct_file  # lazy: TensorFlow only for the commands that run a model
-    from .metrics import summarize  # lazy: TensorFlow only for the commands that run a model
+    from .data.h5 import list_h5_files  # lazy: h5py only for the commands that read files
+    # lazy: h5py and numpy only for the commands that read files; TensorFlow only once the model loads
+    from .inference import check_file, check_options, checkpoint_spec, plan_reconstruction, run_plan
 
+    check_options(acceleration=args.acceleration, center_fraction=args.center_fraction, mask_type=args.mask_type,
+                  seed=args.seed, batch_size=args.batch_size, cli=True)
     files = list_h5_files(args.data_dir)
-    model = _load_for_cli(args.name)
+    spec = checkpoint_spec(args.name)
+    for path in files:  # layouts, coils and references of every file before the model is loaded
+        check_file(spec, path, need_reference=True, cli=True)
+    model = _load_for_cli(args.name, spec.folder)
     rows: dict[str, list] = {"network": []}
     for path in tqdm(files, desc="evaluate", unit="volume"):
-        result = reconstruct_file(model, path, acceleration=args.acceleration, mask_type=args.mask_type,
-                                  center_fraction=args.center_fraction, seed=args.seed,
-                                  batch_size=args.batch_size, progress=False)
-        if not result.metrics:
-            raise ValueError(f"{path}: has no reference image (reconstruction_rss or reconstruction_esc) to score against.")
+        plan = plan_reconstruction(spec, path, acceleration=args.acceleration, mask_type=args.mask_type,
+                                   center_fraction=args.center_fraction, seed=args.seed,
+                                   batch_size=args.batch_size, need_reference=True, cli=True)
+        result = run_plan(model, plan, progress=False, model_name=args.name)
         # the baseline is the zero-filled image (Cartesian) or the adjoint + DCp (non-Cartesian)
         for method in ("network", result.baseline):
             rows.setdefault(method, []).append(result.metrics[method])
-    print(f"{args.name} on {len(files)} volumes of {args.data_dir} (mean +- std over volumes)")
-    print(f"{'method':<14}{'PSNR (dB)':>18}{'SSIM':>20}{'NMSE':>20}")
-    baselines = [method for method in rows if method != "network"]
-    for method, label in [(method, method) for method in baselines] + [("network", args.name)]:
-        summary = summarize(rows[method])
-        cells = "".join(f"{summary[k][0]:>11.4f} +- {summary[k][1]:<6.4f}" for k in ("psnr", "ssim", "nmse"))
-        print(f"{label[:14]:<14}{cells}")
+    _print_evaluation(args.name, args.data_dir, rows)
     return 0
+
+
+def _print_evaluation(name: str, data_dir: str, rows: dict[str, list]) -> None:
+    """The table of ``evaluate``: mean +- std over volumes, or the single values of one volume (no spread)."""
+    from .metrics import summarize  # lazy: TensorFlow only for the commands that run a model
+
+    count = len(rows["network"])
+    spread = count > 1
+    print(f"{name} on {count} volume{'s' if spread else ''} of {data_dir} "
+          f"({'mean +- std over volumes' if spread else 'one volume: no spread'})")
+    labels = [(method, method) for method in rows if method != "network"] + [("network", name)]
+    width = max(len("method"), *(len(label) for _, label in labels)) + 2
+    cell = 20 if spread else 11
+    print(f"{'method':<{width}}" + "".join(f"{title:>{cell}}" for title in ("PSNR (dB)", "SSIM", "NMSE")))
+    for method, label in labels:
+        summary = summarize(rows[method])
+        if spread:
+            cells = "".join(f"{summary[k][0]:>11.4f} +- {summary[k][1]:<6.4f}" for k in ("psnr", "ssim", "nmse"))
+        else:
+            cells = "".join(f"{summary[k][0]:>11.4f}" for k in ("psnr", "ssim", "nmse"))
+        print(f"{label:<{width}}{cells}")
 
 
 def _configure_train(parser: argparse.ArgumentParser) -> None:
@@ -256,12 +300,15 @@ def _configure_finetune(parser: argparse.ArgumentParser) -> None:
                              "'{\"kind\": \"noncartesian\", \"trajectory\": \"spiral\", \"acceleration\": 4}' "
                              "(default: the checkpoint's own, or the Cartesian options below)")
     parser.add_argument("--mask-type", default=None, help="Cartesian: random, equispaced or equispaced_fraction")
-    parser.add_argument("--accelerations", type=float, nargs="+", default=None)
-    parser.add_argument("--center-fractions", type=float, nargs="+", default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerations", type=float, nargs="+", default=None,
+                        help="Cartesian: acceleration factors of the training masks (default: the checkpoint's)")
+    parser.add_argument("--center-fractions", type=float, nargs="+", default=None,
+                        help="Cartesian: centre fractions paired with --accelerations (default: the checkpoint's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation masks and the initialisation")
     parser.add_argument("--run-dir", default=None, help="backups and logs (default: PRESET_DIR.run or finetune-NAME)")
     parser.add_argument("-o", "--output", default=None, metavar="PRESET_DIR", help="write the fine-tuned preset here")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None)
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
 
 
 def _finetune_acquisition(args: argparse.Namespace, multicoil: bool) -> dict | None:
@@ -363,26 +410,118 @@ COMMANDS = {
 }
 
 
+#: Examples shown by ``fastmri-zoo COMMAND --help``.
+EXAMPLES = {
+    "list": ["fastmri-zoo list", "fastmri-zoo list --trajectory radial --coils multicoil"],
+    "info": ["fastmri-zoo info ncpdnet-radial-multicoil"],
+    "reconstruct": [
+        "fastmri-zoo reconstruct xpdnet-cartesian-multicoil-af4 file_brain.h5 -o recon.h5 --png recon.png",
+        "fastmri-zoo reconstruct pdnet-cartesian-singlecoil-af4 full.h5 -o recon.h5 --acceleration 8 "
+        "--mask-type equispaced",
+        "fastmri-zoo reconstruct ncpdnet-radial-multicoil radial.h5 -o recon.h5 --image-shape 256 256",
+    ],
+    "evaluate": ["fastmri-zoo evaluate unet-cartesian-singlecoil-af4 val_folder/ --acceleration 4"],
+    "export-hub": ["fastmri-zoo export-hub ncpdnet-radial-multicoil hub_upload/"],
+    "push": ["fastmri-zoo push ./my_preset me/my-ncpdnet --private"],
+    "demo": ["fastmri-zoo demo", "fastmri-zoo demo --acceleration 8 --png af8.png"],
+    "simulate": ["fastmri-zoo simulate T1.nii.gz out/ --coils 8 --snr 30 --slices 20:70"],
+    "train": ["fastmri-zoo train weights/ncpdnet-radial-multicoil/recipe.json --data DATA_DIR --run-dir runs/nc",
+              "fastmri-zoo train recipe.json --data DATA_DIR --steps 10   # a quick check"],
+    "finetune": ["fastmri-zoo finetune xpdnet-cartesian-multicoil-af4 my_data/ --steps 200 -o my_xpdnet",
+                 "fastmri-zoo finetune unet-cartesian-singlecoil-af4 knees/ --steps 400 --lr 1e-4 --batch 2"],
+}
+
+_EPILOG = """examples:
+  fastmri-zoo list
+  fastmri-zoo demo --png demo.png
+  fastmri-zoo reconstruct ncpdnet-radial-multicoil radial.h5 -o recon.h5 --png recon.png
+  fastmri-zoo COMMAND --help      (options and examples of one command)
+
+TensorFlow's start-up messages are hidden; --verbose shows them."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option's help; descriptions and examples kept as written."""
+
+    def _get_help_string(self, action):
+        # "(default: None)" says nothing: optional values without a default explain it in their help
+        if action.default is None or action.default is argparse.SUPPRESS or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastmri-zoo", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="fastmri-zoo", description=__doc__.split("\n\n")[0].replace("\n", " "),
+                                     epilog=_EPILOG, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fastmri-zoo {__version__}")
+    parser.add_argument("--verbose", dest="show_startup", action="store_true",
+                        help="show TensorFlow's start-up messages and library warnings (hidden by default)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, _) in COMMANDS.items():
-        configure(sub.add_parser(name, help=help_text, description=help_text))
+        examples = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES.get(name, []))
+        configure(sub.add_parser(name, help=help_text, description=help_text, epilog=examples,
+                                 formatter_class=_HelpFormatter))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
-    # TensorFlow's C++ start-up chatter hides the command's own output; users can override.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     _, _, run = COMMANDS[args.command]
+    prefix = f"fastmri-zoo {args.command}"
+    with _termination_as_exception(), quiet_native_output(not args.show_startup) as native_output:
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted (SIGINT)", file=sys.stderr)  # a file being written is discarded
+            return 130
+        except Terminated:
+            print(f"{prefix}: terminated (SIGTERM)", file=sys.stderr)
+            return 143
+        except MemoryError:
+            print(f"{prefix}: error: out of memory; try fewer slices at once (--batch-size) or a smaller grid",
+                  file=sys.stderr)
+            return 2
+        except Exception as error:
+            # raw h5py / Keras / TensorFlow errors are translated at this boundary into one line
+            from .checks import library_error_message  # lazy: numpy only once a command has failed
+
+            message = library_error_message(error)
+            if message is None and not isinstance(error, (ValueError, OSError, KeyError)):
+                # a bug, not a bad input: the traceback is what a report needs, with what the libraries printed
+                sys.stderr.write(native_output())
+                raise
+            print(f"{prefix}: error: {message or _one_line(error)}", file=sys.stderr)
+            return 2
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt so that clean-ups (temporary files) run."""
+
+
+@contextlib.contextmanager
+def _termination_as_exception():
+    """While a command runs, SIGTERM raises ``Terminated`` (its default action ends the process without
+    running any clean-up, leaving temporary files behind); SIGINT already raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        return run(args)
-    except (ValueError, OSError, KeyError) as error:
-        print(f"fastmri-zoo {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of an error on one line: a file's list of problems ("path: ...:\\n  - a\\n  - b") joined
+    by "; " (a KeyError's message is its key)."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join([lines[0], "; ".join(line.removeprefix("- ") for line in lines[1:])]).strip() if lines else repr(error)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from importlib import resources
 import numpy as np
 
 from . import baselines, metrics
+from .checks import check_output_path
 from .data.h5 import read_fastmri_h5
-from .inference import reconstruct_file, undersample
+from .inference import check_options, checkpoint_spec, plan_reconstruction, run_plan, undersample
 from .physics import estimate_sensitivity_maps
 from .presets import load
 from .registry import list_models
@@ -59,9 +60,20 @@ def run_demo(
 
     name: a zoo checkpoint to run as well (multicoil Cartesian); by default
     ``DEFAULT_MODEL`` when it is registered with weights, else baselines only.
-    Returns name -> {"psnr", "ssim", "nmse"} for each reconstruction.
+    Returns name -> {"psnr", "ssim", "nmse"} for each reconstruction. The options, the figure path and
+    the checkpoint's acquisition (a multicoil Cartesian model) are checked before anything is loaded.
     """
-    volume = read_fastmri_h5(bundled_sample("brain_4coil"))
+    sample = bundled_sample("brain_4coil")
+    check_options(acceleration=acceleration, center_fraction=center_fraction, mask_type="equispaced_fraction",
+                  seed=seed)
+    check_output_path("output_png", output_png, {"bundled sample": sample}, create_folder=True)
+    if name is None:
+        name = DEFAULT_MODEL if DEFAULT_MODEL in list_models(pretrained=True) else None
+    plan = None
+    if name is not None:
+        plan = plan_reconstruction(checkpoint_spec(name), sample, acceleration=acceleration,
+                                   mask_type="equispaced_fraction", center_fraction=center_fraction, seed=seed)
+    volume = read_fastmri_h5(sample)
     kspace = volume.kspace  # (1, coils, H, W)
     reference = volume.reference  # (1, H, W)
     masked, mask, num_low = undersample(kspace, "equispaced_fraction", center_fraction, acceleration, seed)
@@ -73,13 +85,8 @@ def run_demo(
         "CG-SENSE": np.abs(baselines.cg_sense(masked, mask, smaps, num_iterations=cg_iterations,
                                                   regularization=cg_regularization).numpy()),
     }
-    if name is None:
-        name = DEFAULT_MODEL if DEFAULT_MODEL in list_models(pretrained=True) else None
     if name is not None:
-        result = reconstruct_file(load(name), bundled_sample("brain_4coil"), acceleration=acceleration,
-                                  mask_type="equispaced_fraction", center_fraction=center_fraction, seed=seed,
-                                  progress=False, model_name=name)
-        recons[name] = result.reconstruction
+        recons[name] = run_plan(load(name), plan, progress=False, model_name=name).reconstruction
     scores = {method: metrics.evaluate_volume(reference, image) for method, image in recons.items()}
     if verbose:
         sampled = float(mask.mean())

@@ -169,7 +169,7 @@ def _offline_hint(repo_id: str, filenames: list[str], revision: str | None) -> s
         "To work offline: download it beforehand while online with "
         f"`hf download {repo_id} {' '.join(filenames)}{rev}` (`huggingface-cli download ...` with older "
         "huggingface_hub), then set HF_HUB_OFFLINE=1 to use the warm cache; or load a checkpoint bundled in "
-        "the repository's weights/ folder (fastmri_zoo.list_models(pretrained=True))."
+        "the package (fastmri_zoo.list_models(pretrained=True))."
     )
 
 

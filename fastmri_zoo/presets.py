@@ -606,7 +606,10 @@ def load_preset(folder: str | os.PathLike, *, expected_sha256: str | None = None
         if pretrained:
             raise ValueError(f"{folder / METADATA_FILE}: no 'input_signature'; cannot build the model to load weights.")
         return model
-    model(zeros_like_signature(signature))
+    if getattr(model, "builds_its_layers", lambda: False)():
+        model.build(None)  # a zoo model creates its weights directly: no forward pass at the recorded size
+    else:
+        model(zeros_like_signature(signature))
     if pretrained:
         weights_path = folder / WEIGHTS_FILE
         _check_weights_fit(model, weights_path)
@@ -624,8 +627,27 @@ def load_preset(folder: str | os.PathLike, *, expected_sha256: str | None = None
     return model
 
 
+#: What :func:`load` / :func:`from_preset` accept, for error messages.
+HANDLE_FORMS = (
+    "a registered checkpoint name (fastmri_zoo.list_models()), a preset folder "
+    "(config.json, metadata.json, model.weights.h5) or 'hf://owner/repo[/subfolder][@revision]'"
+)
+
+
 def _is_path_like(handle: str) -> bool:
     return os.sep in handle or "/" in handle or handle.startswith((".", "~")) or os.path.isabs(handle)
+
+
+def _handle_text(handle: str | os.PathLike) -> str:
+    """``handle`` as text; a path object always means a folder, even when its text is a registered name."""
+    if not isinstance(handle, (str, os.PathLike)):
+        raise ValueError(f"handle: expected {HANDLE_FORMS}, got {type(handle).__name__} {handle!r}.")
+    text = os.fspath(handle)
+    if not isinstance(text, str):
+        raise ValueError(f"handle: expected a str path, got {type(text).__name__} {text!r}.")
+    if isinstance(handle, os.PathLike) and not _is_path_like(text):
+        text = os.path.join(os.curdir, text)
+    return text
 
 
 def resolve_preset_folder(
@@ -643,7 +665,7 @@ def resolve_preset_folder(
     folder, or a registry name (bundled folder first, then its pinned Hub
     location). Hub downloads are verified; a local folder is not yet.
     """
-    handle_text = os.fspath(handle)
+    handle_text = _handle_text(handle)
     if handle_text.endswith(".keras"):
         raise ValueError(
             f"handle: {handle_text!r} is a .keras archive; fastmri_zoo loads preset folders only "
@@ -660,21 +682,26 @@ def resolve_preset_folder(
             raise ValueError(f"revision: a local folder has no revisions, got revision={revision!r} for {handle_text!r}.")
         return path, None
     if _is_path_like(handle_text) and not path.exists():
-        raise ValueError(f"handle: no preset folder at {handle_text!r}.")
+        raise ValueError(f"handle: no preset folder at {handle_text!r}; expected {HANDLE_FORMS}.")
+    if path.is_file() and (_is_path_like(handle_text) or handle_text not in registry.list_models()):
+        raise ValueError(f"handle: {handle_text!r} is a file; expected {HANDLE_FORMS}.")
     try:
         entry = registry.get_entry(handle_text)
     except ValueError as error:
-        raise ValueError(
-            f"{error} A handle is a registry name, a local preset folder or 'hf://owner/repo[@revision]'."
-        ) from None
+        raise ValueError(f"{error} A handle is {HANDLE_FORMS}.") from None
     pinned = revision is None or revision == entry.hub_revision
     if pinned:
         bundled = registry.bundled_folder(entry)
         if bundled is not None:
             return bundled, entry
     if entry.hub_repo is None:
-        where = "its bundled folder is missing" if entry.bundled else "it has no bundled folder"
-        raise ValueError(f"name: {entry.name} has no weights to load: {where} and it has no Hub repo.")
+        if entry.bundled:
+            searched = ", ".join(repr(str(root)) for root in registry.weights_dirs())
+            where = (f"its bundled folder {entry.bundled!r} (with {CONFIG_FILE} and {WEIGHTS_FILE}) "
+                     f"is in none of {searched}")
+        else:
+            where = "it has no bundled folder"
+        raise ValueError(f"name: {entry.name} has no weights to load: {where}, and it has no Hub repo.")
     location = HubLocation(entry.hub_repo, entry.hub_subfolder, revision or entry.hub_revision)
     folder = download_preset(
         location,
@@ -688,7 +715,7 @@ def resolve_preset_folder(
 
 
 def load(
-    name: str,
+    handle: str | os.PathLike,
     pretrained: bool = True,
     revision: str | None = None,
     *,
@@ -696,18 +723,31 @@ def load(
     cache_dir: str | os.PathLike | None = None,
     token: str | bool | None = None,
 ):
-    """The model registered as ``name``, with its trained weights (``pretrained=True``) or fresh ones.
+    """The model of ``handle``, with its trained weights (``pretrained=True``) or fresh ones.
 
-    Weights come from the bundled folder (offline) when there is one and
-    ``revision`` is None or the pinned one, else from the Hub at the pinned
-    revision (or ``revision``); their sha256 is checked before loading. The
-    loader is the one of the entry's format (:data:`LOADERS`), or the entry's own.
+    ``handle`` is one of
+
+    - a registered name (:func:`fastmri_zoo.list_models`): weights come from the
+      bundled folder (offline) when there is one and ``revision`` is None or the
+      pinned one, else from the Hub at the pinned revision (or ``revision``); the
+      loader is the one of the entry's format (:data:`LOADERS`), or the entry's own;
+    - a local preset folder (a path; a registered name wins over a folder of the
+      same name in the working directory, write ``./name`` or pass a Path for the folder);
+    - ``hf://owner/repo[/subfolder][@revision]``.
+
+    Weights' sha256 are checked before anything is loaded.
     """
-    entry = registry.get_entry(name)
-    options = dict(pretrained=pretrained, revision=revision, endpoint=endpoint, cache_dir=cache_dir, token=token)
-    if entry.loader is not None:  # an explicitly registered entry with its own loader
-        return entry.loader(**options)
-    return LOADERS[entry.format](entry.name, **options)
+    handle_text = _handle_text(handle)
+    if not handle_text.startswith("hf://") and not _is_path_like(handle_text) and handle_text in registry.list_models():
+        entry = registry.get_entry(handle_text)
+        options = dict(pretrained=pretrained, revision=revision, endpoint=endpoint, cache_dir=cache_dir, token=token)
+        if entry.loader is not None:  # an explicitly registered entry with its own loader
+            return entry.loader(**options)
+        return LOADERS[entry.format](entry.name, **options)
+    folder, entry = resolve_preset_folder(
+        handle_text, revision, endpoint=endpoint, cache_dir=cache_dir, token=token, weights=pretrained
+    )
+    return load_preset(folder, expected_sha256=entry.sha256 if entry is not None else None, pretrained=pretrained)
 
 
 def _load_registered_preset(
@@ -752,15 +792,9 @@ def from_preset(
     token: str | bool | None = None,
     pretrained: bool = True,
 ):
-    """Load a checkpoint from a registry name, a local preset folder or ``hf://owner/repo[/subfolder][@revision]``."""
-    handle_text = os.fspath(handle)
-    if not handle_text.startswith("hf://") and not _is_path_like(handle_text):
-        if handle_text in registry.list_models():
-            return load(handle_text, pretrained, revision, endpoint=endpoint, cache_dir=cache_dir, token=token)
-    folder, entry = resolve_preset_folder(
-        handle_text, revision, endpoint=endpoint, cache_dir=cache_dir, token=token, weights=pretrained
-    )
-    return load_preset(folder, expected_sha256=entry.sha256 if entry is not None else None, pretrained=pretrained)
+    """:func:`load` under keras-hub's name: a registry name, a local preset folder or
+    ``hf://owner/repo[/subfolder][@revision]``."""
+    return load(handle, pretrained, revision, endpoint=endpoint, cache_dir=cache_dir, token=token)
 
 
 #: The loader of each checkpoint format (``registry.FORMATS``): ``loader(name, pretrained, revision, *, endpoint,

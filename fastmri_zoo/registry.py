@@ -4,8 +4,8 @@ A checkpoint is named ``{architecture}[-{variant}]-{trajectory}-{coils}[-af{N}][
 (e.g. ``ncpdnet-radial-multicoil``, ``pdnet-cartesian-singlecoil-af4``,
 ``unet-adjdcomp-radial-multicoil``). Each name maps to a frozen :class:`CheckpointEntry`
 giving its format, the Keras class it loads as, the preset folder bundled under the
-repository's ``weights/`` and its Hugging Face Hub location (repo id, file name, pinned
-revision, sha256 of the weights).
+repository's ``weights/`` (``fastmri_zoo/_weights`` in an installed wheel) and its Hugging
+Face Hub location (repo id, file name, pinned revision, sha256 of the weights).
 
 Names come from one description per checkpoint, read when the registry is first asked
 (nothing registers itself at import), one source per checkpoint format:
@@ -52,6 +52,7 @@ __all__ = [
     "list_models",
     "info",
     "weights_dirs",
+    "packaged_weights_root",
     "bundled_folder",
     "unknown_name_error",
 ]
@@ -73,6 +74,10 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 #: Environment variable naming an extra folder searched first for bundled presets.
 WEIGHTS_DIR_ENV = "FASTMRI_ZOO_WEIGHTS_DIR"
+#: The bundled presets: the repository's top-level folder (their one source, read in place by
+#: editable checkouts) and its copy inside a built wheel's package (setup.py writes it).
+REPOSITORY_WEIGHTS = "weights"
+PACKAGED_WEIGHTS = "_weights"
 
 
 @dataclass(frozen=True)
@@ -383,18 +388,31 @@ def preset_names(class_names: Iterable[str]) -> list[str]:
     return [name for name, entry in sorted(_all_entries().items()) if entry.class_name in wanted]
 
 
+def packaged_weights_root(package: str | os.PathLike | None = None) -> Path:
+    """The folder of the bundled presets for the ``fastmri_zoo`` package folder ``package`` (default: this one).
+
+    An installed wheel carries the repository's ``weights/`` as ``fastmri_zoo/_weights``
+    (copied there by setup.py at build time); an editable checkout has no such folder
+    and reads ``weights/`` beside the package. Only one of the two is searched, so an
+    installed package never looks at a ``weights`` folder that happens to sit in
+    site-packages.
+    """
+    package = Path(__file__).resolve().parent if package is None else Path(package)
+    packaged = package / PACKAGED_WEIGHTS
+    return packaged if packaged.is_dir() else package.parent / REPOSITORY_WEIGHTS
+
+
 def weights_dirs() -> list[Path]:
     """Folders searched, in order, for bundled presets.
 
-    ``$FASTMRI_ZOO_WEIGHTS_DIR`` if set, the package data folder
-    ``fastmri_zoo/weights`` (installed wheels), then the repository's
-    ``weights/`` next to the ``fastmri_zoo`` package (editable installs).
+    ``$FASTMRI_ZOO_WEIGHTS_DIR`` if set, then :func:`packaged_weights_root`: the
+    package's ``_weights`` folder (installed wheels) or else the repository's
+    ``weights/`` next to the ``fastmri_zoo`` package (editable checkouts).
     """
-    package = Path(__file__).resolve().parent
     folders = []
     if os.environ.get(WEIGHTS_DIR_ENV):
         folders.append(Path(os.environ[WEIGHTS_DIR_ENV]).expanduser())
-    folders += [package / "weights", package.parent / "weights"]
+    folders.append(packaged_weights_root())
     return folders
 
 

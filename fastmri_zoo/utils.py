@@ -5,19 +5,27 @@
   (gridding matrices, Toeplitz kernels, density weights);
 - :func:`center_crop`: fastMRI's centre crop of the last axes (numpy arrays and tensors);
 - :func:`split_named`: ``{"name": ..., **options}`` identifiers of losses and optimizers;
-- :func:`plain`: a JSON-ready copy of a config value.
+- :func:`plain`: a JSON-ready copy of a config value;
+- :func:`atomic_write`: the one way a file is written in place of another (a temporary file
+  beside it, then a rename; stale temporary files of killed writers are removed);
+- :func:`default_permissions`: the permissions a plain ``open`` would give a ``tempfile`` file.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import glob
 import hashlib
 import json
-from typing import Any, Callable, Hashable, Sequence
+import os
+import socket
+import tempfile
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["array_digest", "LRUCache", "center_crop", "split_named", "plain"]
+__all__ = ["array_digest", "LRUCache", "center_crop", "split_named", "plain", "atomic_write", "default_permissions"]
 
 
 def array_digest(*arrays) -> str:
@@ -120,3 +128,68 @@ def split_named(kind: str, identifier, kwargs: dict, choices=None) -> tuple[Any,
 def plain(value):
     """A JSON-ready copy of a config value (Keras wraps dict and list attributes in trackers)."""
     return json.loads(json.dumps(value))
+
+
+def default_permissions(path, directory: bool = False) -> None:
+    """Give a file (or folder) made by ``tempfile`` the permissions a plain ``open`` would:
+    tempfile creates them private (0600 / 0700), which an atomic rename would keep."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
+def _host_tag() -> str:
+    """A short tag of this machine: temporary files name their writer's host and process."""
+    return hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
+
+
+def _writer_is_gone(temporary: str, host: str) -> bool:
+    """Whether ``.NAME.<host>-<pid>-<random>.tmp`` was left by a process of this host that no longer runs."""
+    tag = os.path.basename(temporary)[: -len(".tmp")].rsplit(".", 1)[-1]
+    parts = tag.split("-")
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return False  # another host's, or not ours: left alone
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by someone else
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def atomic_write(path) -> Iterator[str]:
+    """Write ``path`` atomically: yields a temporary path in the same folder, renamed onto ``path``
+    when the block ends normally; removed when it raises (including KeyboardInterrupt), so a failed
+    or interrupted write leaves any previous file untouched.
+
+    The temporary file is ``.NAME.<host>-<pid>-<random>.tmp``. A writer killed outright (SIGKILL)
+    cannot remove it; the next ``atomic_write`` of the same ``path`` on this machine does, once that
+    process no longer runs. Raises FileNotFoundError when the folder does not exist.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"path: the folder {folder!r} does not exist.")
+    base = os.path.basename(path)
+    host = _host_tag()
+    for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp")):
+        if _writer_is_gone(stale, host):
+            with contextlib.suppress(OSError):
+                os.remove(stale)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=folder, prefix=f".{base}.{host}-{os.getpid()}-", suffix=".tmp"
+    )
+    os.close(descriptor)
+    try:
+        yield temporary
+        default_permissions(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise

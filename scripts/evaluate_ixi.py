@@ -159,7 +159,7 @@ def _card_tables(recipe, run_dir, scores):
             lines += [
                 "",
                 f"The same subjects with fastMRI's integer-step equispaced masks (AF {acceleration}, same centre "
-                "fraction), where GRAPPA (5 x 2 kernel, Tikhonov 1e-3, fastmri_zoo.baselines.grappa) applies:",
+                "fraction), where GRAPPA (5 x 2 kernel, Tikhonov at the calibration noise floor, fastmri_zoo.baselines.grappa) applies:",
                 *_HEADER, _row("zero-filled", extra["zero-filled"]), _row("GRAPPA", extra["GRAPPA"]),
                 _row(recipe.name, extra["network"])]
         return "\n".join(lines)

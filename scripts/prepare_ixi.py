@@ -8,7 +8,9 @@ subjects, 153 train / 15 validation / 15 held out). Writes
 OUT_DIR/{singlecoil,multicoil}/{train,val,test}/*.h5 with ``fastmri-zoo simulate``'s code:
 sagittal 120 x 120 slices (the volume's last axis), seed 0, noiseless. ``--folder NAME``
 writes OUT_DIR/NAME/{train,val,test} instead (one ``--coils`` value): the 3D recipe reads whole
-volumes from ``volumes/`` (``--coils 1 --slices 0:90 --folder volumes``).
+volumes from ``volumes/`` (``--coils 1 --slices 0:90 --folder volumes``). ``--magnitude NAME``
+instead links the NIfTI volumes of each part into OUT_DIR/NAME/{train,val,test} (no simulation):
+the recipes with a ``data.synthesis`` block synthesise their examples from them on the fly.
 
 OUT_DIR is the data root of ``fastmri-zoo train weights/NAME/recipe.json --data OUT_DIR``: each
 recipe names its folder and the command that prepares it (``data.folder``, ``data.prepare``).
@@ -42,6 +44,8 @@ def main() -> None:
     parser.add_argument("--slices", default="20:70")
     parser.add_argument("--folder", default=None, help="output sub-folder (default: singlecoil / multicoil)")
     parser.add_argument("--make-split", action="store_true")
+    parser.add_argument("--magnitude", default=None, metavar="NAME",
+                        help="link the volumes of each part into OUT_DIR/NAME/{train,val,test} instead of simulating")
     args = parser.parse_args()
     if args.folder is not None and len(args.coils) != 1:
         parser.error("--folder: give one --coils value")
@@ -51,6 +55,16 @@ def main() -> None:
             json.dump(split, handle, indent=1)
     with open(SPLIT_FILE) as handle:
         split = json.load(handle)
+    if args.magnitude is not None:
+        for part in ("train", "val", "test"):
+            folder = os.path.join(args.out_dir, args.magnitude, part)
+            os.makedirs(folder, exist_ok=True)
+            for subject in split[part]:
+                source = os.path.abspath(os.path.join(args.ixi_dir, f"{subject}_T1.nii.gz"))
+                link = os.path.join(folder, f"{subject}_T1.nii.gz")
+                if not os.path.lexists(link):
+                    os.symlink(source, link)
+        return
     from fastmri_zoo.cli import _parse_slices
     from fastmri_zoo.data.simulate import simulate_files
 

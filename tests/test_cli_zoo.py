@@ -81,7 +81,9 @@ def test_reconstruct_fully_sampled_file_replays_the_recorded_acquisition(checkpo
     expected, _ = _expected(checkpoint, kspace)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.max())
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert "PSNR" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PSNR" in out
+    assert "sampling: vol.h5 is fully sampled; undersampled retrospectively: equispaced_fraction mask" in out
 
 
 def test_reconstruct_uses_an_undersampled_file_as_is(checkpoint, volume, tmp_path, capsys):
@@ -90,6 +92,8 @@ def test_reconstruct_uses_an_undersampled_file_as_is(checkpoint, volume, tmp_pat
     under = tmp_path / "under.h5"
     write_fastmri_h5(under, (kspace * mask).astype(np.complex64), reference.astype(np.float32))
     assert cli.main(["reconstruct", NAME, str(under), "-o", str(tmp_path / "o.h5")]) == 0
+    assert "sampling: column mask (16 of 32 columns, AF 2.00) read from the zeros of kspace; used as the mask, " \
+           "not undersampled again" in capsys.readouterr().out
     with h5py.File(tmp_path / "o.h5") as handle:
         got = handle["reconstruction"][()]
     np.testing.assert_allclose(got, _expected(checkpoint, kspace)[0], rtol=1e-4, atol=1e-5 * got.max())
@@ -109,7 +113,8 @@ def test_evaluate_prints_network_and_zero_filled(checkpoint, volume, tmp_path, c
     zf_psnr = metrics.psnr(reference, zero_filled)
     zf_line = next(line for line in out.splitlines() if line.startswith("zero-filled"))
     assert float(zf_line.split()[1]) == pytest.approx(zf_psnr, abs=1e-3)
-    assert any(line.startswith("tinynet") for line in out.splitlines())
+    assert any(line.startswith(NAME + " ") for line in out.splitlines())  # the full name
+    assert "one volume: no spread" in out and "nan" not in out
 
 
 def test_clear_errors(checkpoint, volume, tmp_path, capsys):

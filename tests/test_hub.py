@@ -97,7 +97,7 @@ def test_unreachable_hub_names_repo_and_offline_options(hub, monkeypatch, no_sle
     message = str(caught.value)
     assert "Could not reach the Hub" in message and "'zoo-tests/tiny'" in message and dead in message
     assert "HF_HUB_OFFLINE=1" in message and "hf download zoo-tests/tiny weights.bin" in message
-    assert "weights/" in message
+    assert "bundled in the package" in message
 
 
 def test_corrupted_download_is_deleted_retried_once_then_refused(hub):

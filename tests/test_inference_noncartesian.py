@@ -313,6 +313,8 @@ def test_evaluate_scores_non_cartesian_files_against_adjoint_dcomp(tmp_path, cap
     assert cli.main(["evaluate", str(folder), str(data)]) == 0
     printed = capsys.readouterr().out
     result = reconstruct_file(from_preset(str(folder)), data / "ref.h5", progress=False)
-    for method in ("adjoint + DCp", "network"):
-        assert f"{result.metrics[method]['psnr']:.4f} +- " in printed
-    assert "adjoint + DCp " in printed
+    rows = {line.split("  ")[0]: line for line in printed.splitlines()[2:]}
+    assert set(rows) == {"adjoint + DCp", str(folder)}  # full names
+    for method, label in (("adjoint + DCp", "adjoint + DCp"), ("network", str(folder))):
+        assert rows[label].split()[-3] == f"{result.metrics[method]['psnr']:.4f}"
+    assert "one volume: no spread" in printed and "+-" not in printed and "nan" not in printed

@@ -14,7 +14,14 @@ import yaml
 from fastmri_zoo import presets
 from fastmri_zoo.hub import ChecksumError, sha256_file
 from fastmri_zoo.models.base import ReconstructionModel
-from tests.zoo_helpers import TinyResidual, example_inputs, make_preset, trained_model
+from tests.zoo_helpers import (  # noqa: F401 (hub is a fixture)
+    TinyResidual,
+    example_inputs,
+    hub,
+    make_preset,
+    preset_files,
+    trained_model,
+)
 
 
 def _front_matter(text: str) -> dict:
@@ -246,3 +253,67 @@ def test_classes_own_their_presets():
     assert presets.resolve_class("fastmri_zoo>NCPDNet") is NCPDNet  # the class by its registered Keras name
     with pytest.raises(ValueError, match="holds a UNet, not a NCPDNet"):
         NCPDNet.from_preset("unet-cartesian-singlecoil-af4", pretrained=False)
+
+
+# --------------------------------------------------------------------------- fastmri_zoo.load takes any handle
+
+
+def test_load_takes_a_folder_a_path_object_or_an_hf_handle(hub, tmp_path):
+    import fastmri_zoo
+
+    folder, model = make_preset(tmp_path / "tiny", filters=3)
+    other, other_model = make_preset(tmp_path / "other", filters=3, seed=7)
+    commit = hub.add_commit("zoo-tests/load", preset_files(other, "presets/tiny"))
+    inputs = example_inputs(seed=6)
+    expected, expected_other = model(inputs).numpy(), other_model(inputs).numpy()
+    for handle in (str(folder), folder):
+        np.testing.assert_array_equal(fastmri_zoo.load(handle)(inputs).numpy(), expected)
+    fresh = fastmri_zoo.load(str(folder), pretrained=False)
+    assert type(fresh) is TinyResidual and not np.array_equal(fresh(inputs).numpy(), expected)
+    from_hub = fastmri_zoo.load(f"hf://zoo-tests/load/presets/tiny@{commit}")
+    np.testing.assert_array_equal(from_hub(inputs).numpy(), expected_other)
+    with pytest.raises(ValueError, match="a local folder has no revisions"):
+        fastmri_zoo.load(str(folder), revision=commit)
+
+
+def test_load_prefers_a_registered_name_to_a_folder_of_that_name_unless_given_a_path(tmp_path, monkeypatch):
+    import fastmri_zoo
+
+    name = "unet-cartesian-singlecoil-af4"  # a shipped name; a folder of the same name in the working directory
+    make_preset(tmp_path / name, filters=3)
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setitem(presets.LOADERS, "preset", lambda name, **options: calls.append(name) or "registered")
+    assert fastmri_zoo.load(name) == "registered" and calls == [name]
+    assert type(fastmri_zoo.load(f"./{name}")) is TinyResidual
+    assert type(fastmri_zoo.load(__import__("pathlib").Path(name))) is TinyResidual
+    assert calls == [name]
+
+
+@pytest.mark.parametrize(
+    "handle, message",
+    [
+        (3, r"handle: expected a registered checkpoint name .*, got int 3\."),
+        (None, r"handle: expected a registered checkpoint name .*, got NoneType None\."),
+        ("unet-cartesian-singlecoil-af5", r"unknown checkpoint 'unet-cartesian-singlecoil-af5'; closest names: "
+                                          r"unet-cartesian-singlecoil-af4.* A handle is a registered checkpoint name"),
+        ("./missing", r"no preset folder at './missing'; expected a registered checkpoint name"),
+        ("hf://only-an-owner",
+         r"handle: expected 'hf://owner/repo\[/subfolder\]\[@revision\]', got 'hf://only-an-owner'"),
+    ],
+)
+def test_load_refuses_anything_else_naming_what_it_expects(handle, message, tmp_path, monkeypatch):
+    import fastmri_zoo
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        fastmri_zoo.load(handle)
+
+
+def test_load_refuses_a_file_naming_what_it_expects(tmp_path):
+    import fastmri_zoo
+
+    folder, _ = make_preset(tmp_path / "tiny")
+    with pytest.raises(ValueError, match=r"model.weights.h5' is a file; expected a registered checkpoint name .* "
+                       r"a preset folder \(config.json, metadata.json, model.weights.h5\)"):
+        fastmri_zoo.load(str(folder / "model.weights.h5"))

@@ -237,7 +237,45 @@ def test_weights_dirs_order(monkeypatch, tmp_path):
     monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(tmp_path))
     folders = registry.weights_dirs()
     package = __import__("pathlib").Path(fastmri_zoo.__file__).resolve().parent
-    assert folders == [tmp_path, package / "weights", package.parent / "weights"]
+    assert not (package / "_weights").exists()  # this checkout reads weights/ in place (editable install)
+    assert folders == [tmp_path, package.parent / "weights"]
+    monkeypatch.delenv(registry.WEIGHTS_DIR_ENV)
+    assert registry.weights_dirs() == [package.parent / "weights"]
+
+
+def test_packaged_weights_root_is_the_wheels_copy_else_the_repository_folder(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "fastmri_zoo").mkdir(parents=True)
+    assert registry.packaged_weights_root(checkout / "fastmri_zoo") == checkout / "weights"
+    site = tmp_path / "site-packages"
+    (site / "fastmri_zoo" / "_weights").mkdir(parents=True)
+    (site / "weights").mkdir()  # another distribution's top-level folder: never searched
+    assert registry.packaged_weights_root(site / "fastmri_zoo") == site / "fastmri_zoo" / "_weights"
+
+
+def test_an_installed_package_loads_the_presets_its_wheel_carries(registered, tmp_path, monkeypatch):
+    """A package installed from a wheel (presets in fastmri_zoo/_weights) lists, finds and loads those presets only."""
+    monkeypatch.delenv(registry.WEIGHTS_DIR_ENV, raising=False)
+    site = tmp_path / "site-packages"
+    packaged = site / "fastmri_zoo" / "_weights"
+    packaged.mkdir(parents=True)
+    folder, model = _recipe_folder(packaged, tmp_path)
+    _recipe_folder(site / "weights", tmp_path / "other", name="tinynet-spiral-multicoil", card={"trajectory": "spiral"})
+    monkeypatch.setattr(registry, "__file__", str(site / "fastmri_zoo" / "registry.py"))
+    assert registry.weights_dirs() == [packaged]
+    assert "tinynet-radial-multicoil" in fastmri_zoo.list_models()
+    assert "tinynet-spiral-multicoil" not in fastmri_zoo.list_models()
+    # nor does it read the repository's weights/ (whose ncpdnet-radial-multicoil has no Keras-2 namesake)
+    assert "ncpdnet-radial-multicoil" not in fastmri_zoo.list_models()
+    entry = registry.get_entry("tinynet-radial-multicoil")
+    assert registry.bundled_folder(entry) == folder and "A bundled tiny network." in fastmri_zoo.info(entry.name)
+    inputs = example_inputs(seed=5)
+    np.testing.assert_array_equal(fastmri_zoo.load(entry.name)(inputs).numpy(), model(inputs).numpy())
+    shutil.rmtree(folder)
+    registered(entry)  # the description stays, the folder is gone: the error says where it was looked for
+    with pytest.raises(ValueError, match=r"its bundled folder 'tinynet-radial-multicoil' \(with config.json "
+                       r"and model.weights.h5\) is in none of '.*_weights', and it has no Hub repo"):
+        fastmri_zoo.load(entry.name)
 
 
 def test_import_is_light():

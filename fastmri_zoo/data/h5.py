@@ -10,7 +10,8 @@ key                       shape / type                                   notes
 ``reconstruction_rss``    float32 (slices, h, w)                         optional reference; (h, w) may be
                                                                          smaller than (H, W) (centre crop)
 ``reconstruction_esc``    float32 (slices, h, w)                         optional reference (single-coil)
-``mask`` (dataset)        float32 (W,)                                   optional sampling mask of the file
+``mask`` (dataset)        float32 (W,) per column, (H, W) 2D, or          optional sampling pattern of the
+                          (slices, H, W) per slice; values 0 / 1         file (see below)
 ``ismrmrd_header``        bytes (scalar dataset)                         optional XML header
 attribute ``acquisition`` str                                            e.g. ``"CORPD_FBK"``, ``"simulated"``
 attribute ``max``         float                                          max of the reference volume
@@ -35,25 +36,34 @@ attribute ``image_shape`` int array (ndim,)                              image g
 attributes                ``acquisition``, ``max``, ``norm``             as in the Cartesian layout
 ========================  =============================================  =====================
 
+Sampling of a Cartesian file: the locations k-space was acquired at are its non-zero
+entries (per location (H, W), any coil), as in fastMRI's undersampled test files; a
+``mask`` dataset (or attribute) multiplies k-space first, so a fully sampled file with a
+mask is read as undersampled by that mask. A mask is per column (W,) (fastMRI's), or a 2D
+pattern (H, W) shared by every slice, or (slices, H, W); its values are 0 or 1.
+
 In 3D the leading axis indexes volumes (usually one per file). The NUFFT convention is
 the package's: y_j = N^{-1/2} sum_n x_n exp(-i k_j . (n - N//2)).
 
 Errors: a missing path raises ``FileNotFoundError``; anything else wrong (not an HDF5
-file, missing ``kspace``, wrong dtype or rank, inconsistent shapes, NaN/Inf) raises
-``ValueError`` whose message lists every problem found.
+file, missing ``kspace``, wrong dtype or rank, no coils, inconsistent shapes, NaN/Inf,
+a mask of other values than 0 / 1, density weights negative or all zero) raises
+``ValueError`` whose message names the file and lists every problem found. Nothing here
+imports TensorFlow: files are checked before a model is loaded.
 """
 
 from __future__ import annotations
 
+import glob
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from ..checks import check_complex, check_finite, check_rank, default_permissions
+from ..checks import check_complex, check_finite, check_rank
+from ..utils import atomic_write
 
 __all__ = [
     "FastMRIVolume",
@@ -61,6 +71,8 @@ __all__ = [
     "write_fastmri_h5",
     "validate_fastmri_h5",
     "write_reconstruction_h5",
+    "list_h5_files",
+    "dcomp_problem",
     "REFERENCE_KEYS",
 ]
 
@@ -77,7 +89,8 @@ class FastMRIVolume:
     kspace: complex64 (slices, [coils,] H, W) Cartesian or (slices, [coils,] nsamples)
     non-Cartesian. reference: float32 (slices, h, w) (or (slices, *image_shape)) or None;
     reference_key names the dataset it came from. attrs: the file attributes (numpy
-    scalars converted to Python values). mask: float32 (W,) or None. trajectory: float32
+    scalars converted to Python values). mask: float32 (W,), (H, W) or (slices, H, W) (only the
+    slices held), 0 / 1, or None. trajectory: float32
     (ndim, nsamples) or (slices, ndim, nsamples) for non-Cartesian files, else None;
     dcomp likewise (nsamples,) or (slices, nsamples); image_shape: tuple of ints.
     slice_indices: the indices in the file of the slices held.
@@ -113,6 +126,19 @@ class FastMRIVolume:
 
 
 # ---------------------------------------------------------------------------- validation
+
+
+def list_h5_files(folder: str | os.PathLike) -> list[str]:
+    """The ``*.h5`` files of ``folder``, sorted by name; raises if there are none."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise ValueError(f"folder: expected a folder of .h5 files, got the file {folder!r}.")
+        raise FileNotFoundError(f"folder: no such folder: {folder!r}")
+    paths = sorted(glob.glob(os.path.join(glob.escape(folder), "*.h5")))
+    if not paths:
+        raise ValueError(f"folder: expected fastMRI-layout .h5 files in {folder!r}, found none.")
+    return paths
 
 
 def _check_path(path) -> str:
@@ -210,6 +236,12 @@ def _problems(handle: h5py.File, check_values: bool, image_shape: tuple[int, ...
     num_slices = kspace.shape[0]
     if num_slices == 0:
         problems.append(f"kspace: holds no slices (shape {kspace.shape}).")
+    multicoil = kspace.ndim == ranks[1]
+    if multicoil and kspace.shape[1] == 0:
+        problems.append(f"kspace: holds no coils (shape {kspace.shape}, axis 1 is the coils); expected at least one.")
+    if 0 in kspace.shape[1 + int(multicoil):]:
+        what = "samples" if noncartesian else "rows or columns"
+        problems.append(f"kspace: holds no {what} (shape {kspace.shape}).")
 
     if noncartesian:
         if image_shape is None:
@@ -254,9 +286,9 @@ def _problems(handle: h5py.File, check_values: bool, image_shape: tuple[int, ...
                     f"dcomp: expected shape ({nsamples},) or ({num_slices}, {nsamples}), got {dcomp.shape}."
                 )
             elif np.issubdtype(dcomp.dtype, np.floating):
-                values = dcomp[()]
-                if not np.isfinite(values).all() or (values < 0).any():
-                    problems.append("dcomp: expected finite non-negative weights.")
+                problem = dcomp_problem(dcomp[()])
+                if problem:
+                    problems.append(problem)
     elif "dcomp" in handle:
         problems.append("dcomp: density compensation without a 'trajectory'; a Cartesian file has none.")
 
@@ -282,11 +314,9 @@ def _problems(handle: h5py.File, check_values: bool, image_shape: tuple[int, ...
             if problem:
                 problems.append(problem)
 
-    if "mask" in handle and not noncartesian:
-        mask = handle["mask"]
-        width = kspace.shape[-1]
-        if mask.ndim != 1 or mask.shape[0] != width:
-            problems.append(f"mask: expected shape ({width},) (the k-space width), got {mask.shape}.")
+    if not noncartesian and ("mask" in handle or "mask" in handle.attrs):
+        mask = handle["mask"] if "mask" in handle else np.asarray(handle.attrs["mask"])
+        problems.extend(_mask_problems(mask, kspace.shape))
     if "acquisition" in handle.attrs and not isinstance(_attr_value(handle.attrs["acquisition"]), str):
         problems.append(f"acquisition: expected a string attribute, got {handle.attrs['acquisition']!r}.")
     for name in ("max", "norm"):
@@ -299,6 +329,43 @@ def _problems(handle: h5py.File, check_values: bool, image_shape: tuple[int, ...
         if problem:
             problems.append(problem)
     return problems
+
+
+def dcomp_problem(values: np.ndarray) -> str | None:
+    """What is wrong with density weights float (nsamples,) or (slices, nsamples) (NaN / Inf, negative,
+    all zero in a slice), or None."""
+    if not np.isfinite(values).all():
+        return f"dcomp: expected finite weights, got {int((~np.isfinite(values)).sum())} NaN or Inf."
+    if (values < 0).any():
+        return (f"dcomp: expected weights >= 0, got {int((values < 0).sum())} negative "
+                f"(min {float(values.min()):g}).")
+    rows = values.reshape(-1, values.shape[-1]) if values.size else values.reshape(0, 0)
+    empty = [index for index, row in enumerate(rows) if not row.any()]
+    if empty:
+        where = "" if values.ndim == 1 else f" in slice(s) {empty[:5]}"
+        return (f"dcomp: expected some positive weights, got all zeros{where} (every sample would be ignored); "
+                "remove the dataset to use Pipe-Menon weights.")
+    return None
+
+
+def _mask_problems(mask, kspace_shape: tuple) -> list[str]:
+    """What is wrong with a Cartesian ``mask`` (h5py dataset or array) for k-space of ``kspace_shape``."""
+    height, width = kspace_shape[-2:]
+    allowed = [(width,), (height, width), (kspace_shape[0], height, width)]
+    if tuple(mask.shape) not in allowed:
+        return [f"mask: expected shape {allowed[0]} (one value per column), {allowed[1]} or {allowed[2]} (a 2D "
+                f"pattern, shared or per slice) for kspace {tuple(kspace_shape)}, got {tuple(mask.shape)}."]
+    values = np.asarray(mask[()] if isinstance(mask, h5py.Dataset) else mask)
+    if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool) or np.iscomplexobj(values):
+        return [f"mask: expected real 0 / 1 values, got dtype {values.dtype}."]
+    values = values.astype(np.float64)
+    bad = np.unique(values[(values != 0) & (values != 1)])
+    if bad.size:
+        shown = ", ".join(f"{v:g}" for v in bad[:4]) + (", ..." if bad.size > 4 else "")
+        return [f"mask: expected 0 (not sampled) or 1 (sampled) at each location, got also {shown}."]
+    if not values.any():
+        return ["mask: samples nothing (all zeros); expected 1 where k-space was acquired."]
+    return []
 
 
 def validate_fastmri_h5(path: str | os.PathLike, check_values: bool = True) -> dict[str, Any]:
@@ -401,12 +468,18 @@ def read_fastmri_h5(path: str | os.PathLike, slices: _SliceSelection = None,
             raise ValueError(f"{path}: kspace: expected finite values, got NaN or Inf in the slices read.")
         reference_key = next((k for k in REFERENCE_KEYS if k in handle), None)
         reference = _read_rows(handle[reference_key], indices) if reference_key else None
+        if reference is not None and not np.isfinite(reference).all():
+            count = int((~np.isfinite(reference)).sum())
+            raise ValueError(f"{path}: {reference_key}: expected finite values, got {count} NaN or Inf "
+                             "in the slices read.")
         attrs = {name: _attr_value(value) for name, value in handle.attrs.items()}
         mask = None
         if "mask" in handle:
             mask = np.asarray(handle["mask"][()], dtype=np.float32)
         elif "mask" in attrs:
             mask = np.asarray(attrs["mask"], dtype=np.float32)
+        if mask is not None and mask.ndim == 3:
+            mask = mask[indices]
         header = None
         if "ismrmrd_header" in handle:
             header = _attr_value(handle["ismrmrd_header"][()])
@@ -469,8 +542,8 @@ def write_fastmri_h5(
 
     kspace: complex64 (slices, [coils,] H, W), or with ``trajectory`` complex64
     (slices, [coils,] nsamples). reconstruction_rss / reconstruction_esc: float32
-    (slices, h, w) (non-Cartesian: (slices, *image_shape)). mask: (W,) Cartesian
-    sampling mask. trajectory: float32 (ndim, nsamples) or (slices, ndim, nsamples) in
+    (slices, h, w) (non-Cartesian: (slices, *image_shape)). mask: Cartesian sampling
+    pattern of 0 / 1, (W,) per column, (H, W) or (slices, H, W). trajectory: float32 (ndim, nsamples) or (slices, ndim, nsamples) in
     radians per pixel within [-pi, pi]; dcomp: float32 (nsamples,) or (slices, nsamples);
     image_shape: required with a trajectory. extra: more file attributes (str, numbers,
     small arrays). Attributes ``max`` and ``norm`` are computed from the reference
@@ -541,12 +614,13 @@ def write_fastmri_h5(
     if mask is not None:
         if noncartesian:
             raise ValueError("mask: a Cartesian sampling mask has no place in a non-Cartesian file.")
-        mask = np.asarray(mask, dtype=np.float32).reshape(-1)
-        if mask.shape[0] != kspace.shape[-1]:
-            raise ValueError(
-                f"mask: expected {kspace.shape[-1]} entries (the k-space width), got {mask.shape[0]}."
-            )
-        datasets["mask"] = mask
+        mask = np.asarray(mask)
+        if mask.ndim == 2 and mask.shape[0] == 1 and mask.shape[1] == kspace.shape[-1]:
+            mask = mask[0]  # the zoo's (1, W) column masks
+        problems = _mask_problems(mask, kspace.shape)
+        if problems:
+            raise ValueError(problems[0])
+        datasets["mask"] = mask.astype(np.float32)
     for name, value in (extra or {}).items():
         if name in datasets or name in ("image_shape",):
             raise ValueError(f"extra: attribute {name!r} clashes with a dataset or reserved attribute.")
@@ -559,28 +633,18 @@ def write_fastmri_h5(
 
 
 def _write_atomically(path, datasets: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
-    """Write an h5 file through a temporary file in the destination folder, then rename it."""
+    """Write an h5 file through a temporary file in the destination folder, then rename it
+    (``utils.atomic_write``: an interrupted write leaves the previous file and no temporary file)."""
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"path: the folder {folder!r} does not exist.")
-    descriptor, temporary = tempfile.mkstemp(
-        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    os.close(descriptor)
-    try:
+    if os.path.isdir(path):
+        raise ValueError(f"path: expected a file path, got the folder {path!r}.")
+    with atomic_write(path) as temporary:
         with h5py.File(temporary, "w") as handle:
             for name, value in datasets.items():
                 handle.create_dataset(name, data=value)
             for name, value in attrs.items():
                 handle.attrs[name] = value
-        default_permissions(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return path
 
 

@@ -55,7 +55,6 @@ shuffling (which is itself seeded).
 
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -66,13 +65,15 @@ import tensorflow as tf
 from ..physics import NUFFT, fftc, ifftc
 from ..sampling import create_mask_func, kooshball_trajectory, radial_trajectory, slice_seed, spiral_trajectory
 from ..utils import center_crop  # the one implementation; still importable from here
-from .h5 import read_fastmri_h5, validate_fastmri_h5
+from .h5 import list_h5_files, read_fastmri_h5, validate_fastmri_h5  # list_h5_files: still importable from here
 from .preprocessing import CartesianPreprocessor, NonCartesianPreprocessor, normalization_scale
+from .synthesis import SliceSynthesizer, Synthesis, load_volumes
 
 __all__ = [
     "list_h5_files",
     "center_crop",
     "cartesian_dataset",
+    "synthesized_cartesian_dataset",
     "noncartesian_dataset",
     "noncartesian_3d_dataset",
     "normalization_scale",
@@ -82,17 +83,6 @@ _AUTOTUNE = tf.data.AUTOTUNE
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def list_h5_files(folder: str | os.PathLike) -> list[str]:
-    """The ``*.h5`` files of ``folder``, sorted by name; raises if there are none."""
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"folder: no such folder: {folder!r}")
-    paths = sorted(glob.glob(os.path.join(glob.escape(folder), "*.h5")))
-    if not paths:
-        raise ValueError(f"folder: expected fastMRI-layout .h5 files in {folder!r}, found none.")
-    return paths
 
 
 @dataclass(frozen=True)
@@ -235,12 +225,79 @@ def cartesian_dataset(
         mask.set_shape((1, width))
         num_low.set_shape(())
         target.set_shape(_common(i.target_shape for i in infos) or (None, None))
-        inputs, scale, _ = preprocessor(kspace, mask, num_low)
-        return {**inputs, "scale": scale}, target / scale
+        return _cartesian_example(preprocessor, kspace, mask, num_low, target)
 
     dataset = _index_dataset(len(examples), shuffle, seed)
     dataset = dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
     return _finish(dataset, batch_size, drop_remainder, preprocessor)
+
+
+def _cartesian_example(preprocessor, kspace, mask, num_low, target):
+    """(inputs with ``scale``, target / scale): the one Cartesian example of every pipeline."""
+    inputs, scale, _ = preprocessor(kspace, mask, num_low)
+    return {**inputs, "scale": scale}, target / scale
+
+
+def synthesized_cartesian_dataset(
+    folder: str | os.PathLike,
+    synthesis: Synthesis | dict | None = None,
+    mask_type: str | Callable = "random",
+    center_fractions: float | Sequence[float] = 0.08,
+    accelerations: float | Sequence[float] = 4,
+    multicoil: bool = False,
+    seed: int | None = None,
+    batch_size: int = 1,
+    normalize: bool = True,
+    num_examples: int | None = None,
+    augment: bool | None = None,
+    volumes: list | None = None,
+) -> tf.data.Dataset:
+    """Cartesian examples synthesised from the magnitude volumes of ``folder`` (``data.synthesis``).
+
+    The elements are those of :func:`cartesian_dataset` (same masks, same preprocessor), at
+    ``synthesis.size``, with ``synthesis.coils`` coils when ``multicoil`` (else one).
+    seed None: endless, every example and mask drawn afresh (training; ``num_examples`` is
+    then ignored); an int: ``num_examples`` (default ``synthesis.val_examples``) fixed examples,
+    example i drawn from ``(seed, i)``, the same at every epoch and run (validation).
+    augment: flips, rotations and zoom (default: when ``seed`` is None). ``volumes``: the
+    already loaded volumes of ``folder`` (``synthesis.load_volumes``), to read them once.
+    """
+    _check_batch_size(batch_size)
+    synthesis = synthesis if isinstance(synthesis, Synthesis) else Synthesis.from_dict(synthesis or {})
+    if multicoil and synthesis.coils < 2:
+        raise ValueError(f"synthesis.coils: a multicoil acquisition needs at least 2 coils, got {synthesis.coils}.")
+    if not multicoil and synthesis.coils != 1:
+        raise ValueError(f"synthesis.coils: a single-coil acquisition has 1 coil, got {synthesis.coils}.")
+    augment = seed is None if augment is None else bool(augment)
+    synthesizer = SliceSynthesizer(load_volumes(folder) if volumes is None else volumes, synthesis)
+    mask_func = _mask_function(mask_type, center_fractions, accelerations)
+    preprocessor = CartesianPreprocessor(multicoil=multicoil, normalize=normalize)
+    height, width = synthesis.size
+
+    def load(index):
+        rng = np.random.default_rng() if seed is None else np.random.default_rng((int(seed), int(index)))
+        coil_images, target = synthesizer.draw(rng, augment=augment)
+        mask, num_low = mask_func((height, width), seed=int(rng.integers(2**31)))
+        mask = np.asarray(mask, np.float32).reshape(1, width)
+        return coil_images, mask, np.int32(num_low), target
+
+    def to_example(index):
+        coil_images, mask, num_low, target = tf.py_function(
+            load, [index], [tf.complex64, tf.float32, tf.int32, tf.float32]
+        )
+        coil_images.set_shape((synthesis.coils, height, width))
+        mask.set_shape((1, width))
+        num_low.set_shape(())
+        target.set_shape((height, width))
+        kspace = fftc(coil_images, 2)
+        return _cartesian_example(preprocessor, kspace if multicoil else kspace[0], mask, num_low, target)
+
+    if seed is None:
+        indices = tf.data.Dataset.counter()
+    else:
+        indices = tf.data.Dataset.range(synthesis.val_examples if num_examples is None else int(num_examples))
+    dataset = indices.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=seed is not None)
+    return _finish(dataset, batch_size, seed is None, preprocessor)
 
 
 # ---------------------------------------------------------------------------- non-Cartesian

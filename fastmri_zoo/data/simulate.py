@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..checks import check_finite, check_rank
+from ..checks import check_finite, check_output_path, check_rank
 from ..physics import fftc, rss
 from ..sampling import volume_seed
 from .h5 import write_fastmri_h5
@@ -58,6 +58,8 @@ def _as_slices(name: str, array: np.ndarray, slice_axis: int) -> np.ndarray:
         # NIfTI volumes often carry a singleton time axis.
         array = array[..., 0]
     check_rank(name, array, (2, 3), "(H, W) image or 3D volume")
+    if array.size == 0:
+        raise ValueError(f"{name}: expected an image with pixels, got an empty array of shape {array.shape}.")
     if np.iscomplexobj(array):
         array = np.abs(array)
     if not np.issubdtype(array.dtype, np.number) or array.dtype == bool:
@@ -155,6 +157,8 @@ def load_numpy(path: str | os.PathLike, slice_axis: int = -1) -> np.ndarray:
     path = os.fspath(path)
     try:
         loaded = np.load(path, allow_pickle=False)
+    except EOFError:
+        raise ValueError(f"{path}: not a readable numpy file: it is empty or truncated.") from None
     except (ValueError, OSError) as error:
         raise ValueError(f"{path}: not a readable numpy file: {error}") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -384,14 +388,17 @@ def simulate_files(
     if int(coils) != coils or coils < 1:
         raise ValueError(f"coils: expected a positive integer, got {coils}.")
     output_dir = os.fspath(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"output_dir: expected a folder for the .h5 files, got the file {output_dir!r}.")
     # Check every input exists before spending time on the first ones.
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and not os.path.exists(source):
             raise FileNotFoundError(f"inputs: no such file or folder: {os.fspath(source)!r}")
+    os.makedirs(output_dir, exist_ok=True)
     written: list[str] = []
     used: set[str] = set()
-    for index, source in enumerate(tqdm(inputs, desc="simulate", unit="file", disable=not progress)):
+    # delay: no progress bar before the first file is read, so that an unreadable one gives one line
+    for index, source in enumerate(tqdm(inputs, desc="simulate", unit="file", disable=not progress, delay=2)):
         stem = _output_stem(source, index)
         name, counter = f"{stem}.h5", 0
         while name in used:
@@ -410,8 +417,9 @@ def simulate_files(
         rng = np.random.default_rng(volume_seed(name, seed))
         kspace, reference = simulate_volume(magnitude, int(coils), rng, snr_db)
         source_name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else name
+        sources = {"input": source_name} if isinstance(source, (str, os.PathLike)) else {}
         path = write_fastmri_h5(
-            os.path.join(output_dir, name),
+            check_output_path("output", os.path.join(output_dir, name), sources),
             kspace,
             reference,
             acquisition="simulated",

@@ -116,9 +116,19 @@ class ReconstructionModel(keras.Model):
     def build_layers(self) -> None:
         """Create every sub-layer's weights (they do not depend on the image size)."""
 
+    @classmethod
+    def builds_its_layers(cls) -> bool:
+        """Whether ``build`` creates every weight (the class defines :meth:`build_layers`), so a
+        preset loads without a forward pass; a subclass whose layers build at the first call does not."""
+        return cls.build_layers is not ReconstructionModel.build_layers
+
     def build_from_config(self, config) -> None:
-        """Create the weights (e.g. in ``keras.saving.load_model``) by one call on the acquisition's
-        dummy inputs of the recorded input shapes."""
+        """Create the weights (e.g. in ``keras.saving.load_model``): directly when the class
+        :meth:`builds_its_layers`, else by one call on the acquisition's dummy inputs of the
+        recorded input shapes."""
+        if self.builds_its_layers():
+            self.build(None)
+            return
         shapes = (config or {}).get("input_shape")
         if not isinstance(shapes, dict):
             shapes = None

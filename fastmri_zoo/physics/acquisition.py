@@ -253,6 +253,12 @@ def check_noncartesian_inputs(
         raise ValueError("traj: expected real float32 coordinates in radians per pixel, got complex values.")
     check_rank("traj", traj, (2, 3), f"(batch, ndim, nsamples) or (ndim, nsamples), ndim={ndim}")
     tshape = static_shape(traj)
+    if tshape[-2] is not None and tshape[-2] not in (2, 3):
+        raise ValueError(
+            f"traj: expected (batch, ndim, nsamples) or (ndim, nsamples) with ndim={ndim}, got shape {tshape}; "
+            f"a trajectory split into shots, (ndim, num_shots, samples_per_shot), is flattened with "
+            "traj.reshape(ndim, -1), and (nsamples, ndim) is transposed with traj.T."
+        )
     if tshape[-2] is not None and tshape[-2] != ndim:
         raise ValueError(
             f"traj: {model_name} (ndim={ndim}) expects {ndim} coordinates {_AXES[ndim]} along axis -2, got "

@@ -3,10 +3,13 @@
 Conventions (the whole package uses them):
 
 - ``traj``: float32 (batch, ndim, nsamples), or (ndim, nsamples) shared by the
-  batch. Units are radians per pixel and every value lies in [-pi, pi]
-  (k = pi is the Nyquist edge; [-0.5, 0.5) cycles per pixel is *not*
-  accepted silently as it is only checked against [-pi, pi]). The ``ndim``
-  axis follows the image axes: 2D (k_H, k_W), 3D (k_D, k_H, k_W).
+  batch; a 3-axis traj is always a batch, so a trajectory split into shots
+  (ndim, num_shots, samples_per_shot) is flattened first (``traj.reshape(ndim, -1)``,
+  the layout the ``fastmri_zoo.sampling`` generators return). Units are radians
+  per pixel and every value lies in [-pi, pi] (k = pi is the Nyquist edge;
+  [-0.5, 0.5) cycles per pixel is *not* accepted silently as it is only checked
+  against [-pi, pi]). The ``ndim`` axis follows the image axes: 2D (k_H, k_W),
+  3D (k_D, k_H, k_W).
 - The transform is orthonormal and centred:
   ``y_j = N^{-1/2} sum_n x_n exp(-i k_j . (n - shape // 2))`` with N the
   number of pixels, so a fully sampled Cartesian grid given as a trajectory
@@ -334,20 +337,37 @@ def apodization(image_shape: tuple, grid_shape: tuple, numpoints: int, table_ove
 
 
 def prepare_traj(traj, ndim: int) -> tf.Tensor:
-    """Validate a trajectory and return it as float32 (batch, ndim, nsamples)."""
+    """Validate a trajectory and return it as float32 (batch, ndim, nsamples).
+
+    A 2-axis traj is (ndim, nsamples), a 3-axis one always a batch (batch, ndim, nsamples): a
+    trajectory split into shots, (ndim, num_shots, samples_per_shot), must be flattened first
+    (``traj.reshape(ndim, -1)``, the layout ``fastmri_zoo.sampling``'s generators return).
+    """
     traj = tf.convert_to_tensor(traj)
     if traj.dtype.is_complex:
         raise ValueError(f"traj: expected real float32 values in radians per pixel, got dtype {traj.dtype.name}.")
     traj = tf.cast(traj, tf.float32)
     check_rank("traj", traj, (2, 3), "(batch, ndim, nsamples) or (ndim, nsamples)")
+    shape = static_shape(traj)
+    size = shape[-2] if shape else None  # () when the rank is unknown (a traced tensor)
+    if size is not None and size != ndim:
+        expected = (
+            f"traj: expected (ndim, nsamples) or (batch, ndim, nsamples) with ndim = {ndim} coordinates "
+            f"along axis -2 (one per image axis, image_shape has {ndim} axes), got shape {shape}"
+        )
+        if len(shape) == 3 and shape[0] == ndim:
+            hint = (
+                f"; a trajectory split into shots, (ndim, num_shots, samples_per_shot) = {shape}, is "
+                f"flattened shot by shot with traj.reshape({ndim}, -1) (the layout of "
+                "fastmri_zoo.sampling's generators)"
+            )
+        elif shape[-1] == ndim:
+            hint = "; a trajectory stored as (nsamples, ndim) is transposed to (ndim, nsamples) first"
+        else:
+            hint = ""
+        raise ValueError(expected + hint + ".")
     if traj.shape.rank == 2:
         traj = traj[None]
-    size = traj.shape[1]
-    if size is not None and size != ndim:
-        raise ValueError(
-            f"traj: expected {ndim} coordinates along axis -2 (one per image axis, "
-            f"image_shape has {ndim} axes), got {size}; shape {static_shape(traj)}."
-        )
     check_finite("traj", traj)
     check_in_range("traj", traj, -math.pi - TRAJ_TOLERANCE, math.pi + TRAJ_TOLERANCE, " (radians per pixel, i.e. [-pi, pi])")
     return traj

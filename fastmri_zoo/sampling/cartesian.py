@@ -1,27 +1,44 @@
-"""Cartesian column masks with the semantics of fastMRI's mask functions.
+"""Cartesian column masks with the signatures and semantics of fastMRI's mask functions.
 
 A mask function draws, for a k-space of shape (..., H, W), a 0/1 mask over the
 W phase-encoding columns: a fully sampled block of ``num_low_frequencies``
-centre columns plus outer columns chosen at random (``RandomMaskFunc``) or on
-a regular grid (``EquispacedMaskFunc``, ``EquispacedMaskFractionFunc``).
+centre columns plus outer columns chosen at random (``RandomMaskFunc``), on
+a regular grid (``EquiSpacedMaskFunc``, ``EquispacedMaskFractionFunc``) or on
+two offset grids, one per half of k-space (``MagicMaskFunc``,
+``MagicMaskFractionFunc``).
 
-Behaviour follows ``fastmri.data.subsample`` (facebookresearch/fastMRI):
+Names, signatures and masks are those of ``fastmri.data.subsample``
+(facebookresearch/fastMRI), so code written for fastMRI runs unchanged and
+draws the same masks:
 
+- ``MaskFunc(center_fractions, accelerations, allow_any_combination=False, seed=None)``;
+  ``mask_func(shape, offset=None, seed=None) -> (mask, num_low_frequencies)``;
+  ``create_mask_for_mask_type(mask_type_str, center_fractions, accelerations)``.
 - ``num_low_frequencies = round(W * center_fraction)``; the centre block is
   columns ``pad .. pad + num_low_frequencies - 1`` with
   ``pad = (W - num_low_frequencies + 1) // 2``.
 - one (center_fraction, acceleration) pair is drawn per call with the
-  function's ``numpy.random.RandomState`` (``rng.randint(len(pairs))``), then
+  function's ``numpy.random.RandomState`` (``rng.randint(len(pairs))``, or
+  ``rng.choice`` of each with ``allow_any_combination``), then the offset or
   the outer columns are drawn from the same generator;
-- ``seed`` given to ``__call__`` re-seeds the generator for that call only
+- ``seed`` given to a call re-seeds the generator for that call only
   (an int or a tuple of ints, e.g. ``volume_seed(fname)``) and restores its
   state afterwards, so the same seed always gives the same mask.
 
-Differences: the mask comes back as a float32 numpy array of shape (1, W)
-(broadcastable to (H, W) and (batch, H, W)) instead of a torch tensor, the
-shape argument has no trailing real/imaginary axis, and misconfigurations
-that fastMRI lets through silently (a centre larger than the sampling budget)
-raise ``ValueError``.
+Shapes: the zoo's k-space shape (..., H, W) gives a mask float32 (1, W)
+(broadcastable to (H, W) and (batch, H, W)); fastMRI's (..., H, W, 2), whose
+trailing axis of 2 is the real / imaginary pair, gives fastMRI's mask shape
+(1, ..., 1, W, 1), broadcastable to that k-space. A trailing axis of size 2
+is always read as fastMRI's real / imaginary axis.
+
+Differences from fastMRI: the mask is a numpy array, not a torch tensor;
+misconfigurations that fastMRI lets through or fails on obscurely raise a
+``ValueError`` naming them (a centre larger than the sampling budget or of
+no column, an ``offset`` past the last column, non-integer
+accelerations of the equispaced and magic masks, a seed where
+``allow_any_combination`` goes). The zoo's earlier names stay as aliases:
+``EquispacedMaskFunc`` (= ``EquiSpacedMaskFunc``) and ``create_mask_func``
+(``create_mask_for_mask_type`` with a seed).
 """
 
 from __future__ import annotations
@@ -37,9 +54,13 @@ from ..checks import check_scalar
 __all__ = [
     "MaskFunc",
     "RandomMaskFunc",
+    "EquiSpacedMaskFunc",
     "EquispacedMaskFunc",
     "EquispacedMaskFractionFunc",
+    "MagicMaskFunc",
+    "MagicMaskFractionFunc",
     "MASK_TYPES",
+    "create_mask_for_mask_type",
     "create_mask_func",
     "center_mask",
     "volume_seed",
@@ -102,14 +123,16 @@ def center_mask(num_cols: int, num_low_frequencies: int) -> np.ndarray:
 
 
 class MaskFunc:
-    """Base class: centre block + outer columns from ``_acceleration_mask``.
+    """Base class: centre block + outer columns from ``calculate_acceleration_mask``.
 
     center_fractions: fraction(s) of the W columns fully sampled in the centre, each in (0, 1).
     accelerations: acceleration(s) R > 1, the same length as ``center_fractions``; about W / R
         columns are sampled in total.
-    seed: seed of the function's own generator (int or tuple of ints), as fastMRI.
     allow_any_combination: draw the centre fraction and the acceleration independently
-        instead of as pairs (fastMRI's option of the same name).
+        instead of as pairs (then the two lists may differ in length).
+    seed: seed of the function's own generator (int or tuple of ints).
+
+    The signature is fastMRI's: a seed goes third only as ``seed=``.
     """
 
     #: whether accelerations must be whole numbers (equispaced steps)
@@ -121,17 +144,23 @@ class MaskFunc:
         self,
         center_fractions: float | Sequence[float],
         accelerations: float | Sequence[float],
-        seed: Seed | None = None,
-        *,
         allow_any_combination: bool = False,
+        seed: Seed | None = None,
     ):
+        if not isinstance(allow_any_combination, (bool, np.bool_)):
+            raise ValueError(
+                f"allow_any_combination: expected a bool, got {allow_any_combination!r}; the "
+                f"signature is fastMRI's {type(self).__name__}(center_fractions, accelerations, "
+                "allow_any_combination=False, seed=None), so a seed must be passed as seed=..."
+            )
         center_fractions = _as_list("center_fractions", center_fractions)
         accelerations = _as_list("accelerations", accelerations)
         if len(center_fractions) != len(accelerations) and not allow_any_combination:
             raise ValueError(
                 f"center_fractions and accelerations: expected sequences of the same length "
-                f"(one centre fraction per acceleration), got {len(center_fractions)} centre "
-                f"fractions {center_fractions} and {len(accelerations)} accelerations {accelerations}."
+                f"(one centre fraction per acceleration, or allow_any_combination=True), got "
+                f"{len(center_fractions)} centre fractions {center_fractions} and "
+                f"{len(accelerations)} accelerations {accelerations}."
             )
         self.center_fractions = [
             check_scalar(f"center_fractions[{i}]", c, above=0.0, below=1.0)
@@ -151,10 +180,11 @@ class MaskFunc:
         for c, a in pairs:
             # The centre alone must not exceed the W / R sampled columns.
             if c * a > 1.0 or (c * a == 1.0 and not self._centre_may_fill_budget):
+                relation = "<=" if self._centre_may_fill_budget else "<"
                 raise ValueError(
                     f"center_fractions and accelerations: the centre fraction {c:g} with "
                     f"acceleration {a:g} samples more than 1 / {a:g} of k-space in the centre "
-                    f"alone; expected center_fraction * acceleration < 1, got {c * a:g}."
+                    f"alone; expected center_fraction * acceleration {relation} 1, got {c * a:g}."
                 )
         self.allow_any_combination = bool(allow_any_combination)
         self.seed = _check_seed("seed", seed)
@@ -166,36 +196,37 @@ class MaskFunc:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(center_fractions={self.center_fractions}, "
-            f"accelerations={self.accelerations}, seed={self.seed!r})"
+            f"accelerations={self.accelerations}, "
+            f"allow_any_combination={self.allow_any_combination}, seed={self.seed!r})"
         )
 
     def __call__(
-        self, shape: Sequence[int], seed: Seed | None = None, *, offset: int | None = None
+        self, shape: Sequence[int], offset: int | None = None, seed: Seed | None = None
     ) -> tuple[np.ndarray, int]:
-        """Draw a mask for a k-space of shape (..., H, W).
+        """Draw a mask for a k-space of shape (..., H, W), or fastMRI's (..., H, W, 2).
 
+        offset: first outer column of the equispaced and magic masks (drawn from the
+            generator when None; ignored by ``RandomMaskFunc``, as in fastMRI).
         seed: re-seeds the generator for this call only (int or tuple of ints);
             None continues the function's own random stream.
-        offset: first outer column of the equispaced masks (drawn at random when None).
-        Returns ``mask``: float32 (1, W) of 0/1, and ``num_low_frequencies``: int, the number
-        of fully sampled centre columns.
+        Returns ``mask``: float32 of 0/1, (1, W) for (..., H, W) or (1, ..., 1, W, 1) for
+        (..., H, W, 2); and ``num_low_frequencies``: int, the number of fully sampled centre
+        columns.
         """
-        shape = tuple(shape)
-        if len(shape) < 2:
-            raise ValueError(
-                f"shape: expected the k-space shape (..., H, W) with at least 2 axes, got {shape}."
-            )
-        num_cols = check_scalar("shape[-1] (W)", shape[-1], integer=True, at_least=2)
+        num_cols, mask_shape = _mask_layout(shape)
+        offset = _check_offset(offset)
         seed = _check_seed("seed", seed)
         with self._lock:
             if seed is None:
-                return self._sample(num_cols, offset)
-            state = self.rng.get_state()
-            self.rng.seed(seed)
-            try:
-                return self._sample(num_cols, offset)
-            finally:
-                self.rng.set_state(state)
+                mask, num_low = self._sample(num_cols, offset)
+            else:
+                state = self.rng.get_state()
+                self.rng.seed(seed)
+                try:
+                    mask, num_low = self._sample(num_cols, offset)
+                finally:
+                    self.rng.set_state(state)
+        return mask.reshape(mask_shape), num_low
 
     def choose_acceleration(self) -> tuple[float, float]:
         """Draw one (center_fraction, acceleration) pair from the function's generator."""
@@ -205,7 +236,16 @@ class MaskFunc:
         return self.center_fractions[choice], self.accelerations[choice]
 
     def _sample(self, num_cols: int, offset: int | None) -> tuple[np.ndarray, int]:
+        """One mask, float32 (W,), and its number of centre columns."""
         center_fraction, acceleration = self.choose_acceleration()
+        num_low, acceleration = self._centre_and_acceleration(num_cols, center_fraction, acceleration)
+        outer = self.calculate_acceleration_mask(num_cols, acceleration, offset, num_low)
+        return np.maximum(center_mask(num_cols, num_low), outer.astype(np.float32)), num_low
+
+    def _centre_and_acceleration(
+        self, num_cols: int, center_fraction: float, acceleration: float
+    ) -> tuple[int, float]:
+        """(num_low_frequencies, acceleration of the outer columns) for W columns."""
         num_low = int(round(num_cols * center_fraction))
         if num_low < 1:
             raise ValueError(
@@ -220,31 +260,80 @@ class MaskFunc:
                 f"{center_fraction:g} and acceleration {acceleration:g}: the {num_low} centre "
                 f"columns exceed the W / acceleration = {budget:g} columns to sample."
             )
-        outer = self._acceleration_mask(num_cols, acceleration, offset, num_low)
-        mask = np.maximum(center_mask(num_cols, num_low), outer.astype(np.float32))
-        return mask.reshape(1, num_cols), num_low
+        return num_low, acceleration
 
-    def _acceleration_mask(
-        self, num_cols: int, acceleration: float, offset: int | None, num_low: int
+    def calculate_acceleration_mask(
+        self, num_cols: int, acceleration: float, offset: int | None, num_low_frequencies: int
     ) -> np.ndarray:
-        """0/1 array (num_cols,) of the outer columns; subclasses define it."""
+        """0/1 array (num_cols,) of the outer columns (fastMRI's hook of the same name)."""
         raise NotImplementedError
+
+
+def _mask_layout(shape: Sequence[int]) -> tuple[int, tuple[int, ...]]:
+    """(W, mask shape) of a k-space shape: the zoo's (..., H, W) or fastMRI's (..., H, W, 2)."""
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ValueError(
+            f"shape: expected the k-space shape (..., H, W) or fastMRI's (..., H, W, 2), got {shape!r}."
+        ) from None
+    if len(shape) >= 1 and shape[-1] == 2:
+        if len(shape) < 3:
+            raise ValueError(
+                f"shape: a trailing axis of 2 is fastMRI's real / imaginary axis, so {shape} reads as "
+                "fastMRI's (..., H, W, 2) layout, which needs at least 3 axes; expected (..., H, W) "
+                "or (..., H, W, 2)."
+            )
+        num_cols = check_scalar("shape[-2] (W of (..., H, W, 2))", shape[-2], integer=True, at_least=2)
+        return num_cols, (1,) * (len(shape) - 2) + (num_cols, 1)
+    if len(shape) < 2:
+        raise ValueError(
+            f"shape: expected the k-space shape (..., H, W) with at least 2 axes, or fastMRI's "
+            f"(..., H, W, 2), got {shape}."
+        )
+    num_cols = check_scalar("shape[-1] (W)", shape[-1], integer=True, at_least=2)
+    return num_cols, (1, num_cols)
+
+
+def _check_offset(offset) -> int | None:
+    if offset is None:
+        return None
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        raise ValueError(
+            f"offset: expected None or an int (the first outer column; the call is fastMRI's "
+            f"mask_func(shape, offset=None, seed=None), so a seed must be passed as seed=...), "
+            f"got {offset!r} ({type(offset).__name__})."
+        )
+    return int(offset)
+
+
+def _outer_offset(rng: np.random.RandomState, offset: int | None, period: int, num_cols: int) -> int:
+    """The offset of equispaced outer columns: drawn in [0, period) when None; a given one may be
+    larger, as in fastMRI, but must leave a column to sample."""
+    if offset is None:
+        return int(rng.randint(0, high=period))
+    if not 0 <= offset < num_cols:
+        raise ValueError(
+            f"offset: expected an int in [0, W={num_cols}) (drawn in [0, {period}) when not given), "
+            f"got {offset}."
+        )
+    return offset
 
 
 class RandomMaskFunc(MaskFunc):
     """Centre block + outer columns kept independently with probability p.
 
     p = (W / R - num_low) / (W - num_low), so the expected number of sampled
-    columns is exactly W / R (the centre counts towards it).
+    columns is exactly W / R (the centre counts towards it). ``offset`` is ignored.
     """
 
-    def _acceleration_mask(self, num_cols, acceleration, offset, num_low):
-        prob = (num_cols / acceleration - num_low) / (num_cols - num_low)
+    def calculate_acceleration_mask(self, num_cols, acceleration, offset, num_low_frequencies):
+        prob = (num_cols / acceleration - num_low_frequencies) / (num_cols - num_low_frequencies)
         return self.rng.uniform(size=num_cols) < prob
 
 
-class EquispacedMaskFunc(MaskFunc):
-    """Centre block + every R-th column from a random offset in [0, R).
+class EquiSpacedMaskFunc(MaskFunc):
+    """Centre block + every R-th column from an offset (drawn in [0, R) when not given).
 
     As in fastMRI the centre is added on top of the equispaced columns, so the
     realised acceleration is a little below R; accelerations must be integers.
@@ -252,14 +341,16 @@ class EquispacedMaskFunc(MaskFunc):
 
     _integer_accelerations = True
 
-    def _acceleration_mask(self, num_cols, acceleration, offset, num_low):
+    def calculate_acceleration_mask(self, num_cols, acceleration, offset, num_low_frequencies):
         acceleration = int(acceleration)
-        if offset is None:
-            offset = self.rng.randint(0, high=acceleration)
-        offset = check_scalar("offset", offset, integer=True, at_least=0, below=acceleration)
+        offset = _outer_offset(self.rng, offset, acceleration, num_cols)
         mask = np.zeros(num_cols, dtype=np.float32)
         mask[offset::acceleration] = 1.0
         return mask
+
+
+#: the zoo's earlier name of ``EquiSpacedMaskFunc``
+EquispacedMaskFunc = EquiSpacedMaskFunc
 
 
 class EquispacedMaskFractionFunc(MaskFunc):
@@ -267,26 +358,75 @@ class EquispacedMaskFractionFunc(MaskFunc):
     counting the centre, W / R columns are sampled (up to rounding).
 
     The step is R (num_low - W) / (num_low R - W); outer columns are the
-    rounded positions offset, offset + step, ... below W - 1.
+    rounded positions offset, offset + step, ... below W - 1 (offset drawn in [0, round(step))).
     """
 
     _centre_may_fill_budget = False
 
-    def _acceleration_mask(self, num_cols, acceleration, offset, num_low):
+    def calculate_acceleration_mask(self, num_cols, acceleration, offset, num_low_frequencies):
+        num_low = num_low_frequencies
         step = acceleration * (num_low - num_cols) / (num_low * acceleration - num_cols)
-        if offset is None:
-            offset = self.rng.randint(0, high=round(step))
-        offset = check_scalar("offset", offset, integer=True, at_least=0, below=max(round(step), 1))
+        offset = _outer_offset(self.rng, offset, max(round(step), 1), num_cols)
         mask = np.zeros(num_cols, dtype=np.float32)
         columns = np.around(np.arange(offset, num_cols - 1, step)).astype(np.int64)
         mask[columns] = 1.0
         return mask
 
 
+class MagicMaskFunc(MaskFunc):
+    """Offset sampling (Defazio 2019, arXiv:1912.01101): equispaced columns every R, on
+    grids shifted against each other in the two halves of k-space, so that with
+    conjugate symmetry the halves complete each other; centre block on top.
+
+    Unshifted (DC at column 0), the ceil(W / 2) non-negative frequencies are sampled every R
+    from o + 1 (even offset o) or o + 2 (odd), the floor(W / 2) negative ones, counted from
+    the highest (-1, -2, ...), every R from o + 2 (even o) or o - 1 (odd); the mask is then
+    fftshifted. offset o drawn in [0, R) when not given; accelerations must be integers.
+    """
+
+    _integer_accelerations = True
+
+    def calculate_acceleration_mask(self, num_cols, acceleration, offset, num_low_frequencies):
+        acceleration = int(acceleration)
+        offset = _outer_offset(self.rng, offset, acceleration, num_cols)
+        first_positive, first_negative = (offset + 1, offset + 2) if offset % 2 == 0 else (offset + 2, offset - 1)
+        num_positive = (num_cols + 1) // 2
+        positive = np.zeros(num_positive, dtype=np.float32)
+        negative = np.zeros(num_cols - num_positive, dtype=np.float32)  # index m: frequency -(m + 1)
+        positive[first_positive::acceleration] = 1.0
+        negative[first_negative::acceleration] = 1.0
+        return np.fft.fftshift(np.concatenate([positive, negative[::-1]]))
+
+
+class MagicMaskFractionFunc(MagicMaskFunc):
+    """``MagicMaskFunc`` whose step is chosen so that, counting the centre, about W / R
+    columns are sampled: T = round(W / R) columns, of which num_low =
+    min(max(round(W * center_fraction), 1), T) in the centre (bounded as fastMRI bounds it), the
+    outer ones every round(W / (T - num_low)) columns. Accelerations may be fractional.
+    """
+
+    _integer_accelerations = False
+    _centre_may_fill_budget = False
+
+    def _centre_and_acceleration(self, num_cols, center_fraction, acceleration):
+        target = int(round(num_cols / acceleration))
+        num_low = max(min(int(round(num_cols * center_fraction)), target), 1)
+        if target - num_low < 1:
+            raise ValueError(
+                f"shape: W={num_cols} columns is too small for center_fraction "
+                f"{center_fraction:g} and acceleration {acceleration:g}: round(W / acceleration) = "
+                f"{target} columns to sample leave none outside the {num_low} centre columns; "
+                "expected at least one outer column."
+            )
+        return num_low, int(round(num_cols / (target - num_low)))
+
+
 MASK_TYPES = {
     "random": RandomMaskFunc,
-    "equispaced": EquispacedMaskFunc,
+    "equispaced": EquiSpacedMaskFunc,
     "equispaced_fraction": EquispacedMaskFractionFunc,
+    "magic": MagicMaskFunc,
+    "magic_fraction": MagicMaskFractionFunc,
 }
 
 
@@ -296,12 +436,22 @@ def create_mask_func(
     accelerations: float | Sequence[float],
     seed: Seed | None = None,
 ) -> MaskFunc:
-    """Mask function by name: "random", "equispaced" or "equispaced_fraction"."""
+    """Mask function by name (``MASK_TYPES``: "random", "equispaced", "equispaced_fraction",
+    "magic", "magic_fraction"), its generator seeded with ``seed``."""
     if mask_type not in MASK_TYPES:
         raise ValueError(
             f"mask_type: expected one of {sorted(MASK_TYPES)}, got {mask_type!r}."
         )
-    return MASK_TYPES[mask_type](center_fractions, accelerations, seed)
+    return MASK_TYPES[mask_type](center_fractions, accelerations, seed=seed)
+
+
+def create_mask_for_mask_type(
+    mask_type_str: str,
+    center_fractions: float | Sequence[float],
+    accelerations: float | Sequence[float],
+) -> MaskFunc:
+    """fastMRI's factory: ``create_mask_func`` without a seed."""
+    return create_mask_func(mask_type_str, center_fractions, accelerations)
 
 
 def _name_codes(filename: str) -> tuple[int, ...]:

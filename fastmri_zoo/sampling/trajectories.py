@@ -1,9 +1,13 @@
 """Non-Cartesian k-space trajectories: 2D radial and spiral, 3D radial (kooshball).
 
-Every generator returns ``traj``: float32 (ndim, num_shots, samples_per_shot)
-in radians per pixel, axis order of the image axes ((k_H, k_W) in 2D,
-(k_D, k_H, k_W) in 3D); ``traj.reshape(ndim, -1)`` gives the (ndim, nsamples)
-layout of the NUFFT operators, shot by shot. Every value lies in [-pi, pi]:
+Every generator returns ``traj``: float32 (ndim, nsamples), the layout the NUFFT
+operators read, with nsamples = num_shots * samples_per_shot stored shot by shot
+(sample j of shot k at index k * samples_per_shot + j), in radians per pixel, axis
+order of the image axes ((k_H, k_W) in 2D, (k_D, k_H, k_W) in 3D).
+``traj.reshape(ndim, num_shots, samples_per_shot)`` splits it into shots; that
+split layout is for inspection only: an operator would read a 3-axis array as a
+batch (batch, ndim, nsamples), so it refuses one whose axis -2 is not ndim and
+cannot tell it from a batch when num_shots == ndim. Every value lies in [-pi, pi]:
 float32(pi) is slightly larger than pi, so samples that would land on +-pi
 are stored as the largest float32 below pi (an error of 2e-7 rad).
 
@@ -22,7 +26,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ..checks import check_rank
 from ..checks import check_scalar
 
 __all__ = [
@@ -40,8 +43,10 @@ GOLDEN_ANGLE = np.pi * (np.sqrt(5.0) - 1.0) / 2.0
 _PI32 = np.nextafter(np.float32(np.pi), np.float32(0.0))
 
 
-def _to_float32(traj: np.ndarray) -> np.ndarray:
-    return np.clip(traj.astype(np.float32), -_PI32, _PI32)
+def _flat_float32(traj: np.ndarray) -> np.ndarray:
+    """(ndim, num_shots, S) float64 -> float32 (ndim, num_shots * S), shot by shot, within [-pi, pi]."""
+    traj = np.clip(traj.astype(np.float32), -_PI32, _PI32)
+    return traj.reshape(traj.shape[0], -1)
 
 
 def _num_shots(num_lines: int, acceleration: float, what: str) -> int:
@@ -87,7 +92,7 @@ def radial_trajectory(
     golden_angle: spoke k at angle k * 111.246... deg (mod 180 deg) instead of the uniform pi k / num_shots.
     samples_per_shot: S, defaults to round(oversampling * N); sample S // 2 of every spoke is (0, 0).
     Spoke angle theta is measured from the k_W axis: (k_H, k_W) = r (sin theta, cos theta).
-    Returns traj: float32 (2, num_shots, S) in [-pi, pi].
+    Returns traj: float32 (2, num_shots * S) in [-pi, pi], spoke by spoke.
     """
     image_size = check_scalar("image_size", image_size, integer=True, at_least=2)
     num_shots = _num_shots(image_size, acceleration, "image_size")
@@ -101,7 +106,7 @@ def radial_trajectory(
     traj = np.stack(
         [np.sin(angles)[:, None] * radii, np.cos(angles)[:, None] * radii]
     )
-    return _to_float32(traj)
+    return _flat_float32(traj)
 
 
 def spiral_trajectory(
@@ -126,7 +131,7 @@ def spiral_trajectory(
     the Nyquist spacing 2 pi / N when AF = 1 (the textbook N / (2 interleaves) turns
     for p = 1), so an acceleration AF widens it AF times.
     samples_per_shot: S, defaults to round(oversampling * N).
-    Returns traj: float32 (2, num_shots, S) in [-pi, pi].
+    Returns traj: float32 (2, num_shots * S) in [-pi, pi], interleave by interleave.
     """
     image_size = check_scalar("image_size", image_size, integer=True, at_least=2)
     num_shots = _num_shots(image_size, acceleration, "image_size")
@@ -139,7 +144,7 @@ def spiral_trajectory(
     radii = np.pi * t**density_exponent
     phases = 2.0 * np.pi * (num_turns * t[None, :] + np.arange(num_shots)[:, None] / num_shots)
     traj = np.stack([radii * np.sin(phases), radii * np.cos(phases)])
-    return _to_float32(traj)
+    return _flat_float32(traj)
 
 
 def _fibonacci_hemisphere(num_directions: int) -> np.ndarray:
@@ -169,7 +174,7 @@ def kooshball_trajectory(
     covers both hemispheres), so the spokes are spread uniformly over the sphere.
     samples_per_shot: S, defaults to round(oversampling * max(D, H, W)); sample
     S // 2 of every spoke is the origin.
-    Returns traj: float32 (3, num_shots, S) in [-pi, pi], axes (k_D, k_H, k_W).
+    Returns traj: float32 (3, num_shots * S) in [-pi, pi], axes (k_D, k_H, k_W), spoke by spoke.
     """
     if isinstance(volume_shape, (int, np.integer)) or len(tuple(volume_shape)) != 3:
         raise ValueError(
@@ -183,17 +188,26 @@ def kooshball_trajectory(
     samples = _samples_per_shot(samples_per_shot, oversampling, max(depth, height, width))
     directions = _fibonacci_hemisphere(num_shots)
     traj = directions[:, :, None] * _spoke_radii(samples)[None, None, :]
-    return _to_float32(traj)
+    return _flat_float32(traj)
 
 
-def trajectory_acceleration(traj: np.ndarray, image_size: int | Sequence[int]) -> float:
-    """Realised acceleration factor of a trajectory (ndim, num_shots, samples_per_shot).
+def trajectory_acceleration(
+    traj: np.ndarray, image_size: int | Sequence[int], samples_per_shot: int
+) -> float:
+    """Realised acceleration factor of a trajectory float32 (ndim, num_shots * samples_per_shot).
 
-    image_size: N (2D), (H, W) (2D, N = W) or (D, H, W) (3D).
+    image_size: N (2D), (H, W) (2D, N = W) or (D, H, W) (3D); samples_per_shot: S, so that
+    num_shots = nsamples / S.
     Returns N / num_shots in 2D and W * D / num_shots in 3D.
     """
     traj = np.asarray(traj)
-    check_rank("traj", traj, 3, "(ndim, num_shots, samples_per_shot)")
+    if traj.ndim != 2:
+        raise ValueError(
+            f"traj: expected the generators' layout (ndim, nsamples), got shape {traj.shape}; a "
+            "trajectory split into shots, (ndim, num_shots, samples_per_shot), is flattened with "
+            "traj.reshape(ndim, -1), and a batch (batch, ndim, nsamples) has one acceleration per "
+            "trajectory."
+        )
     if isinstance(image_size, (int, np.integer)):
         size = (int(image_size),)
     else:
@@ -211,5 +225,12 @@ def trajectory_acceleration(traj: np.ndarray, image_size: int | Sequence[int]) -
             f"traj: expected {ndim} coordinates on axis 0 for image_size {image_size!r}, "
             f"got shape {traj.shape}."
         )
+    samples_per_shot = check_scalar("samples_per_shot", samples_per_shot, integer=True, at_least=1)
+    nsamples = traj.shape[1]
+    if nsamples == 0 or nsamples % samples_per_shot:
+        raise ValueError(
+            f"samples_per_shot: expected a divisor of the {nsamples} samples of traj (shape "
+            f"{traj.shape}), got {samples_per_shot}."
+        )
     num_lines = size[-1] * size[0] if ndim == 3 else size[-1]
-    return num_lines / traj.shape[1]
+    return num_lines / (nsamples // samples_per_shot)

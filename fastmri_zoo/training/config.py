@@ -23,6 +23,9 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
   folder): ``DATA_ROOT/folder/train`` (required), ``.../val`` (optional, null for none) and
   ``.../test`` (held-out, for evaluation only). ``source``, ``prepare`` (the command that
   writes the data root) and ``description`` (the model card's training-data text) are records.
+  ``synthesis`` (Cartesian only): the folders hold magnitude volumes and the examples are
+  synthesised on the fly with augmentation (``data.synthesis.Synthesis``: all orientations,
+  flips and rotations, zoom, coils, noise; validation a fixed seeded set).
 - ``acquisition``: what the pipelines simulate (``training.fit.check_acquisition``).
 - ``training``: ``steps`` (required), ``loss``, ``optimizer``, ``learning_rate``, ``clipnorm``,
   ``steps_per_epoch``, ``batch_size``, ``seed``, ``val_steps`` (validation batches per epoch),
@@ -48,14 +51,14 @@ from ..checks import check_scalar
 from ..models.base import ReconstructionModel
 from ..presets import CARD_FIELDS
 from ..registry import ENTRY_FIELDS, RECIPE_FILE
-from .fit import FitResult, check_acquisition, fit, strategy_from_environment, training_data
+from .fit import FitResult, check_acquisition, check_synthesis, fit, strategy_from_environment, training_data
 
 __all__ = ["Recipe", "load_recipe", "run_recipe", "model_card", "model_classes", "RECIPE_FILE"]
 
 _TOP_KEYS = {"name", "model", "data", "acquisition", "training", "card"}
 _REQUIRED = ("model", "data", "acquisition", "training")
 _MODEL_KEYS = {"class", "kwargs"}
-_DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description"}
+_DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description", "synthesis"}
 _TRAINING_KEYS = {
     "loss", "optimizer", "learning_rate", "clipnorm", "steps", "steps_per_epoch", "batch_size", "seed", "val_steps",
     "run_eagerly", "freeze", "fixed_train_masks",
@@ -167,6 +170,8 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         _check_folder_name(f"data.{part}", data.get(part), allow_none=True)
 
     acquisition = check_acquisition(raw["acquisition"])
+    if data.get("synthesis") is not None:
+        check_synthesis(data["synthesis"], acquisition)
     model_multicoil = kwargs.get("multicoil")
     if model_multicoil is not None and bool(model_multicoil) != acquisition["multicoil"]:
         raise ValueError(
@@ -277,7 +282,8 @@ def run_recipe(
         strategy = strategy_from_environment()
 
     train, val = training_data(folders["train"], folders["val"], recipe.acquisition, batch_size=recipe.batch_size,
-                               seed=recipe.seed, fixed_train_masks=recipe.fixed_train_masks)
+                               seed=recipe.seed, fixed_train_masks=recipe.fixed_train_masks,
+                               synthesis=recipe.data.get("synthesis"))
     data_description = (
         f"{folders['train'].name}/ of {folders['train'].parent}"
         + (f", validation {folders['val'].name}/" if folders["val"] is not None else "")

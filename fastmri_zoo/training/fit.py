@@ -46,7 +46,14 @@ import keras
 import tensorflow as tf
 
 from ..checks import check_scalar
-from ..data.pipelines import cartesian_dataset, list_h5_files, noncartesian_3d_dataset, noncartesian_dataset
+from ..data.pipelines import (
+    cartesian_dataset,
+    list_h5_files,
+    noncartesian_3d_dataset,
+    noncartesian_dataset,
+    synthesized_cartesian_dataset,
+)
+from ..data.synthesis import Synthesis
 from ..metrics import ReconstructionMetric
 from ..models.base import ReconstructionModel
 from ..presets import from_preset, save_to_preset
@@ -659,6 +666,21 @@ def check_acquisition(acquisition: Mapping[str, Any], where: str = "acquisition"
     return {"kind": kind, "ndim": ndim, "multicoil": multicoil, **options}
 
 
+def check_synthesis(synthesis: Mapping[str, Any], acquisition: Mapping[str, Any],
+                    where: str = "data.synthesis") -> Synthesis:
+    """The :class:`~fastmri_zoo.data.synthesis.Synthesis` of a recipe's ``data.synthesis`` block,
+    checked against its (checked) acquisition: Cartesian only, one coil for single-coil."""
+    if acquisition["kind"] != "cartesian":
+        raise ValueError(f"{where}: synthesis from volumes is for Cartesian acquisitions, got kind "
+                         f"{acquisition['kind']!r}.")
+    options = Synthesis.from_dict(synthesis, where)
+    if acquisition["multicoil"] != (options.coils > 1):
+        raise ValueError(f"{where}.coils: {options.coils} coil(s) for a "
+                         f"{'multicoil' if acquisition['multicoil'] else 'single-coil'} acquisition; expected "
+                         f"{'at least 2' if acquisition['multicoil'] else '1'}.")
+    return options
+
+
 def acquisition_dataset(folder: str | os.PathLike, acquisition: Mapping[str, Any], *, seed: int | None = 0,
                         batch_size: int = 1, shuffle: bool = False) -> tf.data.Dataset:
     """The pipeline of ``acquisition`` (:func:`check_acquisition`) on the files of ``folder``:
@@ -685,6 +707,7 @@ def training_data(
     batch_size: int = 1,
     seed: int | None = 0,
     fixed_train_masks: bool = False,
+    synthesis: Mapping[str, Any] | None = None,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
     """Training and validation pipelines for ``fit``, for any acquisition.
 
@@ -695,12 +718,26 @@ def training_data(
     slice (``fixed_train_masks=False``: seed None, the shuffling is then unseeded too) or fixed
     per slice by ``seed``; non-Cartesian data have one fixed trajectory. Validation: in order,
     masks fixed per slice by ``seed`` (0 when ``seed`` is None), the same at every epoch and run.
+    synthesis (Cartesian only, :func:`check_synthesis`): the folders hold magnitude volumes and the
+    examples are synthesised (``data.synthesized_cartesian_dataset``): training endless and
+    augmented, every example and mask new; validation ``val_examples`` fixed examples of seed
+    ``seed`` (0 when None), not augmented.
     """
     acquisition = check_acquisition(acquisition or {"kind": "cartesian", "mask_type": "random",
                                                     "center_fraction": 0.08, "acceleration": 4})
     for name, folder in (("train_dir", train_dir), ("val_dir", val_dir)):
         if folder is not None and not os.path.isdir(folder):
             raise FileNotFoundError(f"{name}: no such folder: {os.fspath(folder)!r}")
+    if synthesis is not None:
+        options = check_synthesis(synthesis, acquisition)
+        masks = dict(mask_type=acquisition.get("mask_type", "random"),
+                     center_fractions=acquisition.get("center_fraction", 0.08),
+                     accelerations=acquisition.get("acceleration", 4), multicoil=acquisition["multicoil"],
+                     normalize=acquisition.get("normalize", True), batch_size=batch_size)
+        train = synthesized_cartesian_dataset(train_dir, options, seed=None, **masks)
+        val = None if val_dir is None else synthesized_cartesian_dataset(
+            val_dir, options, seed=0 if seed is None else seed, **masks)
+        return train, val
     list_h5_files(train_dir)
     train_seed = seed if fixed_train_masks else None
     train = acquisition_dataset(train_dir, acquisition, seed=train_seed, batch_size=batch_size, shuffle=True)

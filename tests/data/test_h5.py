@@ -186,7 +186,7 @@ def test_not_hdf5_and_truncated(tmp_path, multicoil):
         ({"kspace": np.ones((2, 4, 4), np.complex64), "reconstruction_rss": np.ones((2, 16), np.float32)},
          r"reconstruction_rss: expected 3 dimensions"),
         ({"kspace": np.ones((2, 4, 4), np.complex64), "mask": np.ones(5, np.float32)},
-         r"mask: expected shape \(4,\) \(the k-space width\), got \(5,\)"),
+         r"mask: expected shape \(4,\) \(one value per column\), \(4, 4\) or \(2, 4, 4\) .* got \(5,\)"),
         ({"kspace": np.ones((2, 4, 4), np.complex64), "attrs": {"max": "big"}},
          "max: expected a finite number attribute"),
         ({"kspace": np.ones((1, 5), np.complex64), "trajectory": np.zeros((2, 5), np.float32)},

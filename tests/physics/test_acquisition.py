@@ -141,6 +141,11 @@ BAD = [
      r"traj: expected values in \[-3\.1416, 3\.1416\]"),
     ("gridded", {"multicoil": True}, noncartesian_inputs, lambda i: i.update(smaps=i["smaps"][:, :2]),
      "kspace has 3 coils but smaps has 2"),
+    # a trajectory split into shots (ndim, shots, samples) or transposed (nsamples, ndim): the message names the fix
+    ("noncartesian", {"image_shape": SHAPE}, noncartesian_inputs,
+     lambda i: i.update(traj=np.asarray(i["traj"]).reshape(2, 4, -1)), r"traj\.reshape\(ndim, -1\)"),
+    ("noncartesian", {"image_shape": SHAPE}, noncartesian_inputs,
+     lambda i: i.update(traj=np.asarray(i["traj"]).reshape(2, -1).T), r"\(nsamples, ndim\) is transposed with traj\.T"),
 ]
 
 

@@ -225,8 +225,19 @@ def test_bad_calls():
         RandomMaskFunc([0.2], [4.5])((640, 8))
     with pytest.raises(ValueError, match="whole number"):
         EquispacedMaskFunc([0.08], [4.5])
-    with pytest.raises(ValueError, match="offset"):
-        EquispacedMaskFunc([0.08], [4])((640, 368), offset=4)
+    # An offset past the last column would sample no outer column (fastMRI allows any other).
+    with pytest.raises(ValueError, match=r"offset: expected an int in \[0, W=368\).*got 368"):
+        EquispacedMaskFunc([0.08], [4])((640, 368), offset=368)
+    with pytest.raises(ValueError, match="offset.*got -1"):
+        EquispacedMaskFunc([0.08], [4])((640, 368), offset=-1)
+    # fastMRI's call order is (shape, offset, seed): a tuple seed in the offset place is refused.
+    with pytest.raises(ValueError, match="offset: expected None or an int.*seed="):
+        RandomMaskFunc([0.08], [4])((640, 368), volume_seed("file1.h5"))
+    # ... and its constructor's third argument is allow_any_combination, not the seed.
+    with pytest.raises(ValueError, match="allow_any_combination: expected a bool, got 3.*seed="):
+        RandomMaskFunc([0.08], [4], 3)
+    with pytest.raises(ValueError, match=r"shape: a trailing axis of 2 is fastMRI's real / imaginary.*\(368, 2\)"):
+        mask_func((368, 2))
     with pytest.raises(ValueError, match="random.*equispaced.*equispaced_fraction|mask_type"):
         create_mask_func("poisson", [0.08], [4])
     try:

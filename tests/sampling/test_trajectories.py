@@ -1,8 +1,10 @@
-"""Non-Cartesian trajectories: geometry against closed forms, acceleration, bad input."""
+"""Non-Cartesian trajectories: geometry against closed forms, acceleration, the layout the
+NUFFT reads, bad input."""
 
 import numpy as np
 import pytest
 
+from fastmri_zoo.physics import NUFFT
 from fastmri_zoo.sampling import (
     GOLDEN_ANGLE,
     kooshball_trajectory,
@@ -41,7 +43,8 @@ def test_radial_geometry(golden_angle, samples_per_shot):
     traj = radial_trajectory(size, acceleration, golden_angle, samples_per_shot=samples_per_shot)
     samples = samples_per_shot or 2 * size
     num_shots = round(size / acceleration)
-    assert traj.shape == (2, num_shots, samples)
+    assert traj.shape == (2, num_shots * samples)  # the NUFFT's (ndim, nsamples), spoke by spoke
+    traj = traj.reshape(2, num_shots, samples)
     assert_in_pi_range(traj)
     assert_diameters_through_origin(traj, samples // 2)
     # Equispaced radii (j - S//2) 2 pi / S along the spoke, signed by the spoke direction.
@@ -69,10 +72,10 @@ def test_golden_angle_value():
 @pytest.mark.parametrize("acceleration", ACCELERATIONS)
 def test_2d_realised_acceleration(generator, size, acceleration):
     traj = generator(size, acceleration, samples_per_shot=16)
-    assert traj.shape[1] == round(size / acceleration)
-    realised = trajectory_acceleration(traj, size)
+    assert traj.shape == (2, round(size / acceleration) * 16)
+    realised = trajectory_acceleration(traj, size, 16)
     assert realised == size / round(size / acceleration)
-    assert trajectory_acceleration(traj, (size // 2, size)) == realised
+    assert trajectory_acceleration(traj, (size // 2, size), 16) == realised
     assert abs(realised / acceleration - 1) < 0.05
 
 
@@ -81,7 +84,8 @@ def test_spiral_geometry(density_exponent):
     size, acceleration = 256, 8
     traj = spiral_trajectory(size, acceleration, density_exponent=density_exponent)
     num_shots, samples = round(size / acceleration), 2 * size
-    assert traj.shape == (2, num_shots, samples)
+    assert traj.shape == (2, num_shots * samples)
+    traj = traj.reshape(2, num_shots, samples)
     assert_in_pi_range(traj)
     # Every interleave starts at the origin and ends at radius pi.
     np.testing.assert_array_equal(traj[:, :, 0], 0.0)
@@ -113,7 +117,7 @@ def test_spiral_density_decreases_with_radius(density_exponent):
     # Closed form: t = (r / pi)**(1/p) is uniform, so an annulus holds the fraction
     # (b/pi)**(1/p) - (a/pi)**(1/p) of the samples (up to one sample per shot per edge).
     fractions = np.diff((np.minimum(edges, np.pi) / np.pi) ** (1 / density_exponent))
-    samples_per_shot = traj.shape[2]
+    samples_per_shot = 2 * 256
     np.testing.assert_allclose(counts / radius.size, fractions, atol=2 / samples_per_shot)
 
 
@@ -123,7 +127,8 @@ def test_kooshball_geometry(samples_per_shot):
     traj = kooshball_trajectory(volume_shape, acceleration, samples_per_shot=samples_per_shot)
     num_shots = round(32 * 64 / acceleration)
     samples = samples_per_shot or 2 * 64
-    assert traj.shape == (3, num_shots, samples)
+    assert traj.shape == (3, num_shots * samples)
+    traj = traj.reshape(3, num_shots, samples)
     assert_in_pi_range(traj)
     assert_diameters_through_origin(traj, samples // 2)
     radius = np.linalg.norm(traj.astype(np.float64), axis=0)
@@ -141,7 +146,8 @@ def test_kooshball_directions_uniform(volume_shape, acceleration):
     directions would miss E|cos| by 0.29/sqrt(M) on average (7x more at M = 128) and a
     lattice uniform in polar angle instead of its cosine would give 2/pi = 0.64 on k_D.
     """
-    traj = kooshball_trajectory(volume_shape, acceleration, samples_per_shot=8)
+    flat = kooshball_trajectory(volume_shape, acceleration, samples_per_shot=8)
+    traj = flat.reshape(3, -1, 8)
     directions = -traj[:, :, 0].astype(np.float64)
     directions /= np.linalg.norm(directions, axis=0)
     num_shots = directions.shape[1]
@@ -162,7 +168,7 @@ def test_kooshball_directions_uniform(volume_shape, acceleration):
     min_angle = np.arccos(np.clip(line_cos.max(), -1.0, 1.0))
     assert min_angle > 0.45 * np.sqrt(2 * np.pi / num_shots)
 
-    realised = trajectory_acceleration(traj, volume_shape)
+    realised = trajectory_acceleration(flat, volume_shape, 8)
     assert realised == volume_shape[0] * volume_shape[2] / num_shots
     assert abs(realised / acceleration - 1) < 0.05
 
@@ -194,12 +200,85 @@ def test_trajectories_are_deterministic():
         (lambda: kooshball_trajectory(64, 4), "volume_shape"),
         (lambda: kooshball_trajectory((1, 64, 64), 4), "volume_shape"),
         (lambda: kooshball_trajectory((32, 64, 64), 0), "acceleration"),
-        (lambda: trajectory_acceleration(np.zeros((2, 10)), 64), "traj"),
-        (lambda: trajectory_acceleration(np.zeros((2, 10, 8)), (8, 64, 64)), "traj"),
-        (lambda: trajectory_acceleration(np.zeros((3, 10, 8)), 64), "traj"),
-        (lambda: trajectory_acceleration(np.zeros((2, 10, 8)), (1, 2, 3, 4)), "image_size"),
+        (lambda: trajectory_acceleration(np.zeros((2, 80)), (8, 64, 64), 8), "traj: expected 3 coordinates"),
+        (lambda: trajectory_acceleration(np.zeros((3, 80)), 64, 8), "traj: expected 2 coordinates"),
+        (lambda: trajectory_acceleration(np.zeros((2, 80)), (1, 2, 3, 4), 8), "image_size"),
+        (lambda: trajectory_acceleration(np.zeros((2, 80)), 64, 7), "samples_per_shot: expected a divisor"),
+        (lambda: trajectory_acceleration(np.zeros((2, 80)), 64, 0), "samples_per_shot"),
+        (lambda: trajectory_acceleration(np.zeros(80), 64, 8), r"traj: expected the generators' layout"),
     ],
 )
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("shape", [(2, 10, 8), (3, 10, 8)])
+def test_acceleration_refuses_split_or_batched_trajectories(shape):
+    with pytest.raises(ValueError, match=r"traj: expected the generators' layout \(ndim, nsamples\), got shape "
+                       + repr(shape).replace("(", r"\(").replace(")", r"\)") + r".*traj.reshape\(ndim, -1\)"):
+        trajectory_acceleration(np.zeros(shape), 64, 8)
+
+
+def ndft(traj, image):
+    """Dense NUFFT reference y_j = N^(-1/2) sum_n x_n exp(-i k_j . (n - shape // 2)), float64."""
+    grid = np.meshgrid(*[np.arange(n) - n // 2 for n in image.shape], indexing="ij")
+    positions = np.stack([g.ravel() for g in grid])  # (ndim, N)
+    phases = traj.astype(np.float64).T @ positions  # (nsamples, N)
+    return np.exp(-1j * phases) @ image.ravel() / np.sqrt(image.size)
+
+
+def test_nufft_reads_generator_output_when_shots_equal_ndim():
+    """radial_trajectory(32, 16) has 2 spokes in 2D: once a (2, 2, 64) array the NUFFT took as a
+    batch of two 64-sample trajectories; now one 128-sample trajectory, read as such."""
+    traj = radial_trajectory(32, 16)
+    assert traj.shape == (2, 2 * 64)
+    operator = NUFFT(traj, (32, 32))
+    assert tuple(operator.traj.shape) == (1, 2, 128)
+    rng = np.random.default_rng(0)
+    image = (rng.standard_normal((32, 32)) + 1j * rng.standard_normal((32, 32))).astype(np.complex64)
+    kspace = operator.forward(image[None]).numpy()
+    assert kspace.shape == (1, 128)
+    expected = ndft(traj, image)
+    assert np.linalg.norm(kspace[0] - expected) / np.linalg.norm(expected) < 1e-3
+
+
+def test_nufft_reads_kooshball_output_when_shots_equal_ndim():
+    traj = kooshball_trajectory((8, 8, 8), 64 / 3, samples_per_shot=16)  # 3 spokes in 3D
+    assert traj.shape == (3, 3 * 16)
+    operator = NUFFT(traj, (8, 8, 8))
+    rng = np.random.default_rng(1)
+    volume = (rng.standard_normal((8, 8, 8)) + 1j * rng.standard_normal((8, 8, 8))).astype(np.complex64)
+    kspace = operator.forward(volume[None]).numpy()
+    expected = ndft(traj, volume)
+    assert kspace.shape == (1, 48)
+    assert np.linalg.norm(kspace[0] - expected) / np.linalg.norm(expected) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "traj, image_shape",
+    [
+        (radial_trajectory(32, 8).reshape(2, 4, 64), (32, 32)),
+        (spiral_trajectory(32, 4, samples_per_shot=20).reshape(2, 8, 20), (32, 32)),
+        (kooshball_trajectory((8, 8, 8), 16, samples_per_shot=16).reshape(3, 4, 16), (8, 8, 8)),
+    ],
+)
+def test_nufft_refuses_shot_split_layout_naming_it(traj, image_shape):
+    ndim = len(image_shape)
+    shape = repr(traj.shape).replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(
+        ValueError,
+        match=rf"traj: expected \(ndim, nsamples\) or \(batch, ndim, nsamples\) with ndim = {ndim} .*got shape "
+        rf"{shape}; a trajectory split into shots, \(ndim, num_shots, samples_per_shot\) = {shape}, is flattened "
+        rf"shot by shot with traj.reshape\({ndim}, -1\)",
+    ):
+        NUFFT(traj, image_shape)
+    # Flattened as the message says, it is the generator's output again and is accepted.
+    assert tuple(NUFFT(traj.reshape(ndim, -1), image_shape).traj.shape) == (1, ndim, traj.shape[1] * traj.shape[2])
+
+
+def test_nufft_refuses_transposed_trajectory_naming_it():
+    traj = radial_trajectory(32, 8).T  # (nsamples, 2)
+    message = r"got shape \(256, 2\); a trajectory stored as \(nsamples, ndim\) is transposed"
+    with pytest.raises(ValueError, match=message):
+        NUFFT(traj, (32, 32))

@@ -1,0 +1,167 @@
+"""Training slices synthesised from magnitude volumes (data.synthesis, data.synthesized_cartesian_dataset)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fastmri_zoo.data import Synthesis, load_volumes, synthesized_cartesian_dataset
+from fastmri_zoo.data.synthesis import SliceSynthesizer
+from fastmri_zoo.training import load_recipe
+from fastmri_zoo.training.fit import training_data
+
+
+def _volume(shape=(6, 10, 12), seed=0):
+    """A volume whose every slice differs (no symmetry), values in [0.5, 1.5]."""
+    return 0.5 + np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+
+
+def _dihedral(image):
+    out = []
+    for transposed in (image, image.T):
+        for flipped in (transposed, transposed[::-1], transposed[:, ::-1], transposed[::-1, ::-1]):
+            out.append(np.ascontiguousarray(flipped))
+    return out
+
+
+@pytest.fixture
+def volumes_folder(tmp_path):
+    folder = tmp_path / "volumes"
+    folder.mkdir()
+    for i in range(2):
+        np.save(folder / f"v{i}.npy", _volume((12, 16, 16), seed=i) * (i + 2))
+    return folder
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['zooom'\]"):
+        Synthesis.from_dict({"zooom": [1, 2]})
+    with pytest.raises(ValueError, match="synthesis.zoom"):
+        Synthesis(zoom=(2.0, 1.0))
+    with pytest.raises(ValueError, match="synthesis.orientations"):
+        Synthesis(orientations=(0, 3))
+    with pytest.raises(ValueError, match="synthesis.snr_db"):
+        Synthesis(snr_db=(40, 20))
+    with pytest.raises(ValueError, match="synthesis.size"):
+        Synthesis(size=(4, 128))
+    assert Synthesis.from_dict(Synthesis(zoom=(0.8, 1.6)).to_dict()) == Synthesis(zoom=(0.8, 1.6))
+
+
+def test_slices_of_one_orientation_without_augmentation_are_the_volume_slices():
+    volume = _volume((9, 10, 12))
+    for axis, size in ((0, (10, 12)), (1, (9, 12)), (2, (9, 10))):
+        synthesizer = SliceSynthesizer([volume], Synthesis(size=size, orientations=(axis,), min_signal=0.0))
+        rng = np.random.default_rng(axis)
+        for _ in range(4):
+            coil_images, reference = synthesizer.draw(rng, augment=False)
+            slices = [np.take(volume, i, axis=axis) for i in range(volume.shape[axis])]
+            matches = [np.allclose(reference, s / s.max(), atol=1e-6) for s in slices]
+            assert sum(matches) == 1
+            # one coil of map 1: the coil image is the reference times a unit-modulus phase
+            np.testing.assert_allclose(np.abs(coil_images[0]), reference, atol=1e-6)
+
+
+def test_augmented_slices_are_flips_and_rotations_of_volume_slices():
+    volume = _volume((8, 8, 8))
+    synthesizer = SliceSynthesizer([volume], Synthesis(size=(8, 8), min_signal=0.0))
+    candidates = [t / t.max() for axis in range(3) for i in range(8) for t in _dihedral(np.take(volume, i, axis))]
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(40):
+        _, reference = synthesizer.draw(rng, augment=True)
+        found = [j for j, c in enumerate(candidates) if np.allclose(reference, c, atol=1e-6)]
+        assert len(found) == 1
+        seen.add(found[0] % 8)  # which of the 8 transforms
+    assert len(seen) >= 6
+
+
+def test_zoom_scales_the_object_and_padding_centres_it():
+    volume = np.zeros((3, 16, 16), np.float32)
+    volume[:, 6:10, 6:10] = 1.0  # a 4 x 4 square
+    options = Synthesis(size=(32, 32), orientations=(0,), dihedral=False, zoom=(2.0, 2.0), min_signal=0.0)
+    _, reference = SliceSynthesizer([volume], options).draw(np.random.default_rng(0), augment=True)
+    rows = np.flatnonzero(reference.max(axis=1) > 0.5)
+    assert 7 <= len(rows) <= 9  # about twice 4 pixels
+    _, plain = SliceSynthesizer([volume], options).draw(np.random.default_rng(0), augment=False)
+    assert np.flatnonzero(plain.max(axis=1) > 0.5).tolist() == list(range(14, 18))  # 16 -> 32: padded by 8
+
+
+def test_noise_has_the_requested_snr_and_the_reference_stays_noiseless():
+    volume = _volume((4, 64, 64))
+    noisy = SliceSynthesizer([volume], Synthesis(size=(64, 64), coils=4, snr_db=(30, 30), noise_probability=1.0))
+    clean = SliceSynthesizer([volume], Synthesis(size=(64, 64), coils=4, snr_db=(30, 30), noise_probability=0.0))
+    a, ref_a = noisy.draw(np.random.default_rng(5))
+    b, ref_b = clean.draw(np.random.default_rng(5))
+    np.testing.assert_array_equal(ref_a, ref_b)
+    noise = a.astype(np.complex128) - b
+    snr = 10 * np.log10(np.mean(np.abs(b) ** 2) / np.mean(np.abs(noise) ** 2))
+    assert abs(snr - 30.0) < 0.3
+    # normalised coil maps: the RSS of the noiseless coil images is the reference
+    np.testing.assert_allclose(np.sqrt(np.sum(np.abs(b) ** 2, axis=0)), ref_b, atol=1e-5)
+
+
+def test_dataset_examples_are_masked_normalised_and_reproducible(volumes_folder):
+    options = Synthesis(size=(16, 16), zoom=(0.8, 1.2), min_signal=0.0, val_examples=6)
+    masks = dict(mask_type="random", center_fractions=0.25, accelerations=2)
+    val = synthesized_cartesian_dataset(volumes_folder, options, seed=3, batch_size=4, **masks)
+    first = [(x, y) for x, y in val]
+    again = [(x, y) for x, y in synthesized_cartesian_dataset(volumes_folder, options, seed=3, batch_size=4, **masks)]
+    assert [y.shape[0] for _, y in first] == [4, 2]
+    for (x, y), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(y.numpy(), y2.numpy())
+        np.testing.assert_array_equal(x["mask"].numpy(), x2["mask"].numpy())
+    x, y = first[0]
+    kspace, mask = x["kspace"].numpy(), x["mask"].numpy()
+    assert kspace.shape == (4, 16, 16) and mask.shape == (4, 1, 16) and y.shape == (4, 16, 16)
+    assert np.all(kspace[np.broadcast_to(mask == 0, kspace.shape)] == 0)
+    zero_filled = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"),
+                                         axes=(-2, -1)))
+    np.testing.assert_allclose(zero_filled.max(axis=(1, 2)), 1.0, rtol=1e-5)  # normalised by the zero-filled max
+    train = synthesized_cartesian_dataset(volumes_folder, options, seed=None, batch_size=2, **masks)
+    batches = [y.numpy() for _, y in train.take(3)]
+    assert all(b.shape == (2, 16, 16) for b in batches)
+    assert not np.array_equal(batches[0], batches[1])
+
+
+def test_multicoil_examples_carry_coil_maps(volumes_folder):
+    options = Synthesis(size=(16, 16), coils=3, min_signal=0.0, val_examples=2)
+    x, y = next(iter(synthesized_cartesian_dataset(volumes_folder, options, seed=0, multicoil=True, batch_size=2,
+                                                   center_fractions=0.25, accelerations=2)))
+    assert x["kspace"].shape == (2, 3, 16, 16) and x["smaps"].shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="at least 2 coils"):
+        synthesized_cartesian_dataset(volumes_folder, Synthesis(size=(16, 16)), seed=0, multicoil=True)
+
+
+def test_load_volumes_refuses_empty_and_flat_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="found none"):
+        load_volumes(tmp_path / "empty")
+    (tmp_path / "flat").mkdir()
+    np.save(tmp_path / "flat" / "zeros.npy", np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="zeros.npy: expected finite values with some signal"):
+        load_volumes(tmp_path / "flat")
+
+
+def test_recipe_synthesis_block_reaches_the_trainer(tmp_path, volumes_folder):
+    recipe = {
+        "model": {"class": "UNet", "kwargs": {"layers_n_channels": [4, 8]}},
+        "data": {"folder": "", "train": "volumes", "val": "volumes",
+                 "synthesis": {"size": [16, 16], "min_signal": 0.0, "val_examples": 3}},
+        "acquisition": {"kind": "cartesian", "multicoil": False, "mask_type": "random",
+                        "center_fraction": 0.25, "acceleration": 2},
+        "training": {"steps": 2, "batch_size": 2},
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    loaded = load_recipe(path)
+    train, val = training_data(volumes_folder, volumes_folder, loaded.acquisition, batch_size=2,
+                               synthesis=loaded.data["synthesis"])
+    assert next(iter(train))[1].shape == (2, 16, 16)
+    assert sum(y.shape[0] for _, y in val) == 3
+    recipe["acquisition"] = {"kind": "noncartesian", "ndim": 2, "trajectory": "radial", "acceleration": 4}
+    recipe["model"] = {"class": "NCPDNet", "kwargs": {}}
+    path.write_text(json.dumps(recipe))
+    with pytest.raises(ValueError, match="data.synthesis: synthesis from volumes is for Cartesian"):
+        load_recipe(path)
