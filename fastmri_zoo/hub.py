@@ -34,6 +34,7 @@ __all__ = [
     "HubLocation",
     "PRESET_FILES",
     "OPTIONAL_PRESET_FILES",
+    "CARD_FIGURE_FILES",
     "PREPROCESSOR_FILE",
     "RECIPE_FILE",
     "ENDPOINT_ENV",
@@ -59,6 +60,8 @@ RECIPE_FILE = "recipe.json"
 PRESET_FILES = (CONFIG_FILE, METADATA_FILE, CARD_FILE, WEIGHTS_FILE)
 #: Files a preset folder may hold besides the required ones; fetched when the Hub has them.
 OPTIONAL_PRESET_FILES = (CARD_FILE, PREPROCESSOR_FILE, RECIPE_FILE)
+#: Pictures a model card shows (uploaded with the preset, never needed to load it).
+CARD_FIGURE_FILES = ("validation_curve.png",)
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HF_HANDLE = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?P<sub>(?:/[\w.-]+)*)/?(?:@(?P<rev>[^@/\s]+))?$")

@@ -41,6 +41,7 @@ from typing import Any, Mapping
 
 from . import registry
 from .hub import (
+    CARD_FIGURE_FILES,
     CARD_FILE,
     CONFIG_FILE,
     METADATA_FILE,
@@ -823,7 +824,7 @@ def export_hub(name: str, out_dir: str | os.PathLike) -> Path:
         raise ValueError(f"out_dir: expected a new or empty folder, got {str(out_dir)!r} which holds files.")
     target = out_dir / entry.hub_subfolder if entry is not None and entry.hub_subfolder else out_dir
     target.mkdir(parents=True, exist_ok=True)
-    for filename in dict.fromkeys(PRESET_FILES + OPTIONAL_PRESET_FILES):
+    for filename in dict.fromkeys(PRESET_FILES + OPTIONAL_PRESET_FILES + CARD_FIGURE_FILES):
         source = Path(folder) / filename
         if source.is_file():
             shutil.copyfile(source, target / filename)

@@ -1,4 +1,4 @@
-"""Pictures of reconstructions: side-by-side magnitudes and error maps, written as PNG."""
+"""Pictures written as PNG: reconstructions side by side with their error maps, and training curves."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from .checks import default_permissions
 
-__all__ = ["save_comparison_png"]
+__all__ = ["save_comparison_png", "read_training_log", "save_training_curve_png"]
 
 
 def save_comparison_png(
@@ -62,6 +62,13 @@ def save_comparison_png(
             err_ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path) -> str:
+    """Write ``fig`` to ``path`` through a temporary file and a rename, then close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -77,3 +84,70 @@ def save_comparison_png(
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The columns of a training ``log.csv`` (Keras ``CSVLogger``: ``epoch``, ``psnr``,
+    ``val_psnr``, ...) as float arrays, one value per epoch; later rows of a repeated epoch
+    (a resumed run) replace earlier ones."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "epoch" not in rows[0]:
+        raise ValueError(f"{os.fspath(path)}: expected a CSV training log with an 'epoch' column.")
+    by_epoch = {}
+    for row in rows:
+        if row.get("epoch") in (None, "", "epoch"):  # a header repeated by an appending logger
+            continue
+        by_epoch[int(float(row["epoch"]))] = row
+    epochs = sorted(by_epoch)
+    columns = {}
+    for key in rows[0]:
+        values = []
+        for epoch in epochs:
+            try:
+                values.append(float(by_epoch[epoch].get(key, "nan")))
+            except ValueError:
+                values.append(np.nan)
+        columns[key] = np.asarray(values, np.float64)
+    return columns
+
+
+def save_training_curve_png(
+    path: str | os.PathLike,
+    log: str | os.PathLike | Mapping[str, np.ndarray],
+    steps_per_epoch: int,
+    metric: str = "psnr",
+    baselines: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> str:
+    """Write the validation (and training) curve of ``metric`` against optimizer steps.
+
+    log: a ``log.csv`` path or :func:`read_training_log`'s columns; baselines: label -> value
+    drawn as horizontal lines (e.g. zero-filled on the same validation examples). Returns the path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    columns = read_training_log(log) if not isinstance(log, Mapping) else log
+    if f"val_{metric}" not in columns and metric not in columns:
+        raise ValueError(f"log: no column {metric!r} or 'val_{metric}'; columns: {sorted(columns)}.")
+    steps = (np.asarray(columns["epoch"]) + 1) * int(steps_per_epoch)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    if metric in columns:
+        ax.plot(steps, columns[metric], color="0.6", lw=1, label=f"training (running mean over the epoch)")
+    if f"val_{metric}" in columns:
+        ax.plot(steps, columns[f"val_{metric}"], "o-", color="C0", ms=3, label="validation")
+    for index, (label, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, color=f"C{index + 1}", ls="--", lw=1, label=label)
+    unit = " (dB)" if metric == "psnr" else ""
+    ax.set_xlabel("optimizer steps")
+    ax.set_ylabel(metric.upper() + unit)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save_figure(fig, path)

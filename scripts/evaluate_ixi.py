@@ -2,6 +2,7 @@
 
     fastmri-zoo train weights/NAME/recipe.json --data DATA_DIR --run-dir RUN_DIR      (training)
     python scripts/evaluate_ixi.py evaluate NAME DATA_DIR RUN_DIR [--max-volumes 15]
+    python scripts/evaluate_ixi.py outside NAME DATA_DIR RUN_DIR [--seeds 0 1 2]
     python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR
 
 Training is the packaged trainer's (``fastmri_zoo.training``); this script only reads
@@ -12,7 +13,9 @@ volume by volume with fastMRI's metrics, for the network and for zero-filled (no
 adjoint + density compensation), and writes ``RUN_DIR/metrics.json``; ``--mask-type``,
 ``--trajectory`` and ``--acceleration`` score out of the training distribution
 (``metrics_<setting>.json``). Non-Cartesian 2D scoring uses every 5th of the 50 slices of each
-held-out volume. ``export`` writes ``WEIGHTS_DIR/NAME`` with the model card: the recipe's card,
+held-out volume. ``outside`` scores it on data outside its training domain (``OUTSIDE_SETS``: another
+resolution, real scanner k-space, another anatomy) with three mask seeds and writes
+``RUN_DIR/metrics_outside.json``. ``export`` writes ``WEIGHTS_DIR/NAME`` with the model card: the recipe's card,
 the run's command and the held-out tables and metrics.
 """
 
@@ -51,9 +54,9 @@ def _setting(recipe, mask_type=None, acceleration=None):
     return suffix, acquisition
 
 
-def _volume_batches(path, acquisition):
+def _volume_batches(path, acquisition, seed=0):
     """The held-out volume ``path`` alone (non-Cartesian 2D: its slices ``NONCARTESIAN_EVAL_SLICES``),
-    masks seeded per slice (seed 0)."""
+    masks seeded per slice by ``seed``."""
     import h5py
 
     from fastmri_zoo.training import acquisition_dataset
@@ -69,7 +72,7 @@ def _volume_batches(path, acquisition):
         else:
             os.symlink(os.path.abspath(path), copy)
         batch = 1 if acquisition["ndim"] == 3 else 10
-        return list(acquisition_dataset(folder, acquisition, seed=0, batch_size=batch))
+        return list(acquisition_dataset(folder, acquisition, seed=seed, batch_size=batch))
     finally:
         shutil.rmtree(folder)
 
@@ -92,6 +95,50 @@ def _baseline_magnitude(inputs, acquisition, image_shape):
     return rss(coil_images, axis=1).numpy()
 
 
+def _score(model, files, acquisition, seeds=(0,), log=True) -> dict:
+    """{method: [per-volume metrics]} of ``model`` and the baselines on ``files``, one row per
+    (file, mask seed)."""
+    from fastmri_zoo import metrics
+
+    noncartesian = acquisition["kind"] == "noncartesian"
+    with_grappa = acquisition.get("mask_type") == "equispaced"
+    baseline = "adjoint + DCp" if noncartesian else "zero-filled"
+    results = {"network": [], baseline: []} | ({"GRAPPA": []} if with_grappa else {})
+    for path in files:
+        for seed in seeds:
+            preds, baselines, grappas, targets = [], [], [], []
+            for inputs, target in _volume_batches(path, acquisition, seed):
+                inputs = {key: value for key, value in inputs.items() if key != "scale"}
+                preds.append(np.abs(model(inputs).numpy()))
+                baselines.append(_baseline_magnitude(inputs, acquisition, tuple(target.shape[1:])))
+                targets.append(target.numpy())
+                if with_grappa:
+                    from fastmri_zoo.baselines.grappa import grappa
+
+                    grappas.append(grappa(inputs["kspace"].numpy(), inputs["mask"].numpy())[1])
+            gt = np.concatenate(targets)
+            if acquisition["ndim"] == 3:  # one volume: (1, D, H, W) -> (D, H, W), scored slice-wise
+                gt, preds, baselines = gt[0], [preds[0][0]], [baselines[0][0]]
+            results["network"].append(metrics.evaluate_volume(gt, np.concatenate(preds)))
+            results[baseline].append(metrics.evaluate_volume(gt, np.concatenate(baselines)))
+            if with_grappa:
+                results["GRAPPA"].append(metrics.evaluate_volume(gt, np.concatenate(grappas)))
+            if log:
+                print(os.path.basename(path), f"seed {seed}", {k: round(v[-1]["psnr"], 2) for k, v in results.items()},
+                      flush=True)
+    return results
+
+
+def _test_folder(recipe, data_dir) -> str:
+    """The held-out files: the recipe's test folder, or for recipes that synthesise their training
+    examples from magnitude volumes (``data.synthesis``), the simulated k-space of the same held-out
+    subjects (``prepare_ixi.py --parts val test``: DATA_DIR/singlecoil/test, DATA_DIR/multicoil/test)."""
+    if not recipe.data.get("synthesis"):
+        return recipe.data_folders(data_dir)["test"]
+    kind = "multicoil" if recipe.acquisition["multicoil"] else "singlecoil"
+    return os.path.join(data_dir, kind, recipe.data.get("test", "test"))
+
+
 def evaluate(args):
     from fastmri_zoo import metrics
     from fastmri_zoo.data.pipelines import list_h5_files
@@ -100,37 +147,113 @@ def evaluate(args):
     recipe = _recipe(args.name)
     suffix, acquisition = _setting(recipe, args.mask_type, args.acceleration)
     model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
-    files = list_h5_files(recipe.data_folders(args.data_dir)["test"])[: args.max_volumes]
-    noncartesian = acquisition["kind"] == "noncartesian"
-    with_grappa = acquisition.get("mask_type") == "equispaced"
-    baseline = "adjoint + DCp" if noncartesian else "zero-filled"
-    results = {"network": [], baseline: []} | ({"GRAPPA": []} if with_grappa else {})
-    for path in files:
-        preds, baselines, grappas, targets = [], [], [], []
-        for inputs, target in _volume_batches(path, acquisition):
-            inputs = {key: value for key, value in inputs.items() if key != "scale"}
-            preds.append(np.abs(model(inputs).numpy()))
-            baselines.append(_baseline_magnitude(inputs, acquisition, tuple(target.shape[1:])))
-            targets.append(target.numpy())
-            if with_grappa:
-                from fastmri_zoo.baselines.grappa import grappa
-
-                grappas.append(grappa(inputs["kspace"].numpy(), inputs["mask"].numpy())[1])
-        gt = np.concatenate(targets)
-        if acquisition["ndim"] == 3:  # one volume: (1, D, H, W) -> (D, H, W), scored slice-wise
-            gt, preds, baselines = gt[0], [preds[0][0]], [baselines[0][0]]
-        results["network"].append(metrics.evaluate_volume(gt, np.concatenate(preds)))
-        results[baseline].append(metrics.evaluate_volume(gt, np.concatenate(baselines)))
-        if with_grappa:
-            results["GRAPPA"].append(metrics.evaluate_volume(gt, np.concatenate(grappas)))
-        print(os.path.basename(path), {k: round(v[-1]["psnr"], 2) for k, v in results.items()}, flush=True)
+    files = list_h5_files(_test_folder(recipe, args.data_dir))[: args.max_volumes]
+    results = _score(model, files, acquisition)
     summary = {method: metrics.summarize(rows) for method, rows in results.items()}
-    key = "trajectory" if noncartesian else "mask_type"
+    key = "trajectory" if acquisition["kind"] == "noncartesian" else "mask_type"
     with open(os.path.join(args.run_dir, f"metrics{suffix}.json"), "w") as handle:
         json.dump({"mask_type": acquisition[key], "acceleration": acquisition["acceleration"],
                    "volumes": [os.path.basename(p) for p in files], "per_volume": results, "summary": summary},
                   handle, indent=1)
     print(json.dumps(summary, indent=1))
+
+
+# --------------------------------------------------------------------------- outside the training domain
+
+#: Sets scored by ``outside``: (key, description). Each is written as fastMRI-layout files in a
+#: temporary folder and scored like the held-out subjects, with three mask seeds.
+OUTSIDE_SETS = (
+    ("ixi-1mm-axial-coronal", "held-out IXI subjects, axial and coronal slices (every 6th with signal) "
+                              "upsampled 2x to 1 mm (240 x 180 and 240 x 240): a resolution never trained on"),
+    ("real-brain-t2", "the bundled real 4-coil axial T2 brain slice (256 x 256, fully sampled k-space acquired on a "
+                      "scanner; single-coil networks get its coil combination)"),
+    ("cardiac", "the bundled held-out cardiac short-axis images (256 x 256, another anatomy and contrast), "
+                "k-space simulated as for training"),
+)
+
+
+def _outside_files(name, folder, acquisition, magnitude_dir, coils):
+    """Write the set ``name`` in ``folder``; returns its files."""
+    from scipy.ndimage import zoom
+
+    from fastmri_zoo.data.h5 import read_fastmri_h5, write_fastmri_h5
+    from fastmri_zoo.data.simulate import simulate_volume
+
+    multicoil = acquisition["multicoil"]
+    files = []
+
+    def write(stem, magnitude, seed):
+        kspace, reference = simulate_volume(magnitude, coils=coils if multicoil else 1, seed=seed)
+        path = os.path.join(folder, f"{stem}.h5")
+        write_fastmri_h5(path, kspace, reference, acquisition="AXT1" if multicoil else "single-coil")
+        files.append(path)
+
+    if name == "ixi-1mm-axial-coronal":
+        from fastmri_zoo.data.synthesis import load_volumes
+
+        for index, volume in enumerate(load_volumes(magnitude_dir)[:5]):
+            for axis in (0, 1):
+                means = volume.mean(axis=tuple(a for a in range(3) if a != axis))
+                chosen = np.flatnonzero(means >= 0.3 * means.max())[::6]
+                slices = np.stack([zoom(np.take(volume, int(i), axis=axis), 2.0, order=3) for i in chosen])
+                write(f"ixi{index}_axis{axis}", np.clip(slices, 0, None), seed=index)
+    elif name == "real-brain-t2":
+        import tensorflow as tf
+
+        from fastmri_zoo.demo import bundled_sample
+        from fastmri_zoo.physics import estimate_sensitivity_maps, fftc, ifftc
+
+        data = read_fastmri_h5(bundled_sample("brain_4coil"))
+        kspace = np.asarray(data["kspace"], np.complex64)
+        if not multicoil:  # one complex image: the coils combined with maps from the k-space centre
+            maps = estimate_sensitivity_maps(kspace, num_low_freqs=24)
+            image = tf.reduce_sum(tf.math.conj(maps) * ifftc(kspace, 2), axis=1)
+            kspace = fftc(image, 2).numpy()
+            reference = np.abs(image.numpy()).astype(np.float32)
+        else:
+            reference = np.asarray(data["reconstruction_rss"], np.float32)
+        path = os.path.join(folder, "brain_t2.h5")
+        write_fastmri_h5(path, kspace, reference, acquisition="AXT2")
+        files.append(path)
+    elif name == "cardiac":
+        from fastmri_zoo.samples import cardiac_images
+
+        _, heldout = cardiac_images()
+        write("cardiac", heldout, seed=0)
+    else:
+        raise ValueError(f"unknown set {name!r}")
+    return files
+
+
+def outside(args):
+    """Score the trained preset on data outside its training domain (``OUTSIDE_SETS``)."""
+    from fastmri_zoo import metrics
+    from fastmri_zoo.presets import from_preset
+
+    recipe = _recipe(args.name)
+    acquisition = dict(recipe.acquisition)
+    if acquisition["kind"] != "cartesian":
+        raise SystemExit("outside: only Cartesian checkpoints are scored outside their domain so far.")
+    model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
+    magnitude_dir = os.path.join(args.data_dir, "magnitude", "test")
+    coils = (recipe.data.get("synthesis") or {}).get("coils", 8)
+    report = {}
+    for name, description in OUTSIDE_SETS:
+        if args.only and name not in args.only:
+            continue
+        folder = tempfile.mkdtemp()
+        try:
+            files = _outside_files(name, folder, acquisition, magnitude_dir, coils)
+            results = _score(model, files, acquisition, seeds=tuple(args.seeds), log=False)
+        finally:
+            shutil.rmtree(folder)
+        summary = {method: metrics.summarize(rows) for method, rows in results.items()}
+        report[name] = {"description": description, "seeds": args.seeds, "per_volume": results, "summary": summary}
+        print(name, {method: round(values["psnr"][0], 2) for method, values in summary.items()}, flush=True)
+    path = os.path.join(args.run_dir, "metrics_outside.json")
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=1)
+    print(path)
 
 
 def _row(label, values):
@@ -183,20 +306,74 @@ def _card_tables(recipe, run_dir, scores):
     return "\n".join(lines)
 
 
+def _validation_baseline(recipe, data_dir) -> float:
+    """Mean PSNR of zero-filled (adjoint + DCp) on the run's validation examples, per image as
+    ``fit``'s validation metric (fastMRI PSNR, data range the target's maximum)."""
+    from fastmri_zoo import metrics
+    from fastmri_zoo.training import training_data
+
+    folders = recipe.data_folders(data_dir)
+    _, val = training_data(folders["train"], folders["val"], recipe.acquisition, batch_size=recipe.batch_size,
+                           seed=recipe.seed, synthesis=recipe.data.get("synthesis"))
+    values = []
+    for step, (inputs, target) in enumerate(val):
+        if recipe.val_steps is not None and step >= recipe.val_steps:
+            break
+        target = target.numpy()
+        baseline = _baseline_magnitude(inputs, recipe.acquisition, tuple(target.shape[-2:]))
+        values += [metrics.psnr(g, b) for g, b in zip(target, baseline)]
+    return float(np.mean(values))
+
+
+def _training_facts(recipe, run, sessions) -> str:
+    """The card paragraph on how the weights were trained."""
+    hours = run["wall_time_seconds"] / 3600
+    examples = run["steps"] * run["batch_size"]
+    return (f"Trained with `{run['command']}` (the recipe `recipe.json` in this folder): {run['steps']} optimizer steps "
+            f"of batch {run['batch_size']} ({examples:,} training examples, each drawn afresh), {run['optimizer']}, "
+            f"loss {run['loss']}, seed {run['seed']}; {hours:.1f} h of wall time on a 2-core CPU over {len(sessions)} "
+            "session(s). The validation curve (PSNR on the fixed validation examples of the validation subjects, "
+            "against optimizer steps; dashed: zero-filled on the same examples):\n\n"
+            "![validation curve](validation_curve.png)")
+
+
+def _outside_table(run_dir) -> str:
+    path = os.path.join(run_dir, "metrics_outside.json")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as handle:
+        report = json.load(handle)
+    lines = ["", "Outside the training domain (`python scripts/evaluate_ixi.py outside`), random masks of the training "
+             "acceleration, three mask seeds, mean +- std over (image set, seed):"]
+    for name, entry in report.items():
+        summary = entry["summary"]
+        baseline = "adjoint + DCp" if "adjoint + DCp" in summary else "zero-filled"
+        gain = summary["network"]["psnr"][0] - summary[baseline]["psnr"][0]
+        lines += ["", f"{entry['description']}: {gain:+.2f} dB over {baseline}", *_HEADER,
+                  _row(baseline, summary[baseline]), _row("network", summary["network"])]
+    return "\n".join(lines)
+
+
 def export(args):
-    """Write WEIGHTS_DIR/NAME: the trained preset with the held-out tables on its model card."""
+    """Write WEIGHTS_DIR/NAME: the trained preset, its recipe and validation curve, with the
+    training facts and the held-out tables on its model card."""
     from fastmri_zoo.presets import from_preset, save_to_preset
     from fastmri_zoo.training.config import RECIPE_FILE, model_card
+    from fastmri_zoo.viz import save_training_curve_png
 
     recipe = _recipe(args.name)
     with open(os.path.join(args.run_dir, "run.json")) as handle:
         run = json.load(handle)
     with open(os.path.join(args.run_dir, "metrics.json")) as handle:
         scores = json.load(handle)
+    with open(os.path.join(args.run_dir, "sessions.json")) as handle:
+        sessions = json.load(handle)
     model = from_preset(os.path.join(args.run_dir, "preset"))
     net = scores["summary"]["network"]
     card = model_card(recipe, run["data"])
-    card["intended_use"] = card.get("intended_use", "") + "\n\n" + _card_tables(recipe, args.run_dir, scores)
+    card["training_data"] = card.get("training_data", "") + "\n\n" + _training_facts(recipe, run, sessions)
+    card["intended_use"] = (card.get("intended_use", "") + "\n\n" + _card_tables(recipe, args.run_dir, scores)
+                            + _outside_table(args.run_dir))
     target = os.path.join(args.weights_dir, args.name)
     recipe_text = open(recipe.source, encoding="utf-8").read()
     save_to_preset(
@@ -205,6 +382,10 @@ def export(args):
         **card)
     with open(os.path.join(target, RECIPE_FILE), "w", encoding="utf-8") as handle:
         handle.write(recipe_text)  # the preset folder keeps the recipe that made it
+    baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
+    save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
+                            run["steps_per_epoch"], baselines={baseline: _validation_baseline(recipe, args.data_dir)},
+                            title=args.name)
     print(target)
 
 
@@ -223,13 +404,20 @@ def main():
                    help="score with this mask family or trajectory instead of the training one "
                         "(equispaced adds GRAPPA)")
     p.add_argument("--acceleration", type=float, default=None, help="score at this acceleration")
+    p = sub.add_parser("outside")
+    p.add_argument("name", choices=names)
+    p.add_argument("data_dir")
+    p.add_argument("run_dir")
+    p.add_argument("--preset", default=None, help="the preset to score (default: RUN_DIR/preset)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="mask seeds")
+    p.add_argument("--only", nargs="*", default=None, choices=[name for name, _ in OUTSIDE_SETS])
     p = sub.add_parser("export")
     p.add_argument("name", choices=names)
     p.add_argument("data_dir")
     p.add_argument("run_dir")
     p.add_argument("weights_dir")
     args = parser.parse_args()
-    {"evaluate": evaluate, "export": export}[args.command](args)
+    {"evaluate": evaluate, "outside": outside, "export": export}[args.command](args)
 
 
 if __name__ == "__main__":

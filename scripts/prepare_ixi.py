@@ -1,6 +1,6 @@
 """Simulate the IXI training data of the shipped checkpoints.
 
-    python scripts/prepare_ixi.py IXI_T1_DIR OUT_DIR [--coils 1 8] [--slices 20:70] [--folder NAME]
+    python scripts/prepare_ixi.py IXI_T1_DIR OUT_DIR [--coils 1 8] [--slices 20:70] [--folder NAME] [--parts val test]
 
 IXI_T1_DIR holds the IXI T1 volumes (NIfTI, 120 x 120 x 90 at 2 mm); the subject split is
 ``weights/ixi_split.json`` (made once by ``--make-split``: a seeded permutation of the
@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--slices", default="20:70")
     parser.add_argument("--folder", default=None, help="output sub-folder (default: singlecoil / multicoil)")
     parser.add_argument("--make-split", action="store_true")
+    parser.add_argument("--parts", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"],
+                        help="the parts of the split to write (recipes with data.synthesis only read "
+                             "val and test as files)")
     parser.add_argument("--magnitude", default=None, metavar="NAME",
                         help="link the volumes of each part into OUT_DIR/NAME/{train,val,test} instead of simulating")
     args = parser.parse_args()
@@ -56,7 +59,7 @@ def main() -> None:
     with open(SPLIT_FILE) as handle:
         split = json.load(handle)
     if args.magnitude is not None:
-        for part in ("train", "val", "test"):
+        for part in args.parts:
             folder = os.path.join(args.out_dir, args.magnitude, part)
             os.makedirs(folder, exist_ok=True)
             for subject in split[part]:
@@ -70,7 +73,7 @@ def main() -> None:
 
     for coils in args.coils:
         kind = args.folder or ("singlecoil" if coils == 1 else "multicoil")
-        for part in ("train", "val", "test"):
+        for part in args.parts:
             inputs = [os.path.join(args.ixi_dir, f"{subject}_T1.nii.gz") for subject in split[part]]
             simulate_files(inputs, os.path.join(args.out_dir, kind, part), coils=coils, seed=0,
                            slices=_parse_slices(args.slices))

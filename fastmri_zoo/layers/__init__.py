@@ -1,13 +1,17 @@
 """Reusable Keras layers: complex <-> channels and the complex-denoiser wrapper, the data steps of the
-unrolled networks, denoiser blocks (CNN, DnCNN, U-net, MWCNN), coil-map refiner."""
+unrolled networks, convolutions with fast training gradients, denoiser blocks (CNN, DnCNN, U-net, MWCNN), coil-map refiner."""
 
 from .blocks import ChannelAttention, ConvStack, DnCNN, UNetBlock, make_activation
 from .complex import ChannelsToComplex, ComplexToChannels, channels_to_complex, complex_denoise, complex_to_channels
+from .convolution import Conv2D, Conv3D, same_convolution
 from .data_consistency import ConjugateGradientDC, GradientStep, KSpaceReplacement, ProximalStep, data_gradient
 from .mwcnn import MWCNN, haar_dwt, haar_iwt
 from .sensitivity import SensitivityMapRefiner
 
 __all__ = [
+    "same_convolution",
+    "Conv2D",
+    "Conv3D",
     "complex_to_channels",
     "channels_to_complex",
     "ComplexToChannels",

@@ -14,6 +14,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from .convolution import Conv2D, Conv3D
+
 __all__ = ["make_activation", "ConvStack", "DnCNN", "ChannelAttention", "UNetBlock"]
 
 
@@ -61,7 +63,7 @@ def _check_ndim(ndim) -> int:
 
 
 #: Keras layer classes per number of spatial axes.
-_CONV = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
+_CONV = {2: Conv2D, 3: Conv3D}
 _CONV_TRANSPOSE = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}
 _POOL = {
     ("max", 2): keras.layers.MaxPooling2D,

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from ..checks import check_rank
 from .blocks import _build_by_calling, make_activation
+from .convolution import Conv2D
 
 __all__ = ["haar_dwt", "haar_iwt", "MWCNN"]
 
@@ -145,7 +146,7 @@ class MWCNN(keras.layers.Layer):
         self.first_convs = [
             self._conv(first_conv_n_filters, f"first_conv_{i}") for i in range(2 * n_first_convs - 1)
         ]
-        self.output_conv = keras.layers.Conv2D(
+        self.output_conv = Conv2D(
             n_outputs, kernel_size, padding="same", use_bias=True, name="output_conv"
         )
         self.scale_convs = []
@@ -160,7 +161,7 @@ class MWCNN(keras.layers.Layer):
         ]
 
     def _conv(self, filters, name):
-        return keras.layers.Conv2D(filters, self.kernel_size, padding="same", use_bias=self.use_bias, name=name)
+        return Conv2D(filters, self.kernel_size, padding="same", use_bias=self.use_bias, name=name)
 
     def _post(self, prefix):
         norm = keras.layers.BatchNormalization(name=f"{prefix}_norm") if self.batch_norm else None

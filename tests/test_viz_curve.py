@@ -1,0 +1,42 @@
+"""Training logs and their curve: read_training_log against the CSV it reads, the PNG written."""
+
+import numpy as np
+import pytest
+
+from fastmri_zoo import viz
+
+
+def _write_log(path, rows):
+    lines = ["epoch,loss,psnr,val_loss,val_psnr"] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_read_training_log_keeps_the_last_row_of_a_resumed_epoch(tmp_path):
+    log = tmp_path / "log.csv"
+    _write_log(log, [(0, 0.5, 20.0, 0.4, 21.0), (1, 0.4, 22.0, 0.3, 23.0), (1, 0.39, 22.5, 0.29, 23.5),
+                     (2, 0.3, 24.0, 0.2, 25.0)])
+    columns = viz.read_training_log(log)
+    np.testing.assert_array_equal(columns["epoch"], [0, 1, 2])
+    np.testing.assert_array_equal(columns["val_psnr"], [21.0, 23.5, 25.0])
+
+
+def test_training_curve_png(tmp_path):
+    from PIL import Image
+
+    log = tmp_path / "log.csv"
+    _write_log(log, [(e, 0.5, 20.0 + e, 0.4, 21.0 + e) for e in range(4)])
+    path = viz.save_training_curve_png(tmp_path / "curve.png", log, steps_per_epoch=50,
+                                       baselines={"zero-filled": 21.5}, title="test")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 300
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".png" and p.name != "curve.png"]  # no temp left
+
+
+def test_training_curve_rejects_a_log_without_the_metric(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss\n0,1.0\n")
+    with pytest.raises(ValueError, match="psnr"):
+        viz.save_training_curve_png(tmp_path / "curve.png", log, steps_per_epoch=10)
+    with pytest.raises(ValueError, match="epoch"):
+        (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+        viz.read_training_log(tmp_path / "bad.csv")
