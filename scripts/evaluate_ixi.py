@@ -95,21 +95,53 @@ def _baseline_magnitude(inputs, acquisition, image_shape):
     return rss(coil_images, axis=1).numpy()
 
 
-def _score(model, files, acquisition, seeds=(0,), log=True) -> dict:
+def _cg_sense_magnitude(inputs, cg) -> np.ndarray:
+    """CG-SENSE (``baselines.cg_sense``) with the coil maps the network gets, settings ``cg``."""
+    from fastmri_zoo.baselines import cg_sense
+
+    return np.abs(cg_sense(inputs["kspace"], inputs["mask"], inputs["smaps"], **cg).numpy())
+
+
+#: CG-SENSE settings searched on the validation subjects (``tune_cg_sense``): Tikhonov weight
+#: (inputs normalised as the networks get them) and number of iterations (early stopping regularises too).
+CG_SENSE_GRID = [dict(regularization=lam, num_iterations=n) for lam in (0.0, 0.003, 0.01, 0.03, 0.1)
+                 for n in (5, 10, 20, 40)]
+
+
+def tune_cg_sense(files, acquisition) -> tuple[dict, list]:
+    """The CG-SENSE settings of ``CG_SENSE_GRID`` with the best mean PSNR on ``files`` (every slice
+    batch of each, mask seed 0); returns them and the grid's scores."""
+    from fastmri_zoo import metrics
+
+    batches = [batch for path in files for batch in _volume_batches(path, acquisition, 0)]
+    scores = []
+    for cg in CG_SENSE_GRID:
+        values = [metrics.psnr(target.numpy(), _cg_sense_magnitude(inputs, cg)) for inputs, target in batches]
+        scores.append({**cg, "psnr": float(np.mean(values))})
+        print("CG-SENSE", scores[-1], flush=True)
+    best = max(scores, key=lambda row: row["psnr"])
+    return {key: best[key] for key in ("regularization", "num_iterations")}, scores
+
+
+def _score(model, files, acquisition, seeds=(0,), log=True, cg=None) -> dict:
     """{method: [per-volume metrics]} of ``model`` and the baselines on ``files``, one row per
-    (file, mask seed)."""
+    (file, mask seed); ``cg``: CG-SENSE settings, to score it too (Cartesian multicoil)."""
     from fastmri_zoo import metrics
 
     noncartesian = acquisition["kind"] == "noncartesian"
     with_grappa = acquisition.get("mask_type") == "equispaced"
     baseline = "adjoint + DCp" if noncartesian else "zero-filled"
     results = {"network": [], baseline: []} | ({"GRAPPA": []} if with_grappa else {})
+    if cg is not None:
+        results["CG-SENSE"] = []
     for path in files:
         for seed in seeds:
-            preds, baselines, grappas, targets = [], [], [], []
+            preds, baselines, grappas, cgs, targets = [], [], [], [], []
             for inputs, target in _volume_batches(path, acquisition, seed):
                 inputs = {key: value for key, value in inputs.items() if key != "scale"}
                 preds.append(np.abs(model(inputs).numpy()))
+                if cg is not None:
+                    cgs.append(_cg_sense_magnitude(inputs, cg))
                 baselines.append(_baseline_magnitude(inputs, acquisition, tuple(target.shape[1:])))
                 targets.append(target.numpy())
                 if with_grappa:
@@ -123,20 +155,23 @@ def _score(model, files, acquisition, seeds=(0,), log=True) -> dict:
             results[baseline].append(metrics.evaluate_volume(gt, np.concatenate(baselines)))
             if with_grappa:
                 results["GRAPPA"].append(metrics.evaluate_volume(gt, np.concatenate(grappas)))
+            if cg is not None:
+                results["CG-SENSE"].append(metrics.evaluate_volume(gt, np.concatenate(cgs)))
             if log:
                 print(os.path.basename(path), f"seed {seed}", {k: round(v[-1]["psnr"], 2) for k, v in results.items()},
                       flush=True)
     return results
 
 
-def _test_folder(recipe, data_dir) -> str:
-    """The held-out files: the recipe's test folder, or for recipes that synthesise their training
-    examples from magnitude volumes (``data.synthesis``), the simulated k-space of the same held-out
-    subjects (``prepare_ixi.py --parts val test``: DATA_DIR/singlecoil/test, DATA_DIR/multicoil/test)."""
+def _test_folder(recipe, data_dir, part: str = "test") -> str:
+    """The held-out (``part="test"``) or validation files: the recipe's folder, or for recipes that
+    synthesise their training examples from magnitude volumes (``data.synthesis``), the simulated
+    k-space of the same subjects (``prepare_ixi.py --parts val test``: DATA_DIR/singlecoil/PART,
+    DATA_DIR/multicoil/PART)."""
     if not recipe.data.get("synthesis"):
-        return recipe.data_folders(data_dir)["test"]
+        return recipe.data_folders(data_dir)[part]
     kind = "multicoil" if recipe.acquisition["multicoil"] else "singlecoil"
-    return os.path.join(data_dir, kind, recipe.data.get("test", "test"))
+    return os.path.join(data_dir, kind, recipe.data.get(part, part))
 
 
 def evaluate(args):
@@ -147,13 +182,18 @@ def evaluate(args):
     recipe = _recipe(args.name)
     suffix, acquisition = _setting(recipe, args.mask_type, args.acceleration)
     model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
-    files = list_h5_files(_test_folder(recipe, args.data_dir))[: args.max_volumes]
-    results = _score(model, files, acquisition)
+    files = list_h5_files(_test_folder(recipe, args.data_dir, "test"))[: args.max_volumes]
+    cg, grid = None, None
+    if acquisition["kind"] == "cartesian" and acquisition["multicoil"]:
+        val_files = list_h5_files(_test_folder(recipe, args.data_dir, "val"))[: args.tune_volumes]
+        cg, grid = tune_cg_sense(val_files, acquisition)
+    results = _score(model, files, acquisition, cg=cg)
     summary = {method: metrics.summarize(rows) for method, rows in results.items()}
     key = "trajectory" if acquisition["kind"] == "noncartesian" else "mask_type"
     with open(os.path.join(args.run_dir, f"metrics{suffix}.json"), "w") as handle:
         json.dump({"mask_type": acquisition[key], "acceleration": acquisition["acceleration"],
-                   "volumes": [os.path.basename(p) for p in files], "per_volume": results, "summary": summary},
+                   "volumes": [os.path.basename(p) for p in files], "per_volume": results, "summary": summary,
+                   "cg_sense": None if cg is None else {"settings": cg, "validation_grid": grid}},
                   handle, indent=1)
     print(json.dumps(summary, indent=1))
 
@@ -274,7 +314,12 @@ def _card_tables(recipe, run_dir, scores):
             f"Held-out IXI subjects ({len(scores['volumes'])} volumes, 50 sagittal slices each), {mask_type} masks, "
             f"AF {acceleration}, centre fraction {acquisition['center_fraction']}, masks seeded per slice (seed 0); "
             "fastMRI metrics, volume-wise, mean +- std over volumes:", *_HEADER,
-            _row("zero-filled", summary["zero-filled"]), _row(recipe.name, summary["network"])]
+            _row("zero-filled", summary["zero-filled"])]
+        if "CG-SENSE" in summary:
+            cg = scores["cg_sense"]["settings"]
+            lines.append(_row(f"CG-SENSE ({cg['num_iterations']} iterations, Tikhonov {cg['regularization']:g}, "
+                              "tuned on the validation subjects)", summary["CG-SENSE"]))
+        lines.append(_row(recipe.name, summary["network"]))
         extra_path = os.path.join(run_dir, "metrics_equispaced.json")
         if os.path.exists(extra_path):
             with open(extra_path) as handle:
@@ -399,6 +444,8 @@ def main():
     p.add_argument("run_dir")
     p.add_argument("--preset", default=None, help="the preset to score (default: RUN_DIR/preset)")
     p.add_argument("--max-volumes", type=int, default=15)
+    p.add_argument("--tune-volumes", type=int, default=5,
+                   help="validation volumes the CG-SENSE settings are tuned on (Cartesian multicoil)")
     p.add_argument("--mask-type", default=None,
                    choices=["random", "equispaced", "equispaced_fraction", "radial", "spiral"],
                    help="score with this mask family or trajectory instead of the training one "

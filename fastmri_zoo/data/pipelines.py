@@ -1,7 +1,10 @@
 """``tf.data`` pipelines: a folder of fastMRI-layout files -> model-ready ``(inputs, target)``.
 
 Every pipeline reads the ``*.h5`` files of ``folder`` (sorted by name, not recursive),
-Cartesian layout (see ``h5``): real fastMRI files and ``fastmri-zoo simulate`` output alike.
+Cartesian layout (see ``h5``): real fastMRI files and ``fastmri-zoo simulate`` output alike;
+except ``synthesized_cartesian_dataset`` and ``synthesized_noncartesian_dataset``, which
+synthesise their slices from the magnitude volumes of ``folder`` (``data.synthesis``) and give
+the elements of ``cartesian_dataset`` and ``noncartesian_dataset`` on the grid ``synthesis.size``.
 Elements are ``(inputs, target)`` with ``inputs`` a dict; batching adds a leading batch
 axis to every entry. Shapes below are per example (before batching):
 
@@ -75,6 +78,7 @@ __all__ = [
     "cartesian_dataset",
     "synthesized_cartesian_dataset",
     "noncartesian_dataset",
+    "synthesized_noncartesian_dataset",
     "noncartesian_3d_dataset",
     "normalization_scale",
 ]
@@ -238,6 +242,37 @@ def _cartesian_example(preprocessor, kspace, mask, num_low, target):
     return {**inputs, "scale": scale}, target / scale
 
 
+def _synthesis_options(synthesis: Synthesis | dict | None, multicoil: bool) -> Synthesis:
+    """The checked synthesis options of a pipeline: ``synthesis.coils`` 1 single-coil, at least 2 multicoil."""
+    synthesis = synthesis if isinstance(synthesis, Synthesis) else Synthesis.from_dict(synthesis or {})
+    if multicoil and synthesis.coils < 2:
+        raise ValueError(f"synthesis.coils: a multicoil acquisition needs at least 2 coils, got {synthesis.coils}.")
+    if not multicoil and synthesis.coils != 1:
+        raise ValueError(f"synthesis.coils: a single-coil acquisition has 1 coil, got {synthesis.coils}.")
+    return synthesis
+
+
+def _synthesized_draws(folder, synthesis: Synthesis, seed, num_examples, augment, volumes):
+    """``(draw, indices)`` of the synthesised pipelines (the seed semantics of their docstrings).
+
+    ``draw(index) -> (coil images complex64 (coils, H, W), reference float32 (H, W), rng)``, with
+    ``rng`` the generator of the example, to draw the rest of it (a mask) from; ``indices``: the
+    endless ``tf.data`` counter when ``seed`` is None, else the ``num_examples`` (default
+    ``synthesis.val_examples``) indices of the fixed examples.
+    """
+    augment = seed is None if augment is None else bool(augment)
+    synthesizer = SliceSynthesizer(load_volumes(folder) if volumes is None else volumes, synthesis)
+
+    def draw(index):
+        rng = np.random.default_rng() if seed is None else np.random.default_rng((int(seed), int(index)))
+        coil_images, target = synthesizer.draw(rng, augment=augment)
+        return coil_images, target, rng
+
+    if seed is None:
+        return draw, tf.data.Dataset.counter()
+    return draw, tf.data.Dataset.range(synthesis.val_examples if num_examples is None else int(num_examples))
+
+
 def synthesized_cartesian_dataset(
     folder: str | os.PathLike,
     synthesis: Synthesis | dict | None = None,
@@ -263,20 +298,14 @@ def synthesized_cartesian_dataset(
     already loaded volumes of ``folder`` (``synthesis.load_volumes``), to read them once.
     """
     _check_batch_size(batch_size)
-    synthesis = synthesis if isinstance(synthesis, Synthesis) else Synthesis.from_dict(synthesis or {})
-    if multicoil and synthesis.coils < 2:
-        raise ValueError(f"synthesis.coils: a multicoil acquisition needs at least 2 coils, got {synthesis.coils}.")
-    if not multicoil and synthesis.coils != 1:
-        raise ValueError(f"synthesis.coils: a single-coil acquisition has 1 coil, got {synthesis.coils}.")
-    augment = seed is None if augment is None else bool(augment)
-    synthesizer = SliceSynthesizer(load_volumes(folder) if volumes is None else volumes, synthesis)
+    synthesis = _synthesis_options(synthesis, multicoil)
+    draw, indices = _synthesized_draws(folder, synthesis, seed, num_examples, augment, volumes)
     mask_func = _mask_function(mask_type, center_fractions, accelerations)
     preprocessor = CartesianPreprocessor(multicoil=multicoil, normalize=normalize)
     height, width = synthesis.size
 
     def load(index):
-        rng = np.random.default_rng() if seed is None else np.random.default_rng((int(seed), int(index)))
-        coil_images, target = synthesizer.draw(rng, augment=augment)
+        coil_images, target, rng = draw(index)
         mask, num_low = mask_func((height, width), seed=int(rng.integers(2**31)))
         mask = np.asarray(mask, np.float32).reshape(1, width)
         return coil_images, mask, np.int32(num_low), target
@@ -292,10 +321,6 @@ def synthesized_cartesian_dataset(
         kspace = fftc(coil_images, 2)
         return _cartesian_example(preprocessor, kspace if multicoil else kspace[0], mask, num_low, target)
 
-    if seed is None:
-        indices = tf.data.Dataset.counter()
-    else:
-        indices = tf.data.Dataset.range(synthesis.val_examples if num_examples is None else int(num_examples))
     dataset = indices.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=seed is not None)
     return _finish(dataset, batch_size, seed is None, preprocessor)
 
@@ -322,10 +347,11 @@ def _image_shape(infos: list[_FileInfo], image_shape, what: str) -> tuple:
     return image_shape
 
 
-def _noncartesian_examples(load, num_examples, coils, preprocessor, traj, dcomp, shuffle, seed) -> tf.data.Dataset:
-    """Unbatched examples: ``load(index) -> (coil images (coils, *image_shape), target)`` in a
-    ``tf.py_function``, then the NUFFT of the coil images (the simulated acquisition) and the
-    preprocessor as TensorFlow ops."""
+def _noncartesian_examples(load, indices: tf.data.Dataset, coils, preprocessor, traj, dcomp,
+                           deterministic: bool = True) -> tf.data.Dataset:
+    """Unbatched examples, one per element of ``indices``: ``load(index) -> (coil images (coils,
+    *image_shape), target)`` in a ``tf.py_function``, then the NUFFT of the coil images (the
+    simulated acquisition) and the preprocessor as TensorFlow ops."""
     image_shape = preprocessor.image_shape
 
     def to_example(index):
@@ -337,8 +363,23 @@ def _noncartesian_examples(load, num_examples, coils, preprocessor, traj, dcomp,
         inputs, scale, _ = preprocessor(kspace if preprocessor.multicoil else kspace[0], traj, dcomp)
         return {**inputs, "scale": scale}, target / scale
 
-    dataset = _index_dataset(num_examples, shuffle, seed)
-    return dataset.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    return indices.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
+
+
+def _noncartesian_2d_acquisition(image_shape, trajectory, acceleration, multicoil, normalize, golden_angle,
+                                 oversampling, dcomp_iterations):
+    """``(traj float32 (2, nsamples), preprocessor, dcomp float32 (nsamples,))`` of a 2D acquisition on
+    ``image_shape``: the one trajectory of a data set (see :func:`noncartesian_dataset`)."""
+    if trajectory == "radial":
+        traj = radial_trajectory(image_shape[-1], acceleration, golden_angle=golden_angle, oversampling=oversampling)
+    elif trajectory == "spiral":
+        traj = spiral_trajectory(image_shape[-1], acceleration, oversampling=oversampling)
+    else:
+        raise ValueError(f"trajectory: expected 'radial' or 'spiral', got {trajectory!r}.")
+    traj = tf.constant(traj.reshape(2, -1), tf.float32)
+    preprocessor = NonCartesianPreprocessor(multicoil=multicoil, ndim=2, image_shape=image_shape,
+                                            normalize=normalize, dcomp_iterations=dcomp_iterations)
+    return traj, preprocessor, preprocessor.density(traj)
 
 
 def noncartesian_dataset(
@@ -372,16 +413,8 @@ def noncartesian_dataset(
     """
     infos = _scan(folder, multicoil)
     image_shape = _image_shape(infos, image_shape, "reference")
-    if trajectory == "radial":
-        traj = radial_trajectory(image_shape[-1], acceleration, golden_angle=golden_angle, oversampling=oversampling)
-    elif trajectory == "spiral":
-        traj = spiral_trajectory(image_shape[-1], acceleration, oversampling=oversampling)
-    else:
-        raise ValueError(f"trajectory: expected 'radial' or 'spiral', got {trajectory!r}.")
-    traj = tf.constant(traj.reshape(2, -1), tf.float32)
-    preprocessor = NonCartesianPreprocessor(multicoil=multicoil, ndim=2, image_shape=image_shape,
-                                            normalize=normalize, dcomp_iterations=dcomp_iterations)
-    dcomp = preprocessor.density(traj)
+    traj, preprocessor, dcomp = _noncartesian_2d_acquisition(image_shape, trajectory, acceleration, multicoil,
+                                                             normalize, golden_angle, oversampling, dcomp_iterations)
     examples = [(info, s) for info in infos for s in range(info.num_slices)]
     coils = _common(info.kspace_shape[0] if multicoil else 1 for info in infos)
 
@@ -390,8 +423,51 @@ def noncartesian_dataset(
         _, coil_images, target = _read_slices(info.path, [slice_index], multicoil)
         return center_crop(coil_images[0], image_shape), center_crop(target[0], image_shape)
 
-    dataset = _noncartesian_examples(load, len(examples), coils, preprocessor, traj, dcomp, shuffle, seed)
+    indices = _index_dataset(len(examples), shuffle, seed)
+    dataset = _noncartesian_examples(load, indices, coils, preprocessor, traj, dcomp)
     return _finish(dataset, batch_size, drop_remainder, preprocessor)
+
+
+def synthesized_noncartesian_dataset(
+    folder: str | os.PathLike,
+    synthesis: Synthesis | dict | None = None,
+    trajectory: str = "radial",
+    acceleration: float = 4,
+    multicoil: bool = False,
+    seed: int | None = None,
+    batch_size: int = 1,
+    normalize: bool = True,
+    golden_angle: bool = False,
+    oversampling: float = 2.0,
+    dcomp_iterations: int = 10,
+    num_examples: int | None = None,
+    augment: bool | None = None,
+    volumes: list | None = None,
+) -> tf.data.Dataset:
+    """Non-Cartesian 2D examples synthesised from the magnitude volumes of ``folder`` (``data.synthesis``).
+
+    The elements are those of :func:`noncartesian_dataset` (the same trajectory, density and
+    preprocessor; multicoil ``smaps`` from the centre of k-space) on the grid ``synthesis.size``:
+    k-space is the NUFFT of the synthesised coil images (noise included), ``synthesis.coils``
+    of them when ``multicoil`` (at least 2), else one. seed None: endless, every example drawn
+    afresh and augmented (training; ``num_examples`` is then ignored); an int: ``num_examples``
+    (default ``synthesis.val_examples``) fixed examples, example i drawn from ``(seed, i)``, the
+    same at every epoch and run, not augmented (validation). augment: flips, rotations and zoom
+    (default: when ``seed`` is None). ``volumes``: the already loaded volumes of ``folder``.
+    """
+    _check_batch_size(batch_size)
+    synthesis = _synthesis_options(synthesis, multicoil)
+    traj, preprocessor, dcomp = _noncartesian_2d_acquisition(synthesis.size, trajectory, acceleration, multicoil,
+                                                             normalize, golden_angle, oversampling, dcomp_iterations)
+    draw, indices = _synthesized_draws(folder, synthesis, seed, num_examples, augment, volumes)
+
+    def load(index):
+        coil_images, target, _ = draw(index)
+        return coil_images, target
+
+    dataset = _noncartesian_examples(load, indices, synthesis.coils, preprocessor, traj, dcomp,
+                                     deterministic=seed is not None)
+    return _finish(dataset, batch_size, seed is None, preprocessor)
 
 
 def noncartesian_3d_dataset(
@@ -446,5 +522,5 @@ def noncartesian_3d_dataset(
         volume = np.moveaxis(coil_images, 0, 1)  # (coils, slices, H, W)
         return center_crop(volume, volume_shape), center_crop(target, volume_shape)
 
-    dataset = _noncartesian_examples(load, len(infos), coils, preprocessor, traj, dcomp, shuffle, seed)
+    dataset = _noncartesian_examples(load, _index_dataset(len(infos), shuffle, seed), coils, preprocessor, traj, dcomp)
     return _finish(dataset, batch_size, drop_remainder, preprocessor)

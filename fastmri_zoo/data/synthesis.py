@@ -1,6 +1,6 @@
 """Training slices synthesised on the fly from magnitude volumes, with augmentation.
 
-The shipped Cartesian checkpoints must work on data the project never saw (other scanners,
+The shipped 2D checkpoints must work on data the project never saw (other scanners,
 orientations, resolutions, real k-space), so their training examples are not a fixed set of
 sagittal slices but drawn afresh at every step from a folder of 3D magnitude volumes
 (NIfTI, ``.npy``, ``.npz``; see :func:`~fastmri_zoo.data.simulate.load_magnitude`):
@@ -19,10 +19,15 @@ sagittal slices but drawn afresh at every step from a folder of 3D magnitude vol
 the same phase, coil and noise model as ``fastmri-zoo simulate`` (:mod:`~fastmri_zoo.data.simulate`).
 Intensity scaling needs no augmentation: every example is normalised by its zero-filled maximum.
 
-:func:`synthesized_cartesian_dataset` turns these into the examples of
-:func:`~fastmri_zoo.data.pipelines.cartesian_dataset` (masks from the same mask functions, the
-same :class:`~fastmri_zoo.data.preprocessing.CartesianPreprocessor`). A recipe asks for it with
-a ``data.synthesis`` block (:meth:`Synthesis.from_dict`).
+:func:`~fastmri_zoo.data.pipelines.synthesized_cartesian_dataset` turns these into the examples
+of :func:`~fastmri_zoo.data.pipelines.cartesian_dataset` (masks from the same mask functions, the
+same :class:`~fastmri_zoo.data.preprocessing.CartesianPreprocessor`), and
+:func:`~fastmri_zoo.data.pipelines.synthesized_noncartesian_dataset` into those of
+:func:`~fastmri_zoo.data.pipelines.noncartesian_dataset` (the NUFFT of the coil images on the same
+2D radial or spiral trajectory, the same
+:class:`~fastmri_zoo.data.preprocessing.NonCartesianPreprocessor`). A recipe asks for them with a
+``data.synthesis`` block (:meth:`Synthesis.from_dict`), for a Cartesian or a 2D non-Cartesian
+acquisition.
 """
 
 from __future__ import annotations

@@ -23,9 +23,11 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
   folder): ``DATA_ROOT/folder/train`` (required), ``.../val`` (optional, null for none) and
   ``.../test`` (held-out, for evaluation only). ``source``, ``prepare`` (the command that
   writes the data root) and ``description`` (the model card's training-data text) are records.
-  ``synthesis`` (Cartesian only): the folders hold magnitude volumes and the examples are
-  synthesised on the fly with augmentation (``data.synthesis.Synthesis``: all orientations,
-  flips and rotations, zoom, coils, noise; validation a fixed seeded set).
+  ``synthesis`` (Cartesian or 2D non-Cartesian acquisitions): the folders hold magnitude volumes
+  and the examples are synthesised on the fly with augmentation (``data.synthesis.Synthesis``:
+  all orientations, flips and rotations, zoom, coils, noise; validation a fixed seeded set) on
+  the grid ``synthesis.size`` (a non-Cartesian ``image_shape``, of the acquisition or the model,
+  must equal it).
 - ``acquisition``: what the pipelines simulate (``training.fit.check_acquisition``).
 - ``training``: ``steps`` (required), ``loss``, ``optimizer``, ``learning_rate``, ``clipnorm``,
   ``steps_per_epoch``, ``batch_size``, ``seed``, ``val_steps`` (validation batches per epoch),
@@ -170,8 +172,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         _check_folder_name(f"data.{part}", data.get(part), allow_none=True)
 
     acquisition = check_acquisition(raw["acquisition"])
-    if data.get("synthesis") is not None:
-        check_synthesis(data["synthesis"], acquisition)
+    synthesis = None if data.get("synthesis") is None else check_synthesis(data["synthesis"], acquisition)
     model_multicoil = kwargs.get("multicoil")
     if model_multicoil is not None and bool(model_multicoil) != acquisition["multicoil"]:
         raise ValueError(
@@ -229,6 +230,13 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         source=path.absolute(),
     )
     recipe.build_model()  # the constructor checks its arguments; no weights are made
+    model_grid = kwargs.get("image_shape")
+    if synthesis is not None and acquisition["kind"] == "noncartesian" and model_grid is not None and (
+            [int(n) for n in model_grid] != list(synthesis.size)):
+        raise ValueError(
+            f"data.synthesis.size: {list(synthesis.size)} but model.kwargs.image_shape is {list(model_grid)}; "
+            "expected the same grid (the non-Cartesian examples are synthesised on synthesis.size)."
+        )
     return recipe
 
 

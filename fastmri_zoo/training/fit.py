@@ -25,8 +25,8 @@ compiled loss would cast it to float32 and drop the imaginary part), then runs
   the sessions) and, with ``preset_dir``, ``save_to_preset`` with a model card filled
   from the run.
 
-Run-directory layout: ``backup/``, ``logs/`` (TensorBoard), ``log.csv``, ``sessions.json``
-(one entry per call: starting epoch, wall time), ``run.json``. Under ``MultiWorkerMirroredStrategy``
+Run-directory layout: ``backup/``, ``logs/`` (TensorBoard), ``log.csv``, ``validation_curve.png``
+(redrawn after each epoch), ``sessions.json`` (one entry per call: starting epoch, wall time), ``run.json``. Under ``MultiWorkerMirroredStrategy``
 (``TF_CONFIG``; :func:`strategy_from_environment`) the chief writes these and the preset; the other
 workers keep their backups and logs in ``RUN_DIR/<task type>-<index>/``.
 """
@@ -38,6 +38,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -52,6 +53,7 @@ from ..data.pipelines import (
     noncartesian_3d_dataset,
     noncartesian_dataset,
     synthesized_cartesian_dataset,
+    synthesized_noncartesian_dataset,
 )
 from ..data.synthesis import Synthesis
 from ..metrics import ReconstructionMetric
@@ -155,14 +157,15 @@ class _TrainingModel(keras.Model):
 # --------------------------------------------------------------------------- helpers
 
 
-def l1_magnitude_step(model: keras.Model, optimizer) -> Callable:
+def l1_magnitude_step(model: keras.Model, optimizer, jit_compile: bool = False) -> Callable:
     """``step(inputs, target) -> loss``: one optimizer step on mean(| |model(inputs)| - target |).
 
-    The L1-on-magnitude objective of the shipped checkpoints as a bare ``tf.function`` (not
-    XLA-compiled), without ``fit``'s machinery: for benchmarks and quick training checks.
+    The L1-on-magnitude objective of the shipped checkpoints as a bare ``tf.function``
+    (XLA-compiled with ``jit_compile``), without ``fit``'s machinery: for benchmarks and quick
+    training checks.
     """
 
-    @tf.function(jit_compile=False)
+    @tf.function(jit_compile=jit_compile)
     def step(inputs, target):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.abs(tf.abs(model(inputs, training=True)) - target))
@@ -347,6 +350,23 @@ class _SessionLog(keras.callbacks.Callback):
         self._write()
 
 
+class _CurvePlot(keras.callbacks.Callback):
+    """Redraws ``RUN_DIR/validation_curve.png`` from ``log.csv`` after each epoch (after the
+    CSV logger has written it): validation and training PSNR against optimizer steps."""
+
+    def __init__(self, log_path: Path, png_path: Path, steps_per_epoch: int):
+        super().__init__()
+        self.log_path, self.png_path, self.steps_per_epoch = log_path, png_path, steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        from ..viz import save_training_curve_png  # lazy: matplotlib only when a run draws its curve
+
+        try:
+            save_training_curve_png(self.png_path, self.log_path, self.steps_per_epoch)
+        except (OSError, ValueError) as error:  # a picture must never stop a training run
+            warnings.warn(f"validation curve not drawn: {error}", stacklevel=2)
+
+
 def _json_number(value) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -521,6 +541,7 @@ def fit(
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, update_freq="epoch"),
         session_log,
+        _CurvePlot(run_dir / "log.csv", run_dir / "validation_curve.png", steps_per_epoch),
         *callbacks,
     ]
     with scope_strategy.scope():
@@ -669,15 +690,37 @@ def check_acquisition(acquisition: Mapping[str, Any], where: str = "acquisition"
 def check_synthesis(synthesis: Mapping[str, Any], acquisition: Mapping[str, Any],
                     where: str = "data.synthesis") -> Synthesis:
     """The :class:`~fastmri_zoo.data.synthesis.Synthesis` of a recipe's ``data.synthesis`` block,
-    checked against its (checked) acquisition: Cartesian only, one coil for single-coil."""
-    if acquisition["kind"] != "cartesian":
-        raise ValueError(f"{where}: synthesis from volumes is for Cartesian acquisitions, got kind "
-                         f"{acquisition['kind']!r}.")
+    checked against its (checked) acquisition: Cartesian or 2D non-Cartesian (the synthesised
+    examples are slices), one coil for single-coil, at least 2 for multicoil, and a non-Cartesian
+    ``image_shape``, if given, equal to ``size`` (the grid of the examples)."""
+    if acquisition["ndim"] != 2:
+        raise ValueError(f"{where}: synthesis from volumes makes 2D slices; expected a Cartesian or a 2D "
+                         f"non-Cartesian acquisition (ndim 2), got a {acquisition['ndim']}D {acquisition['kind']} one.")
     options = Synthesis.from_dict(synthesis, where)
     if acquisition["multicoil"] != (options.coils > 1):
         raise ValueError(f"{where}.coils: {options.coils} coil(s) for a "
                          f"{'multicoil' if acquisition['multicoil'] else 'single-coil'} acquisition; expected "
                          f"{'at least 2' if acquisition['multicoil'] else '1'}.")
+    image_shape = acquisition.get("image_shape")
+    if image_shape is not None and tuple(int(n) for n in image_shape) != options.size:
+        raise ValueError(f"{where}.size: {list(options.size)} but acquisition.image_shape is {list(image_shape)}; "
+                         "expected the same grid (or no image_shape: the examples are on synthesis.size).")
+    return options
+
+
+#: Recipe names of the acquisition options -> the pipelines' keyword arguments (the Cartesian
+#: ones take lists of centre fractions and accelerations).
+_PIPELINE_NAMES = {"cartesian": {"center_fraction": "center_fractions", "acceleration": "accelerations"}}
+
+
+def _pipeline_options(acquisition: Mapping[str, Any]) -> dict:
+    """The keyword arguments of the pipeline of a checked ``acquisition`` (:func:`check_acquisition`):
+    ``multicoil`` and the acquisition's options, renamed as the pipelines name them; a 3D
+    acquisition's ``trajectory`` (always a kooshball) is left out."""
+    renamed = _PIPELINE_NAMES.get(acquisition["kind"], {})
+    options = {renamed.get(key, key): value for key, value in acquisition.items() if key not in ("kind", "ndim")}
+    if acquisition["ndim"] == 3:
+        options.pop("trajectory")
     return options
 
 
@@ -688,15 +731,12 @@ def acquisition_dataset(folder: str | os.PathLike, acquisition: Mapping[str, Any
     (``drop_remainder`` when shuffled). seed: per-slice Cartesian masks and the shuffling; None
     redraws them."""
     acquisition = check_acquisition(acquisition)
-    options = {k: v for k, v in acquisition.items() if k not in ("kind", "ndim")}
     common = dict(seed=seed, batch_size=batch_size, shuffle=shuffle, drop_remainder=shuffle)
     if acquisition["kind"] == "cartesian":
-        renamed = {"center_fraction": "center_fractions", "acceleration": "accelerations"}
-        return cartesian_dataset(folder, **{renamed.get(k, k): v for k, v in options.items()}, **common)
-    if acquisition["ndim"] == 3:
-        options.pop("trajectory")  # the one 3D trajectory: a kooshball
-        return noncartesian_3d_dataset(folder, **options, **common)
-    return noncartesian_dataset(folder, **options, **common)
+        pipeline = cartesian_dataset
+    else:
+        pipeline = noncartesian_3d_dataset if acquisition["ndim"] == 3 else noncartesian_dataset
+    return pipeline(folder, **_pipeline_options(acquisition), **common)
 
 
 def training_data(
@@ -718,10 +758,11 @@ def training_data(
     slice (``fixed_train_masks=False``: seed None, the shuffling is then unseeded too) or fixed
     per slice by ``seed``; non-Cartesian data have one fixed trajectory. Validation: in order,
     masks fixed per slice by ``seed`` (0 when ``seed`` is None), the same at every epoch and run.
-    synthesis (Cartesian only, :func:`check_synthesis`): the folders hold magnitude volumes and the
-    examples are synthesised (``data.synthesized_cartesian_dataset``): training endless and
-    augmented, every example and mask new; validation ``val_examples`` fixed examples of seed
-    ``seed`` (0 when None), not augmented.
+    synthesis (Cartesian or 2D non-Cartesian, :func:`check_synthesis`): the folders hold magnitude
+    volumes and the examples are synthesised (``data.synthesized_cartesian_dataset``,
+    ``data.synthesized_noncartesian_dataset``) on the grid ``synthesis.size``: training endless and
+    augmented, every example (and Cartesian mask) new; validation ``val_examples`` fixed examples
+    of seed ``seed`` (0 when None), not augmented.
     """
     acquisition = check_acquisition(acquisition or {"kind": "cartesian", "mask_type": "random",
                                                     "center_fraction": 0.08, "acceleration": 4})
@@ -730,13 +771,13 @@ def training_data(
             raise FileNotFoundError(f"{name}: no such folder: {os.fspath(folder)!r}")
     if synthesis is not None:
         options = check_synthesis(synthesis, acquisition)
-        masks = dict(mask_type=acquisition.get("mask_type", "random"),
-                     center_fractions=acquisition.get("center_fraction", 0.08),
-                     accelerations=acquisition.get("acceleration", 4), multicoil=acquisition["multicoil"],
-                     normalize=acquisition.get("normalize", True), batch_size=batch_size)
-        train = synthesized_cartesian_dataset(train_dir, options, seed=None, **masks)
-        val = None if val_dir is None else synthesized_cartesian_dataset(
-            val_dir, options, seed=0 if seed is None else seed, **masks)
+        cartesian = acquisition["kind"] == "cartesian"
+        pipeline = synthesized_cartesian_dataset if cartesian else synthesized_noncartesian_dataset
+        settings = _pipeline_options(acquisition)
+        settings.pop("image_shape", None)  # the grid is synthesis.size (check_synthesis)
+        train = pipeline(train_dir, options, seed=None, batch_size=batch_size, **settings)
+        val = None if val_dir is None else pipeline(val_dir, options, seed=0 if seed is None else seed,
+                                                    batch_size=batch_size, **settings)
         return train, val
     list_h5_files(train_dir)
     train_seed = seed if fixed_train_masks else None

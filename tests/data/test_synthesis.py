@@ -160,8 +160,8 @@ def test_recipe_synthesis_block_reaches_the_trainer(tmp_path, volumes_folder):
                                synthesis=loaded.data["synthesis"])
     assert next(iter(train))[1].shape == (2, 16, 16)
     assert sum(y.shape[0] for _, y in val) == 3
-    recipe["acquisition"] = {"kind": "noncartesian", "ndim": 2, "trajectory": "radial", "acceleration": 4}
-    recipe["model"] = {"class": "NCPDNet", "kwargs": {}}
+    recipe["acquisition"] = {"kind": "noncartesian", "ndim": 3, "trajectory": "kooshball", "acceleration": 4}
+    recipe["model"] = {"class": "NCPDNet", "kwargs": {"ndim": 3}}
     path.write_text(json.dumps(recipe))
-    with pytest.raises(ValueError, match="data.synthesis: synthesis from volumes is for Cartesian"):
+    with pytest.raises(ValueError, match="data.synthesis: synthesis from volumes makes 2D slices"):
         load_recipe(path)

@@ -63,6 +63,7 @@ def test_fit_reduces_the_loss_and_reports_true_metrics(singlecoil_data, tmp_path
     rows = list(csv.DictReader((run / "log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert {"loss", "val_loss", "val_psnr", "val_ssim", "val_nmse"} <= set(rows[0])
+    assert (run / "validation_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = list((run / "logs").rglob("events.out.tfevents.*"))
     assert {p.parent.name for p in events} >= {"train", "validation"}
     record = json.loads((run / "run.json").read_text())
