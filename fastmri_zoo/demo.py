@@ -31,6 +31,7 @@ SAMPLES = {
     "ixi_heldout_multicoil": "ixi_heldout_multicoil.h5",
     "radial_cardiac_12coil": "radial_cardiac_12coil.h5",
     "ixi_heldout_volume": "ixi_heldout_volume.npz",
+    "cardiac_sax": "cardiac_sax.npz",
 }
 
 

@@ -27,11 +27,6 @@ def save_comparison_png(
     The file is written to a temporary name and renamed, so a failed run never
     leaves a half-written PNG. Returns the path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     panels = dict(images)
     if not panels:
         raise ValueError("images: expected at least one image to draw, got none.")
@@ -41,7 +36,8 @@ def save_comparison_png(
     columns = ([("reference", reference)] if reference is not None else []) + list(panels.items())
     rows = 2 if reference is not None else 1
     vmax = float(np.max(np.abs(reference))) if reference is not None else max(float(np.max(np.abs(v))) for v in panels.values())
-    fig, axes = plt.subplots(rows, len(columns), figsize=(3.2 * len(columns), 3.4 * rows), squeeze=False)
+    fig = _figure((3.2 * len(columns), 3.4 * rows))
+    axes = fig.subplots(rows, len(columns), squeeze=False)
     for col, (name, image) in enumerate(columns):
         ax = axes[0, col]
         ax.imshow(np.abs(image), cmap="gray", vmin=0, vmax=vmax)
@@ -65,10 +61,19 @@ def save_comparison_png(
     return _save_figure(fig, path)
 
 
-def _save_figure(fig, path) -> str:
-    """Write ``fig`` to ``path`` through a temporary file and a rename, then close it."""
-    import matplotlib.pyplot as plt
+def _figure(size):
+    """A matplotlib figure drawn by the Agg canvas, outside pyplot: it neither changes the backend of
+    the caller's session (inline figures in Jupyter keep working) nor stays registered in pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig, path) -> str:
+    """Write ``fig`` to ``path`` through a temporary file and a rename."""
     fig.tight_layout()
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -80,7 +85,6 @@ def _save_figure(fig, path) -> str:
         default_permissions(tmp)
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
@@ -127,16 +131,12 @@ def save_training_curve_png(
     log: a ``log.csv`` path or :func:`read_training_log`'s columns; baselines: label -> value
     drawn as horizontal lines (e.g. zero-filled on the same validation examples). Returns the path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     columns = read_training_log(log) if not isinstance(log, Mapping) else log
     if f"val_{metric}" not in columns and metric not in columns:
         raise ValueError(f"log: no column {metric!r} or 'val_{metric}'; columns: {sorted(columns)}.")
     steps = (np.asarray(columns["epoch"]) + 1) * int(steps_per_epoch)
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig = _figure((5.5, 3.4))
+    ax = fig.subplots()
     if metric in columns:
         ax.plot(steps, columns[metric], color="0.6", lw=1, label=f"training (running mean over the epoch)")
     if f"val_{metric}" in columns:

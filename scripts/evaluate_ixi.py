@@ -207,7 +207,7 @@ OUTSIDE_SETS = (
                               "upsampled 2x to 1 mm (240 x 180 and 240 x 240): a resolution never trained on"),
     ("real-brain-t2", "the bundled real 4-coil axial T2 brain slice (256 x 256, fully sampled k-space acquired on a "
                       "scanner; single-coil networks get its coil combination)"),
-    ("cardiac", "the bundled held-out cardiac short-axis images (256 x 256, another anatomy and contrast), "
+    ("cardiac", "the bundled held-out cardiac short-axis images (128 x 128, another anatomy and contrast), "
                 "k-space simulated as for training"),
 )
 
@@ -244,14 +244,14 @@ def _outside_files(name, folder, acquisition, magnitude_dir, coils):
         from fastmri_zoo.physics import estimate_sensitivity_maps, fftc, ifftc
 
         data = read_fastmri_h5(bundled_sample("brain_4coil"))
-        kspace = np.asarray(data["kspace"], np.complex64)
+        kspace = np.asarray(data.kspace, np.complex64)
         if not multicoil:  # one complex image: the coils combined with maps from the k-space centre
             maps = estimate_sensitivity_maps(kspace, num_low_freqs=24)
             image = tf.reduce_sum(tf.math.conj(maps) * ifftc(kspace, 2), axis=1)
             kspace = fftc(image, 2).numpy()
             reference = np.abs(image.numpy()).astype(np.float32)
         else:
-            reference = np.asarray(data["reconstruction_rss"], np.float32)
+            reference = np.asarray(data.reference, np.float32)
         path = os.path.join(folder, "brain_t2.h5")
         write_fastmri_h5(path, kspace, reference, acquisition="AXT2")
         files.append(path)
