@@ -22,7 +22,9 @@ Conventions (the whole package uses them):
 The transform is Kaiser-Bessel gridding on an ``oversampling`` times larger
 grid, as tfkbnufft computes it: apodization (tfkbnufft's scaling
 coefficients), zero-padding to the grid, FFT, then interpolation to the
-samples (the adjoint: spreading, inverse FFT, crop, conjugate apodization).
+samples (the adjoint: spreading, inverse FFT, crop, conjugate apodization);
+the FFTs skip the zero padding and the cropped rows (``fft.padded_fft``,
+``fft.cropped_ifft``).
 ``gridding`` chooses how the interpolation / spreading step runs:
 
 - ``"sparse"`` (default): two precomputed sparse matrices built from
@@ -41,8 +43,9 @@ samples (the adjoint: spreading, inverse FFT, crop, conjugate apodization).
   (about 57 MB for 32k samples in 2D, 4 entries cached at most). Past
   ``MAX_STORED_ENTRIES`` (3D kooshballs: 6.7 GB for 648k samples) the
   matrices are not stored: each product recomputes the coefficients in
-  chunks (~2 s forward, ~3.4 s adjoint for a 90 x 120 x 120 volume here,
-  against 5.6 s and 17.5 s with tfkbnufft's loops; under 2 GB).
+  chunks, one axis at a time (~2 s forward, ~3.4 s adjoint for a
+  90 x 120 x 120 volume here, against 5.6 s and 17.5 s with tfkbnufft's
+  loops; under 2 GB).
 - ``"tfkbnufft"``: tfkbnufft's ``kbnufft_forward`` / ``kbnufft_adjoint``.
 
 Neither is XLA-compilable: models using them must not be ``jit_compile`` d.
@@ -63,11 +66,9 @@ from ..checks import check_batch, check_finite, check_in_range, check_rank, chec
 from ..utils import LRUCache, array_digest
 from .base import LinearOperator, as_complex64
 from .coils import normalize_by_rss
+from .fft import cropped_ifft, padded_fft
 
 __all__ = ["NUFFT", "estimate_sensitivity_maps_nufft"]
-
-_FFT = {2: tf.signal.fft2d, 3: tf.signal.fft3d}
-_IFFT = {2: tf.signal.ifft2d, 3: tf.signal.ifft3d}
 
 # Trajectories computed in float32 may overshoot pi by a few ulps.
 TRAJ_TOLERANCE = 1e-5
@@ -116,6 +117,9 @@ def check_gridding(gridding) -> str:
 MAX_STORED_ENTRIES = 2**25
 # Entries x data columns per chunk of a streamed product (~70 MB of complex64 per temporary).
 CHUNK_ENTRIES = 2**23
+# Entries per row block of SparseGridding(storage="blocks") (~400 MB of matrix, ~1 GB while it is built).
+BLOCK_ENTRIES = 2**24
+STORAGE_MODES = ("auto", "blocks")
 
 
 class SparseGridding:
@@ -143,9 +147,21 @@ class SparseGridding:
     stored; each product recomputes the same coefficients chunk by chunk
     (``CHUNK_ENTRIES``), gathering (interpolation) or segment-summing
     (spreading) against the grid. Decided from the static shape of traj.
+
+    ``storage="blocks"`` (static shapes only) stores the interpolation matrix
+    whatever its size, as row blocks of ``BLOCK_ENTRIES`` entries (``blocks``,
+    the samples in the order of their first grid cell), and spreads by the
+    adjoint products of the same blocks: 24 bytes per entry, half the stored
+    matrices (3.4 GB for the kooshball above), built block by block (~8 s
+    there); each product is then about 4x faster than streamed. For many
+    products with one trajectory (the iterations of
+    ``density.pipe_menon_density``), not for a NUFFT's few.
     """
 
-    def __init__(self, traj: tf.Tensor, image_shape: tuple, grid_shape: tuple, numpoints: int, table_oversampling: int):
+    def __init__(self, traj: tf.Tensor, image_shape: tuple, grid_shape: tuple, numpoints: int, table_oversampling: int,
+                 storage: str = "auto"):
+        if storage not in STORAGE_MODES:
+            raise ValueError(f"storage: expected one of {list(STORAGE_MODES)}, got {storage!r}.")
         self.grid_shape = tuple(grid_shape)
         self.grid_size = int(np.prod(grid_shape))
         self.image_shape = tuple(image_shape)
@@ -162,18 +178,23 @@ class SparseGridding:
         self._nsamples = tf.cast(nsamples, tf.int32)
         static_batch, _, static_samples = traj.shape
         entries = None if None in (static_batch, static_samples) else static_batch * static_samples * self.neighbours
+        self.blocks = None
+        if storage == "blocks" and entries is not None:
+            self.streamed = False
+            self.blocks = self._interpolation_blocks(traj)
+            return
         self.streamed = entries is not None and entries > MAX_STORED_ENTRIES
         if self.streamed:
+            # Cell numbers in int32 when every grid of the batch fits (gathers and sums on half the bytes).
+            self._index_dtype = tf.int32 if static_batch * self.grid_size < 2**31 else tf.int64
             return
-        values, cells = self._entries(traj)
-        block = tf.range(batch, dtype=tf.int64)[:, None, None]
-        values = tf.reshape(values, [-1, self.neighbours])  # (batch * nsamples, neighbours)
-        columns = tf.reshape(block * self.grid_size + cells, [-1, self.neighbours])
-        rows = tf.range(batch * nsamples, dtype=tf.int64)
         # Samples in the order of their first grid cell: both products then read and write the grid
         # nearly sequentially, whatever the order of the trajectory (an argsort over samples, not entries).
-        order = tf.argsort(columns[:, 0])
-        values, columns, rows = tf.gather(values, order), tf.gather(columns, order), tf.gather(rows, order)
+        order = self._cell_order(traj)
+        values, columns = self._entries(tf.gather(traj, order, axis=2, batch_dims=1))
+        values = tf.reshape(values, [-1, self.neighbours])  # (batch * nsamples, neighbours)
+        columns = tf.reshape(columns, [-1, self.neighbours])
+        rows = tf.reshape(tf.cast(order, tf.int64) + tf.range(batch, dtype=tf.int64)[:, None] * nsamples, [-1])
         rows = tf.reshape(tf.broadcast_to(rows[:, None], tf.shape(columns)), [-1])
         columns, values = tf.reshape(columns, [-1]), tf.reshape(values, [-1])
         total_samples, total_cells = batch * nsamples, batch * self.grid_size
@@ -184,10 +205,16 @@ class SparseGridding:
             tf.stack([columns, rows], 1), tf.math.conj(values), tf.stack([total_cells, total_samples])
         )
 
-    def _entries(self, traj: tf.Tensor):
-        """Interpolation coefficients and grid cells of the samples of traj (batch, ndim, m).
+    def _cell_order(self, traj: tf.Tensor) -> tf.Tensor:
+        """int32 (batch, nsamples): each trajectory's samples in the order of their first grid cell."""
+        return tf.argsort(self._neighbour_cells_of(self._axis_factors(traj), tf.int64, first_only=True), axis=-1)
 
-        Returns values complex64 and cells int64 (within one grid), both (batch, m, neighbours).
+    def _axis_factors(self, traj: tf.Tensor) -> list:
+        """Per-axis interpolation coefficients and grid cells of the samples of traj (batch, ndim, m).
+
+        Returns, for each axis, (coefficients complex64, cells int64 within the axis), both (batch, m,
+        numpoints): the coefficient of a neighbour is the product over the axes of theirs (tfkbnufft's
+        table entries), the first axis' already multiplied by the phase of tfkbnufft's built-in fftshift.
         """
         # As tfkbnufft's kbinterp / calc_coef_and_indices, in float32: grid units, first neighbour, table index.
         # The scale is one constant as in tfkbnufft's graph (grappler folds its grid / (2 pi)): float32
@@ -197,27 +224,35 @@ class SparseGridding:
         length = float(self.table_oversampling)
         center = int(math.floor(self.numpoints * length / 2))
         offsets = tf.range(self.numpoints, dtype=tf.int64)
-        coefficients, cells = None, None
+        factors = []
         for axis in range(len(self.grid_shape)):
             position = tm[:, axis, :, None]
             first = 1 + tf.cast(tf.floor(position - self.numpoints / 2.0), tf.int64)
             indices = first + offsets
             distance = tf.cast(tf.round((position - tf.cast(indices, tf.float32)) * length), tf.int64)
             coefficient = tf.gather(self._tables[axis], distance + center)
-            cell = tf.math.floormod(indices, self.grid_shape[axis])
-            if coefficients is None:
-                coefficients, cells = coefficient, cell
-            else:  # outer product over the axes, earlier axes varying slowest (tfkbnufft's Jlist order)
-                coefficients = (coefficients[..., :, None] * coefficient[..., None, :])
-                cells = cells[..., :, None] * self.grid_shape[axis] + cell[..., None, :]
-                coefficients = tf.reshape(coefficients, tf.concat([tf.shape(coefficients)[:2], [-1]], 0))
-                cells = tf.reshape(cells, tf.concat([tf.shape(cells)[:2], [-1]], 0))
+            factors.append((coefficient, tf.math.floormod(indices, self.grid_shape[axis])))
         # tfkbnufft's built-in fftshift, exp(i k . image_shape // 2), in float64: in float32 its phase
         # (up to pi N / 2) is off by ~1e-5 radians.
         n_shift = tf.constant([n // 2 for n in self.image_shape], tf.float64)
         phase = tf.einsum("bdm,d->bm", tf.cast(traj, tf.float64), n_shift)
         shift = tf.cast(tf.exp(tf.complex(tf.zeros_like(phase), phase)), tf.complex64)
-        return coefficients * shift[..., None], cells
+        factors[0] = (factors[0][0] * shift[..., None], factors[0][1])
+        return factors
+
+    def _entries(self, traj: tf.Tensor):
+        """Interpolation coefficients and grid cells of the samples of traj (batch, ndim, m).
+
+        Returns values complex64 and cells int64 in the batch's stacked grids, both (batch, m, neighbours).
+        """
+        factors = self._axis_factors(traj)
+        coefficients = factors[0][0]
+        for coefficient, _ in factors[1:]:
+            # outer product over the axes (a batched matrix product), earlier axes varying slowest (tfkbnufft's
+            # Jlist order)
+            coefficients = tf.linalg.matmul(coefficients[..., :, None], coefficient[..., None, :])
+            coefficients = tf.reshape(coefficients, tf.concat([tf.shape(coefficients)[:2], [-1]], 0))
+        return coefficients, self._neighbour_cells_of(factors, tf.int64)
 
     def _chunks(self, columns: tf.Tensor):
         """Samples per chunk and number of chunks of a streamed product with these data columns."""
@@ -225,40 +260,127 @@ class SparseGridding:
         size = tf.maximum(1, CHUNK_ENTRIES // per_sample)
         return size, (self._nsamples + size - 1) // size
 
+    def _neighbour_cells(self, factors: list) -> tf.Tensor:
+        """Cells (batch, m, numpoints**ndim) of every neighbour in the batch's stacked grids, int32 when they fit."""
+        return self._neighbour_cells_of(factors, self._index_dtype)
+
+    def _neighbour_cells_of(self, factors: list, dtype, first_only: bool = False) -> tf.Tensor:
+        """Cells of every neighbour (batch, m, numpoints**ndim), or of the first one (batch, m), in the batch's
+        stacked grids, as ``dtype``."""
+        strides = np.cumprod((1,) + self.grid_shape[:0:-1])[::-1]
+        if first_only:
+            factors = [(None, cell[..., :1]) for _, cell in factors]
+        cells = tf.cast(factors[0][1], dtype) * int(strides[0])
+        cells = cells + tf.range(self._blocks, dtype=dtype)[:, None, None] * self.grid_size
+        for (_, cell), stride in zip(factors[1:], strides[1:]):
+            cell = tf.cast(cell, dtype) * int(stride)
+            cells = tf.reshape(cells[..., :, None] + cell[..., None, :], tf.concat([tf.shape(cell)[:2], [-1]], 0))
+        return cells[..., 0] if first_only else cells
+
     def _stream_interpolate(self, columns: tf.Tensor) -> tf.Tensor:
-        """Interpolation without a stored matrix: (batch * G, K) -> (batch * nsamples, K), chunk by chunk."""
+        """Interpolation without a stored matrix: (batch * G, K) -> (batch * nsamples, K), chunk by chunk.
+
+        Each sample gathers its numpoints**ndim neighbours and contracts them one axis at a time, last
+        axis first, with that axis' coefficients (a batched matrix product per axis: the products of
+        the coefficients over the axes are never formed).
+        """
         size, count = self._chunks(columns)
-        offset = tf.range(self._blocks, dtype=tf.int64)[:, None, None] * self.grid_size
+        width = tf.shape(columns)[1]
 
         def body(i, parts):
-            values, cells = self._entries(self._traj[:, :, i * size:(i + 1) * size])
-            gathered = tf.gather(columns, cells + offset)  # (batch, m, neighbours, K)
-            samples = tf.reduce_sum(gathered * values[..., None], axis=2)
-            return i + 1, parts.write(i, tf.transpose(samples, [1, 0, 2]))
+            factors = self._axis_factors(self._traj[:, :, i * size:(i + 1) * size])
+            samples = tf.gather(columns, self._neighbour_cells(factors))  # (batch, m, neighbours, K)
+            shape = tf.shape(samples)
+            samples = tf.transpose(samples, [3, 0, 1, 2])  # (K, batch, m, neighbours): coefficients broadcast over K
+            for coefficient, _ in reversed(factors):
+                samples = tf.reshape(samples, tf.concat([[width], shape[:2], [-1, self.numpoints]], 0))
+                samples = tf.linalg.matmul(samples, coefficient[..., None])
+            samples = tf.reshape(samples, tf.stack([width, shape[0], shape[1]]))
+            return i + 1, parts.write(i, tf.transpose(samples, [2, 1, 0]))
 
         parts = tf.TensorArray(tf.complex64, size=count, infer_shape=False)
         _, parts = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), parts), parallel_iterations=1)
-        return tf.reshape(tf.transpose(parts.concat(), [1, 0, 2]), tf.stack([-1, tf.shape(columns)[1]]))
+        return tf.reshape(tf.transpose(parts.concat(), [1, 0, 2]), tf.stack([-1, width]))
 
     def _stream_spread(self, columns: tf.Tensor) -> tf.Tensor:
-        """Spreading without a stored matrix: (batch * nsamples, K) -> (batch * G, K), chunk by chunk."""
+        """Spreading without a stored matrix: (batch * nsamples, K) -> (batch * G, K), chunk by chunk.
+
+        Each sample's contributions, its value times the conjugate coefficients of its neighbours, are
+        built one axis at a time (batched outer products), then summed into the grid.
+        """
         size, count = self._chunks(columns)
         width = tf.shape(columns)[1]
-        offset = tf.range(self._blocks, dtype=tf.int64)[:, None, None] * self.grid_size
-        samples = tf.reshape(columns, tf.stack([self._blocks, self._nsamples, width]))
-        cells_total = tf.cast(self._blocks, tf.int64) * self.grid_size
+        # (K, batch, nsamples): the coefficients broadcast over K
+        samples = tf.transpose(tf.reshape(columns, tf.stack([self._blocks, self._nsamples, width])), [2, 0, 1])
+        cells_total = tf.cast(self._blocks, self._index_dtype) * self.grid_size
 
         def body(i, grid):
-            values, cells = self._entries(self._traj[:, :, i * size:(i + 1) * size])
-            contributions = tf.math.conj(values)[..., None] * samples[:, i * size:(i + 1) * size, None, :]
+            factors = self._axis_factors(self._traj[:, :, i * size:(i + 1) * size])
+            contributions = samples[:, :, i * size:(i + 1) * size, None, None]  # (K, batch, m, 1, 1)
+            for coefficient, _ in factors:
+                contributions = tf.linalg.matmul(contributions, tf.math.conj(coefficient)[..., None, :])
+                shape = tf.shape(contributions)
+                contributions = tf.reshape(contributions, tf.concat([shape[:3], [-1, 1]], 0))
+            contributions = tf.transpose(contributions[..., 0], [1, 2, 3, 0])  # (batch, m, neighbours, K)
             part = tf.math.unsorted_segment_sum(
-                tf.reshape(contributions, tf.stack([-1, width])), tf.reshape(cells + offset, [-1]), cells_total
+                tf.reshape(contributions, tf.stack([-1, width])), tf.reshape(self._neighbour_cells(factors), [-1]),
+                cells_total,
             )
             return i + 1, tf.ensure_shape(grid + part, grid.shape)
 
-        grid = tf.zeros(tf.stack([cells_total, tf.cast(width, tf.int64)]), tf.complex64)
+        grid = tf.zeros(tf.stack([tf.cast(cells_total, tf.int64), tf.cast(width, tf.int64)]), tf.complex64)
         _, grid = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), grid), parallel_iterations=1)
         return grid
+
+    def _interpolation_blocks(self, traj: tf.Tensor) -> list:
+        """(first sample, SparseTensor (batch * m, batch * G)) row blocks of the interpolation matrix.
+
+        The samples of each trajectory are taken in the order of their first grid cell (``_order``, one
+        argsort over the samples), so that a block reads and writes a compact part of the grid.
+        """
+        batch, _, nsamples = traj.shape
+        self._order = self._cell_order(traj)
+        self._inverse_order = tf.argsort(self._order, axis=-1)
+        traj = tf.gather(traj, self._order, axis=2, batch_dims=1)
+        size = max(1, BLOCK_ENTRIES // (batch * self.neighbours))
+        blocks = []
+        for start in range(0, nsamples, size):
+            values, columns = self._entries(traj[:, :, start:start + size])
+            count = batch * values.shape[1]
+            rows = tf.broadcast_to(tf.range(count, dtype=tf.int64)[:, None], [count, self.neighbours])
+            indices = tf.stack([tf.reshape(rows, [-1]), tf.reshape(columns, [-1])], 1)
+            blocks.append((start, tf.SparseTensor(indices, tf.reshape(values, [-1]), [count, batch * self.grid_size])))
+        return blocks
+
+    def _blocks_interpolate(self, columns: tf.Tensor) -> tf.Tensor:
+        """Interpolation by the stored row blocks: (batch * G, K) -> (batch * nsamples, K)."""
+        batch = self._traj.shape[0]
+        parts = [
+            tf.reshape(tf.sparse.sparse_dense_matmul(block, columns), tf.stack([batch, -1, tf.shape(columns)[1]]))
+            for _, block in self.blocks
+        ]
+        # Back from the blocks' sample order to the trajectory's.
+        samples = tf.gather(tf.concat(parts, axis=1), self._inverse_order, axis=1, batch_dims=1)
+        return tf.reshape(samples, tf.stack([-1, tf.shape(columns)[1]]))
+
+    def _blocks_spread(self, columns: tf.Tensor) -> tf.Tensor:
+        """Spreading by the adjoint products of the stored row blocks: (batch * nsamples, K) -> (batch * G, K)."""
+        batch, _, nsamples = self._traj.shape
+        samples = tf.reshape(columns, tf.stack([batch, nsamples, tf.shape(columns)[1]]))
+        samples = tf.gather(samples, self._order, axis=1, batch_dims=1)
+        parts = []
+        for start, block in self.blocks:
+            part = tf.reshape(samples[:, start:start + block.shape[0] // batch], tf.stack([-1, tf.shape(columns)[1]]))
+            parts.append(tf.sparse.sparse_dense_matmul(block, part, adjoint_a=True))
+        return tf.add_n(parts)
+
+    def coil_kspace(self, coil_images: tf.Tensor) -> tf.Tensor:
+        """The NUFFT of ``NUFFT`` with these matrices, coil by coil without coil maps: apodization, pruned FFT on
+        the grid, interpolation. coil_images: complex64 (batch, coils, *image_shape) -> (batch, coils, nsamples)."""
+        forward, _ = apodization(self.image_shape, self.grid_shape, self.numpoints, self.table_oversampling)
+        grid = padded_fft(coil_images * forward, self.grid_shape)
+        shape = tf.shape(grid)
+        return self.interpolate(tf.reshape(grid, tf.stack([shape[0], shape[1], -1])))
 
     def _apply(self, data: tf.Tensor, interpolate: bool, out_length) -> tf.Tensor:
         """Interpolation (or spreading) of each (coil, image) column of data (batch, coils, L) -> (batch, coils, out_length).
@@ -277,6 +399,8 @@ class SparseGridding:
         columns = tf.reshape(tf.transpose(columns, [0, 3, 1, 2]), tf.stack([blocks * length, repeats * coils]))
         if self.streamed:
             forward, backward = self._stream_interpolate, self._stream_spread
+        elif self.blocks is not None:
+            forward, backward = self._blocks_interpolate, self._blocks_spread
         else:
             forward = functools.partial(tf.sparse.sparse_dense_matmul, self.interpolation)
             backward = functools.partial(tf.sparse.sparse_dense_matmul, self.spreading)
@@ -472,7 +596,7 @@ class NUFFT(LinearOperator):
         geometry = (self.image_shape, self.grid_shape, self.numpoints, self.table_oversampling)
         if self.gridding == "sparse":
             self._sparse = sparse_gridding(self.traj, *geometry)
-            self._apodization, self._adjoint_apodization = apodization(*geometry)
+            _, self._adjoint_apodization = apodization(*geometry)
         else:
             self._forward_op, self._adjoint_op, _ = kb_operators(*geometry)
             # tfkbnufft's 'ortho' divides by sqrt(grid size), the orthonormal NDFT by sqrt(image size).
@@ -498,20 +622,14 @@ class NUFFT(LinearOperator):
         coil_images = x[:, None]
         if self.multicoil:
             coil_images = coil_images * self.smaps
-        y = self._coil_kspace(coil_images)
+        y = self.coil_kspace(coil_images)
         return y if self.multicoil else y[:, 0]
 
-    def _coil_kspace(self, coil_images: tf.Tensor) -> tf.Tensor:
-        """Forward NUFFT of each coil image: (batch, coils, *image_shape) -> (batch, coils, nsamples)."""
+    def coil_kspace(self, coil_images: tf.Tensor) -> tf.Tensor:
+        """Forward NUFFT of each coil image, without coil maps: (batch, coils, *image_shape) -> (batch, coils, nsamples)."""
         if self.gridding == "tfkbnufft":
             return self._forward_op(*self._gridding_inputs(coil_images)) * self._scale
-        padded = tf.pad(
-            coil_images * self._apodization,
-            [[0, 0], [0, 0]] + [[0, g - n] for n, g in zip(self.image_shape, self.grid_shape)],
-        )
-        grid = _FFT[self.ndim](padded)
-        shape = tf.shape(grid)
-        return self._sparse.interpolate(tf.reshape(grid, tf.stack([shape[0], shape[1], -1])))
+        return self._sparse.coil_kspace(coil_images)
 
     def _check_kspace(self, y) -> tf.Tensor:
         y = as_complex64("kspace", y)
@@ -532,8 +650,7 @@ class NUFFT(LinearOperator):
         grid = self._sparse.spread(coil_kspace)
         shape = tf.shape(grid)
         grid = tf.reshape(grid, tf.concat([shape[:2], self.grid_shape], 0))
-        crop = (Ellipsis,) + tuple(slice(0, n) for n in self.image_shape)
-        return _IFFT[self.ndim](grid)[crop] * self._adjoint_apodization
+        return cropped_ifft(grid, self.image_shape) * self._adjoint_apodization
 
     def _adjoint(self, y: tf.Tensor) -> tf.Tensor:
         coil_images = self.coil_images(y if self.multicoil else y[:, None])

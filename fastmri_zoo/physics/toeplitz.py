@@ -13,7 +13,11 @@ NUFFT's gridding, ``"sparse"`` matrices by default).
 Multicoil: A^H D A x = sum_c conj(S_c) T(S_c x), T the single-coil operator.
 No gridding is done per call, which is why this is much faster than forward +
 adjoint. Only the construction grids (not XLA-compilable); applying the
-operator is plain FFTs and element-wise products.
+operator is plain FFTs and element-wise products. The FFT pair is pruned
+(``fft.padded_fft`` / ``fft.cropped_ifft``): the zero half of the padded image
+is not transformed, the rows cropped away are not computed, and the product
+with the kernel is taken in the transform's own axis order (``SPECTRUM_LAYOUT``),
+so no transpose is spent to restore the image's.
 
 ``ToeplitzNormal`` is a self-adjoint ``LinearOperator`` T = A^H D A:
 ``forward`` = ``adjoint`` = T (also ``__call__``), so its own ``normal`` is
@@ -32,7 +36,8 @@ import tensorflow as tf
 from ..checks import check_batch, check_finite, check_rank, static_shape
 from ..utils import LRUCache, array_digest
 from .base import LinearOperator, as_complex64
-from .nufft import _FFT, _IFFT, TABLE_OVERSAMPLING, NUFFT, check_image, prepare_dcomp, prepare_traj
+from .fft import IMAGE_LAYOUT, SPECTRUM_LAYOUT, cropped_ifft, padded_fft, to_layout
+from .nufft import TABLE_OVERSAMPLING, NUFFT, check_image, prepare_dcomp, prepare_traj
 
 __all__ = ["ToeplitzNormal", "point_spread_function", "TOEPLITZ_KERNELS"]
 
@@ -101,8 +106,10 @@ class ToeplitzNormal(LinearOperator):
         self.batch = psf.shape[0]
         axes = list(range(-self.ndim, 0))
         # Put h[0] at index 0 so that a plain circular convolution applies it.
-        kernel = _FFT[self.ndim](tf.signal.ifftshift(psf, axes=axes))
-        self.kernel = kernel / tf.cast(np.prod(self.image_shape), tf.complex64)
+        double = tuple(2 * n for n in self.image_shape)
+        spectrum = padded_fft(tf.signal.ifftshift(psf, axes=axes), double, SPECTRUM_LAYOUT)
+        self._spectrum_kernel = spectrum / tf.cast(np.prod(self.image_shape), tf.complex64)
+        self.kernel = to_layout(self._spectrum_kernel, self.ndim, IMAGE_LAYOUT, current=SPECTRUM_LAYOUT)
 
     def _set_geometry(self, image_shape: Sequence[int], smaps) -> None:
         self.image_shape = tuple(int(n) for n in image_shape)
@@ -159,23 +166,23 @@ class ToeplitzNormal(LinearOperator):
                 f"got {spatial}."
             )
         operator.kernel = kernel
+        operator._spectrum_kernel = to_layout(kernel, operator.ndim, SPECTRUM_LAYOUT)
         operator.batch = kernel.shape[0]
         return operator
 
     def _apply(self, images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        paddings = [[0, 0]] * (images.shape.rank - self.ndim) + [[0, n] for n in self.image_shape]
-        padded = tf.pad(images, paddings)
-        filtered = _IFFT[self.ndim](_FFT[self.ndim](padded) * kernel)
-        crop = (Ellipsis,) + tuple(slice(0, n) for n in self.image_shape)
-        return filtered[crop]
+        """The circular convolution on the 2x grid, cropped: kernel in ``SPECTRUM_LAYOUT``."""
+        double = tuple(2 * n for n in self.image_shape)
+        spectrum = padded_fft(images, double, SPECTRUM_LAYOUT)
+        return cropped_ifft(spectrum * kernel, self.image_shape, SPECTRUM_LAYOUT)
 
     def forward(self, x) -> tf.Tensor:
         """T x = A^H D A x; x complex64 (batch, *image_shape)."""
         x = check_image("x", x, self.image_shape)
         check_batch("x", x.shape[0], "traj", self.batch)
         if self.smaps is None:
-            return self._apply(x, self.kernel)
-        coil_images = self._apply(x[:, None] * self.smaps, self.kernel[:, None])
+            return self._apply(x, self._spectrum_kernel)
+        coil_images = self._apply(x[:, None] * self.smaps, self._spectrum_kernel[:, None])
         return tf.reduce_sum(tf.math.conj(self.smaps) * coil_images, axis=1)
 
     def adjoint(self, y) -> tf.Tensor:

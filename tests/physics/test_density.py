@@ -30,12 +30,20 @@ def test_pipe_menon_agrees_with_radial_closed_form(samples_per_spoke):
         assert np.corrcoef(iterative, closed)[0, 1] > 0.95
 
 
-@pytest.mark.parametrize("shape", [(24, 20), (8, 10, 12)])
-def test_pipe_menon_matches_tfkbnufft_gridding_iteration(shape):
-    """The iteration d <- d / |G G^H d| run with tfkbnufft's own interpolation and spreading, then normalised."""
+@pytest.mark.parametrize(
+    "shape, storage",
+    [((24, 20), "stored"), ((8, 10, 12), "stored"), ((8, 10, 12), "blocks"), ((8, 10, 12), "streamed")],
+)
+def test_pipe_menon_matches_tfkbnufft_gridding_iteration(shape, storage, monkeypatch):
+    """The iteration d <- d / |G G^H d| run with tfkbnufft's own interpolation and spreading, then normalised.
+
+    storage: the NUFFT's cached matrices, the matrix stored for the iterations only in row blocks (past
+    ``nufft.MAX_STORED_ENTRIES``), or every product streamed (past ``max_stored_entries`` too).
+    """
     from tfkbnufft.nufft.interp_functions import adjkbinterp, kbinterp
 
-    from fastmri_zoo.physics.nufft import TABLE_OVERSAMPLING, grid_shape_for, kb_operators
+    from fastmri_zoo.physics import nufft
+    from fastmri_zoo.physics.nufft import GRIDDING_CACHE, TABLE_OVERSAMPLING, grid_shape_for, kb_operators
 
     rng = np.random.default_rng(5)
     traj = rng.uniform(-np.pi, np.pi, (len(shape), 300)).astype(np.float32)
@@ -45,8 +53,14 @@ def test_pipe_menon_matches_tfkbnufft_gridding_iteration(shape):
     for _ in range(4):
         weights = weights / tf.cast(tf.abs(kbinterp(adjkbinterp(weights, om, interpob), om, interpob)), tf.complex64)
     expected = normalize_density(tf.math.real(weights[:, 0]), traj, shape).numpy()[0]
-    got = pipe_menon_density(traj, shape, num_iterations=4).numpy()
-    assert relative_error(got, expected) < 1e-4
+    GRIDDING_CACHE.clear()
+    if storage != "stored":
+        monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 0)
+        monkeypatch.setattr(nufft, "BLOCK_ENTRIES", 6**3 * 70)  # 5 blocks, the last one short
+        monkeypatch.setattr(nufft, "CHUNK_ENTRIES", 6**3 * 70)
+    got = pipe_menon_density(traj, shape, num_iterations=4, max_stored_entries=0 if storage == "streamed" else 2**28)
+    GRIDDING_CACHE.clear()
+    assert relative_error(got.numpy(), expected) < 1e-4
 
 
 def test_radial_closed_form_values():

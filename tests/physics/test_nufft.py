@@ -235,6 +235,27 @@ def test_toeplitz_normal_matches_explicit_and_exact(name, rng):
     assert relative_error(toeplitz, exact) < 1e-3
 
 
+@pytest.mark.parametrize("shape, coils", [((6, 5), 2), ((3, 4, 5), None)], ids=["2d_multicoil", "3d_single"])
+def test_toeplitz_is_the_padded_circular_convolution_with_its_kernel(shape, coils, rng):
+    """T x = sum_c conj(S_c) crop(ifftn(fftn(pad(S_c x)) * kernel)) in numpy, to float32 rounding: the pruned
+    FFT pair and the kernel's own axis order change nothing; ``from_kernel`` gives the same operator."""
+    traj = random_traj(rng, shape, 2, 60)
+    dcomp = rng.uniform(0.2, 1.5, (2, 60)).astype(np.float32)
+    smaps = unit_smaps(rng, 2, coils or 1, shape)
+    x = crandn(rng, (2, *shape))
+    operator = ToeplitzNormal(traj, shape, dcomp=dcomp, smaps=smaps)
+    kernel = operator.kernel.numpy().astype(np.complex128)
+    double = tuple(2 * n for n in shape)
+    padded = np.zeros((2, smaps.shape[1]) + double, np.complex128)
+    padded[(Ellipsis,) + tuple(slice(0, n) for n in shape)] = x[:, None] * smaps
+    axes = tuple(range(-len(shape), 0))
+    filtered = np.fft.ifftn(np.fft.fftn(padded, axes=axes) * kernel[:, None], axes=axes)
+    expected = (smaps.conj() * filtered[(Ellipsis,) + tuple(slice(0, n) for n in shape)]).sum(1)
+    assert relative_error(operator(x), expected) < 1e-5
+    again = ToeplitzNormal.from_kernel(operator.kernel, shape, smaps=smaps)
+    np.testing.assert_array_equal(again(x).numpy(), operator(x).numpy())
+
+
 def test_point_spread_function_is_the_weighted_sum_of_exponentials(rng):
     shape = (6, 8)
     traj = random_traj(rng, shape, 1, 50)[0]
