@@ -45,6 +45,25 @@ Toeplitz one (the NUFFT accuracy, ~1e-3 at most) and the sparse explicit one
 
 ``--quick``: a 64 x 64, 2-coil, 2-repeat run (seconds; the smoke test's).
 ``--threads``: intra-op threads of TensorFlow (default 1: the machine is shared).
+
+``--prepare-3d``: instead, the preparation of one 3D kooshball volume beside the
+3D network's inference on it, measured in the same run: the ``ncpdnet-radial-3d``
+checkpoint (NC-PDNet 3D, single-coil, 90 x 120 x 120) and its recorded
+preprocessor and acquisition (kooshball AF 4, readout oversampling 2, Pipe-Menon
+weights of 10 iterations), on the bundled held-out IXI volume with a smooth
+phase. Each repeat (default 3) times, in order:
+
+- trajectory: ``sampling.kooshball_trajectory``;
+- density weights: ``NonCartesianPreprocessor.density`` (Pipe-Menon), its cache emptied first;
+- acquisition: the forward NUFFT of the volume (the simulated k-space of the pipelines);
+- preprocessing: the preprocessor's A^H D y and scale (and coil maps when multicoil);
+- the network on the prepared inputs (eager), its Toeplitz kernel built (the first volume of
+  a trajectory), then again with the kernel cached (every further volume).
+
+The medians (wall and CPU seconds) are printed with the ratios preparation / network,
+for the first volume of a trajectory (everything built) and for every further volume
+(trajectory and density weights cached, as in the pipelines; the network's kernel cached).
+``--prepare-3d --quick``: a 12 x 16 x 16 centre crop, the same architecture with random weights, 1 repeat.
 """
 
 from __future__ import annotations
@@ -63,12 +82,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tfkbnufft.nufft import interp_functions as tfkbnufft_interp  # noqa: E402
 
+import fastmri_zoo  # noqa: E402
+from fastmri_zoo.data import preprocessing  # noqa: E402
 from fastmri_zoo.data.simulate import simulate_coil_maps, smooth_phase  # noqa: E402
+from fastmri_zoo.demo import bundled_sample  # noqa: E402
 from fastmri_zoo.models import NCPDNet  # noqa: E402
 from fastmri_zoo.physics import NUFFT, ToeplitzNormal, pipe_menon_density  # noqa: E402
 from fastmri_zoo.physics.nufft import SparseGridding, grid_shape_for, kb_operators  # noqa: E402
-from fastmri_zoo.sampling import radial_trajectory  # noqa: E402
+from fastmri_zoo.physics.toeplitz import TOEPLITZ_KERNELS  # noqa: E402
+from fastmri_zoo.sampling import kooshball_trajectory, radial_trajectory  # noqa: E402
 from fastmri_zoo.training.fit import l1_magnitude_step  # noqa: E402
+from fastmri_zoo.utils import center_crop  # noqa: E402
 
 # --------------------------------------------------------------------------- inputs
 
@@ -312,20 +336,103 @@ VARIANTS = [
 ]
 
 
+# --------------------------------------------------------------------------- 3D preparation
+
+#: The checkpoint whose volume preparation and inference --prepare-3d times.
+KOOSHBALL_CHECKPOINT = "ncpdnet-radial-3d"
+#: (key, label) of the timed steps of --prepare-3d, in the order they run.
+PREPARATION = [
+    ("trajectory", "trajectory (kooshball)"),
+    ("density", "density weights (Pipe-Menon)"),
+    ("acquisition", "acquisition (forward NUFFT of the volume)"),
+    ("preprocessing", "preprocessing (A^H D y, scale[, coil maps])"),
+]
+NETWORK = [("network first", "network, Toeplitz kernel built"), ("network next", "network, kernel cached")]
+
+
+def clocked(function):
+    """(result, wall seconds, CPU seconds of this process) of function()."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def prepare_3d(quick: bool, repeats: int) -> None:
+    """Print the preparation of one kooshball volume beside the 3D network's inference on it (module docstring)."""
+    model = fastmri_zoo.load(KOOSHBALL_CHECKPOINT)
+    recorded = model.preset_metadata.get("acquisition", {})
+    acceleration = float(recorded.get("acceleration", 4))
+    oversampling = float(recorded.get("readout_oversampling", 2.0))
+    with np.load(bundled_sample("ixi_heldout_volume")) as sample:
+        magnitude = sample["magnitude"].astype(np.float32)
+    if quick:
+        magnitude = center_crop(magnitude, (12, 16, 16))
+        model = type(model).from_config({**model.get_config(), "image_shape": list(magnitude.shape)})
+    shape = magnitude.shape
+    volume = (magnitude * np.exp(1j * smooth_phase(shape, rng=0, amplitude=1.0))).astype(np.complex64)
+    preprocessor = preprocessing.preprocessor_for(model).with_image_shape(shape)
+    coils = volume[None]  # single-coil: the volume is the one coil image
+
+    def one_volume():
+        preprocessing.DENSITY_CACHE.clear()
+        TOEPLITZ_KERNELS.clear()
+        times = {}
+        traj, *times["trajectory"] = clocked(
+            lambda: tf.constant(kooshball_trajectory(shape, acceleration, oversampling=oversampling).reshape(3, -1)))
+        dcomp, *times["density"] = clocked(lambda: preprocessor.density(traj))
+        kspace, *times["acquisition"] = clocked(lambda: NUFFT(traj, shape).forward(coils).numpy())
+        kspace = kspace if preprocessor.multicoil else kspace[0]
+        prepared, *times["preprocessing"] = clocked(lambda: preprocessor(kspace, traj, dcomp))
+        inputs = {key: value[None] for key, value in prepared.inputs.items()}
+        _, *times["network first"] = clocked(lambda: model(inputs).numpy())
+        _, *times["network next"] = clocked(lambda: model(inputs).numpy())
+        return times
+
+    rounds = [one_volume() for _ in range(repeats)]
+    medians = {key: [statistics.median(r[key][i] for r in rounds) for i in (0, 1)] for key in rounds[0]}
+    first = [sum(medians[key][i] for key, _ in PREPARATION) for i in (0, 1)]
+    further = [sum(medians[key][i] for key in ("acquisition", "preprocessing")) for i in (0, 1)]
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; tensorflow {tf.__version__}, "
+          f"keras {keras.__version__}; {tf.config.threading.get_intra_op_parallelism_threads()} intra-op thread(s)")
+    print(f"# one kooshball volume {'x'.join(map(str, shape))}, AF {acceleration:g}, "
+          f"{round(shape[0] * shape[-1] / acceleration)} spokes "
+          f"(preprocessor: {preprocessor.get_config()['dcomp_iterations']} Pipe-Menon iterations); "
+          f"{KOOSHBALL_CHECKPOINT}{' architecture, random weights' if quick else ''} "
+          f"({model.count_params():,} parameters); median of {repeats} repeat(s); seconds")
+    header = f"{'':<48} {'wall':>9} {'CPU':>9}"
+    print(header)
+    print("-" * len(header))
+    for key, label in PREPARATION + NETWORK:
+        print(f"{label:<48} {medians[key][0]:9.3f} {medians[key][1]:9.3f}")
+    print(f"{'preparation, first volume of a trajectory':<48} {first[0]:9.3f} {first[1]:9.3f}")
+    print(f"{'preparation, further volumes (density cached)':<48} {further[0]:9.3f} {further[1]:9.3f}")
+    network_first, network_next = medians["network first"], medians["network next"]
+    print(f"{'preparation / network, first volume':<48} {first[0] / network_first[0]:8.2f}x "
+          f"{first[1] / network_first[1]:8.2f}x")
+    print(f"{'preparation / network, further volumes':<48} {further[0] / network_next[0]:8.2f}x "
+          f"{further[1] / network_next[1]:8.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--coils", type=int, default=8)
     parser.add_argument("--acceleration", type=float, default=4.0)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=None, help="default 5 (2D), 3 (--prepare-3d)")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow intra-op threads (default 1: shared CPU)")
     parser.add_argument("--quick", action="store_true", help="64 x 64, 2 coils, 2 repeats (smoke test)")
+    parser.add_argument("--prepare-3d", action="store_true",
+                        help="preparation of one 3D kooshball volume beside the 3D network's inference on it")
     args = parser.parse_args()
-    if args.quick:
-        args.size, args.coils, args.repeats = 64, 2, 2
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(0)
+    if args.prepare_3d:
+        prepare_3d(args.quick, args.repeats or (1 if args.quick else 3))
+        return
+    args.repeats = args.repeats or 5
+    if args.quick:
+        args.size, args.coils, args.repeats = 64, 2, 2
 
     inputs, target = make_inputs(args.size, args.coils, args.acceleration)
     nsamples = int(inputs["traj"].shape[-1])

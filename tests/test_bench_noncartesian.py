@@ -1,6 +1,7 @@
 """Smoke test of bench/noncartesian.py: its --quick run prints the whole table (Toeplitz, tfkbnufft
 explicit and sparse explicit NC-PDNets, their ratios), the three agree, and its FLOP counts match
-hand-computed closed forms."""
+hand-computed closed forms; its --prepare-3d --quick run prints the preparation of a kooshball volume
+beside the 3D network, with totals and ratios that follow from the rows."""
 
 from __future__ import annotations
 
@@ -118,3 +119,42 @@ def test_flop_counts_match_closed_forms():
         coils * (2 * gridding + 4 * nsamples + 12 * pixels - 6 * grid) - 2 * pixels
     )
     assert flops["gridding"] == coils * gridding
+
+
+PREPARATION_ROWS = [
+    "trajectory (kooshball)",
+    "density weights (Pipe-Menon)",
+    "acquisition (forward NUFFT of the volume)",
+    "preprocessing (A^H D y, scale[, coil maps])",
+    "network, Toeplitz kernel built",
+    "network, kernel cached",
+    "preparation, first volume of a trajectory",
+    "preparation, further volumes (density cached)",
+    "preparation / network, first volume",
+    "preparation / network, further volumes",
+]
+
+
+def test_prepare_3d_quick_prints_the_preparation_beside_the_network():
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--prepare-3d", "--quick"], capture_output=True, text=True, timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    found = {}
+    for label in PREPARATION_ROWS:
+        matching = [line for line in lines if label in line]
+        assert matching, f"row {label!r} missing from:\n{result.stdout}"
+        found[label] = numbers_after(matching[0], label)
+    stages = PREPARATION_ROWS[:4]
+    for column in (0, 1):  # wall, CPU
+        assert all(found[label][column] >= 0 for label in PREPARATION_ROWS[:8])
+        first = sum(found[label][column] for label in stages)
+        further = sum(found[label][column] for label in stages[2:])
+        assert found[PREPARATION_ROWS[6]][column] == pytest.approx(first, abs=0.003)
+        assert found[PREPARATION_ROWS[7]][column] == pytest.approx(further, abs=0.003)
+        network_first, network_next = found[PREPARATION_ROWS[4]][column], found[PREPARATION_ROWS[5]][column]
+        assert network_first > 0 and network_next > 0
+        assert found[PREPARATION_ROWS[8]][column] == pytest.approx(first / network_first, rel=0.05)
+        assert found[PREPARATION_ROWS[9]][column] == pytest.approx(further / network_next, rel=0.05)
