@@ -31,7 +31,8 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
 - ``acquisition``: what the pipelines simulate (``training.fit.check_acquisition``).
 - ``training``: ``steps`` (required), ``loss``, ``optimizer``, ``learning_rate``, ``clipnorm``,
   ``steps_per_epoch``, ``batch_size``, ``seed``, ``val_steps`` (validation batches per epoch),
-  ``run_eagerly``, ``freeze``, ``fixed_train_masks`` (see ``fit`` and ``training_data``).
+  ``run_eagerly``, ``freeze``, ``fixed_train_masks``, ``learning_rate_drops`` (``[[step, factor],
+  ...]``: the rate is multiplied by ``factor`` from ``step`` on) (see ``fit`` and ``training_data``).
 - ``card``: the registry row (``registry.ENTRY_FIELDS``: ``architecture``, ``variant``,
   ``trajectory``, ``coils``, ``acceleration``, ``dataset``, ``description``, ``hub_*``) and
   model-card text (``paper``, ``notes``, and any field of ``presets.CARD_FIELDS`` given as is).
@@ -53,7 +54,8 @@ from ..checks import check_scalar
 from ..models.base import ReconstructionModel
 from ..presets import CARD_FIELDS
 from ..registry import ENTRY_FIELDS, RECIPE_FILE
-from .fit import FitResult, check_acquisition, check_synthesis, fit, strategy_from_environment, training_data
+from .fit import (FitResult, check_acquisition, check_learning_rate_drops, check_synthesis, fit,
+                  strategy_from_environment, training_data)
 
 __all__ = ["Recipe", "load_recipe", "run_recipe", "model_card", "model_classes", "RECIPE_FILE"]
 
@@ -63,7 +65,7 @@ _MODEL_KEYS = {"class", "kwargs"}
 _DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description", "synthesis"}
 _TRAINING_KEYS = {
     "loss", "optimizer", "learning_rate", "clipnorm", "steps", "steps_per_epoch", "batch_size", "seed", "val_steps",
-    "run_eagerly", "freeze", "fixed_train_masks",
+    "run_eagerly", "freeze", "fixed_train_masks", "learning_rate_drops",
 }
 #: Card fields that ``fit`` fills from the run, not the recipe.
 _FROM_THE_RUN = {"name", "training_command", "metrics", "acquisition"}
@@ -91,6 +93,7 @@ class Recipe:
     run_eagerly: bool = False
     freeze: list = field(default_factory=list)
     fixed_train_masks: bool = False
+    learning_rate_drops: list = field(default_factory=list)
     card: dict = field(default_factory=dict)
     source: Path | None = None
 
@@ -203,6 +206,9 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     if steps_per_epoch is not None and steps % steps_per_epoch:
         raise ValueError(f"training.steps: expected a multiple of steps_per_epoch={steps_per_epoch}, got {steps}.")
 
+    learning_rate_drops = check_learning_rate_drops(
+        training.get("learning_rate_drops") or [], steps, steps_per_epoch or min(steps, 100))
+
     card = raw.get("card") or {}
     _check_keys("card", card, _CARD_KEYS)
     name = raw.get("name")
@@ -226,6 +232,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         run_eagerly=flag("run_eagerly"),
         freeze=list(freeze),
         fixed_train_masks=flag("fixed_train_masks"),
+        learning_rate_drops=[list(drop) for drop in learning_rate_drops],
         card=dict(card),
         source=path.absolute(),
     )
@@ -283,6 +290,10 @@ def run_recipe(
     steps_per_epoch = recipe.steps_per_epoch
     if steps_per_epoch is not None and total % steps_per_epoch:
         steps_per_epoch = math.gcd(total, steps_per_epoch)
+    # a shortened run (``steps``) keeps the drops it reaches at its epoch starts
+    epoch = steps_per_epoch or min(total, 100)
+    learning_rate_drops = [(step, factor) for step, factor in recipe.learning_rate_drops
+                           if step < total and step % epoch == 0]
     name = recipe.name or (recipe.source.parent.name if recipe.source else "run")
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / name
     output = Path(output) if output is not None else run_dir / "preset"
@@ -297,7 +308,8 @@ def run_recipe(
         + (f", validation {folders['val'].name}/" if folders["val"] is not None else "")
         + f"; {json.dumps(recipe.acquisition)}"
     )
-    summary = (f"  (loss {recipe.loss}, optimizer {recipe.optimizer}, learning rate {recipe.learning_rate:g}, "
+    drops = "".join(f", x{factor:g} from step {step}" for step, factor in learning_rate_drops)
+    summary = (f"  (loss {recipe.loss}, optimizer {recipe.optimizer}, learning rate {recipe.learning_rate:g}{drops}, "
                f"clipnorm {recipe.clipnorm}, {total} steps of batch {recipe.batch_size}, seed {recipe.seed})")
     source = recipe.source.name if recipe.source else RECIPE_FILE
     command = (command or f"fastmri-zoo train {source} --data DATA_DIR") + summary
@@ -307,4 +319,5 @@ def run_recipe(
         seed=recipe.seed, freeze=recipe.freeze, strategy=strategy, preset_dir=output, val_steps=recipe.val_steps,
         verbose=verbose, card=model_card(recipe, data_description), command=command,
         data_description=data_description, run_eagerly=recipe.run_eagerly,
+        learning_rate_drops=learning_rate_drops,
     )

@@ -157,6 +157,35 @@ class _TrainingModel(keras.Model):
 # --------------------------------------------------------------------------- helpers
 
 
+def check_learning_rate_drops(drops, steps: int, steps_per_epoch: int) -> list[tuple[int, float]]:
+    """``drops`` as a sorted list of ``(step, factor)``: each step a multiple of ``steps_per_epoch``
+    in (0, ``steps``), each factor in (0, 1]; raises a ValueError naming what was expected."""
+    checked = []
+    for drop in drops or ():
+        if isinstance(drop, (str, bytes)) or not hasattr(drop, "__len__") or len(drop) != 2:
+            raise ValueError(f"learning_rate_drops: expected [step, factor] pairs, got {drop!r}.")
+        step = check_scalar("learning_rate_drops step", drop[0], integer=True, at_least=1)
+        factor = check_scalar("learning_rate_drops factor", drop[1], above=0)
+        if step >= steps or step % steps_per_epoch:
+            raise ValueError(f"learning_rate_drops: step {step} must be below steps={steps} and a multiple of "
+                             f"steps_per_epoch={steps_per_epoch} (the rate is set at epoch starts).")
+        if factor > 1:
+            raise ValueError(f"learning_rate_drops: factor {factor} must be in (0, 1].")
+        checked.append((int(step), float(factor)))
+    if len({step for step, _ in checked}) != len(checked):
+        raise ValueError(f"learning_rate_drops: expected distinct steps, got {[s for s, _ in checked]}.")
+    return sorted(checked)
+
+
+def learning_rate_at(step: int, learning_rate: float, drops: Sequence[tuple[int, float]]) -> float:
+    """The learning rate at optimizer step ``step``: ``learning_rate`` times every factor whose step is reached."""
+    rate = float(learning_rate)
+    for start, factor in drops:
+        if step >= start:
+            rate *= factor
+    return rate
+
+
 def l1_magnitude_step(model: keras.Model, optimizer, jit_compile: bool = False) -> Callable:
     """``step(inputs, target) -> loss``: one optimizer step on mean(| |model(inputs)| - target |).
 
@@ -415,6 +444,7 @@ def fit(
     data_description: str | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     run_eagerly: bool = False,
+    learning_rate_drops: Sequence[Sequence[float]] = (),
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimizer steps, resumably, and optionally export a preset.
 
@@ -430,7 +460,10 @@ def fit(
     ``ReconstructionLoss`` (its mean over the images of the batch is minimised; 3D networks:
     over the slices of the volumes). optimizer: a name ("adam", "radam", "lookahead_radam", any
     Keras optimizer), a dict or an optimizer instance; ``learning_rate`` and ``clipnorm``
-    are set on it. seed: ``keras.utils.set_random_seed`` at the start. freeze: sub-layer
+    are set on it. learning_rate_drops: ``[(step, factor), ...]``: from optimizer step ``step``
+    on (a multiple of ``steps_per_epoch``, below ``steps``) the learning rate is ``learning_rate``
+    times the product of the factors reached (:func:`learning_rate_at`), set at each epoch's start,
+    so a resumed run follows the same schedule. seed: ``keras.utils.set_random_seed`` at the start. freeze: sub-layer
     names or prefixes kept fixed (:func:`freeze_layers`). val_steps: validation batches per
     epoch (default: all, cached in memory). preset_dir: where ``save_to_preset`` writes the
     trained network; ``card`` adds or overrides model-card fields (a ``description`` is
@@ -457,6 +490,9 @@ def fit(
         )
     if val_steps is not None:
         val_steps = check_scalar("val_steps", val_steps, integer=True, at_least=1)
+    learning_rate_drops = check_learning_rate_drops(learning_rate_drops, steps, steps_per_epoch)
+    if learning_rate_drops and learning_rate is None:
+        raise ValueError("learning_rate_drops: expected a learning_rate to scale, got None.")
     _check_dataset("train_dataset", train_dataset)
     if val_dataset is not None:
         _check_dataset("val_dataset", val_dataset)
@@ -542,6 +578,9 @@ def fit(
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, update_freq="epoch"),
         session_log,
         _CurvePlot(run_dir / "log.csv", run_dir / "validation_curve.png", steps_per_epoch),
+        *([keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: learning_rate_at(epoch * steps_per_epoch, learning_rate, learning_rate_drops))]
+          if learning_rate_drops else []),
         *callbacks,
     ]
     with scope_strategy.scope():

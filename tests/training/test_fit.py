@@ -13,6 +13,7 @@ from fastmri_zoo.data.pipelines import cartesian_dataset
 from fastmri_zoo.models import UNet, XPDNet
 from fastmri_zoo.presets import from_preset, save_to_preset
 from fastmri_zoo.training import L1Loss, cartesian_training_data, finetune, fit, freeze_layers
+from fastmri_zoo.training.fit import check_learning_rate_drops, learning_rate_at
 from tests.conftest import crandn
 from tests.models.conftest import np_fftc
 
@@ -125,6 +126,57 @@ def test_finetune_with_a_frozen_subnetwork(singlecoil_data, tmp_path):
     tuned = from_preset(str(tmp_path / "tuned"))
     np.testing.assert_array_equal(tuned.get_layer("image_net_0").get_weights()[0],
                                   model.get_layer("image_net_0").get_weights()[0])
+
+
+class _RecordRates(keras.callbacks.Callback):
+    """The optimizer's learning rate at each epoch's first batch; optionally stops after an epoch."""
+
+    def __init__(self, rates, stop_after_epoch=None):
+        super().__init__()
+        self.rates, self.stop_after_epoch = rates, stop_after_epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.stop_after_epoch:
+            raise KeyboardInterrupt  # after the epoch's backup (BackupAndRestore runs first)
+
+
+def test_learning_rate_drops_follow_the_steps_and_survive_a_resume(tmp_path, rng):
+    size, count = 16, 4
+    image = crandn(rng, (count, size, size))
+    mask = np.ones((count, 1, size), np.float32)
+    kspace = np_fftc(image).astype(np.complex64)
+    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, np.abs(image))).batch(2)
+    drops = [(30, 0.5), (10, 0.1)]  # given unsorted
+    expected = [learning_rate_at(epoch * 5, 2e-3, sorted(drops)) for epoch in range(8)]
+    assert expected == pytest.approx([2e-3, 2e-3, 2e-4, 2e-4, 2e-4, 2e-4, 1e-4, 1e-4])
+
+    def run(callback):
+        keras.utils.set_random_seed(0)
+        return fit(tiny_unet(), dataset, steps=40, steps_per_epoch=5, learning_rate=2e-3,
+                   learning_rate_drops=drops, run_dir=tmp_path / "run", verbose=0, callbacks=[callback])
+
+    first, resumed = [], []
+    with pytest.raises(KeyboardInterrupt):
+        run(_RecordRates(first, stop_after_epoch=2))
+    run(_RecordRates(resumed))
+    assert first == pytest.approx(expected[:3], rel=1e-6)
+    assert resumed == pytest.approx(expected[3:], rel=1e-6)  # the resumed run starts at epoch 3
+
+
+@pytest.mark.parametrize("drops,message", [
+    ([(25, 0.1)], "step 25 must be below steps=40 and a multiple of steps_per_epoch=10"),
+    ([(40, 0.1)], "step 40 must be below steps=40"),
+    ([(10, 2.0)], r"factor 2.0 must be in \(0, 1\]"),
+    ([(10, 0.1), (10, 0.5)], "expected distinct steps"),
+    ([10], r"expected \[step, factor\] pairs, got 10"),
+])
+def test_bad_learning_rate_drops(drops, message):
+    with pytest.raises(ValueError, match=message):
+        check_learning_rate_drops(drops, steps=40, steps_per_epoch=10)
 
 
 def test_bad_arguments(singlecoil_data, tmp_path):

@@ -99,6 +99,8 @@ def _write_recipe(folder: Path, **changes) -> Path:
         ({"acquisition.multicoil": True, "model.kwargs": {"multicoil": False}},
          r"acquisition.multicoil: True but model.kwargs.multicoil is False"),
         ({"card.author": "me"}, r"card: unknown key\(s\) \['author'\]"),
+        ({"training.learning_rate_drops": [[3, 0.1]]},
+         r"learning_rate_drops: step 3 must be below steps=.* and a multiple of steps_per_epoch="),
         ({"steps": 10, "training": None}, r"former training-config format"),
     ],
 )
