@@ -5,7 +5,10 @@ from .blocks import ChannelAttention, ConvStack, DnCNN, UNetBlock, make_activati
 from .complex import ChannelsToComplex, ComplexToChannels, channels_to_complex, complex_denoise, complex_to_channels
 from .convolution import Conv2D, Conv3D, same_convolution
 from .data_consistency import ConjugateGradientDC, GradientStep, KSpaceReplacement, ProximalStep, data_gradient
+from .invertible import AdditiveCoupling, HouseholderConv, InvertibleLayer, InvertibleUNet, PixelShuffleBlock, invert_to_learn
 from .mwcnn import MWCNN, haar_dwt, haar_iwt
+from .ode import LearnedSolverStep, TimeConv, TimeDependentCNN, odeint, odeint_adjoint
+from .recurrent import ConvGRUCell, RecurrentConvNet
 from .sensitivity import SensitivityMapRefiner
 
 __all__ = [
@@ -31,4 +34,17 @@ __all__ = [
     "haar_iwt",
     "make_activation",
     "SensitivityMapRefiner",
+    "TimeConv",
+    "TimeDependentCNN",
+    "LearnedSolverStep",
+    "odeint",
+    "odeint_adjoint",
+    "HouseholderConv",
+    "PixelShuffleBlock",
+    "AdditiveCoupling",
+    "InvertibleLayer",
+    "InvertibleUNet",
+    "invert_to_learn",
+    "ConvGRUCell",
+    "RecurrentConvNet",
 ]

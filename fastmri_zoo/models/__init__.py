@@ -9,10 +9,12 @@ Each family offers ``small_config()`` for the generated tests (tests/models/fami
 from .base import ReconstructionModel, crop_center, magnitude
 from .cartesian import CartesianModel
 from .cascadenet import CascadeNet
+from .irim import IRIM, RIM
 from .kikinet import KIKINet
 from .modl import MoDL
 from .ncpdnet import GriddedPDNet, NCPDNet, NonCartesianModel, UNetAdjDcomp
 from .pdnet import PDNet, XPDNet
+from .reconode import ReconODE
 from .unet import UNet
 from .unrolled import UnrolledModel
 from .varnet import VarNet
@@ -30,8 +32,11 @@ __all__ = [
     "XPDNet",
     "MoDL",
     "VarNet",
+    "ReconODE",
     "NonCartesianModel",
     "NCPDNet",
     "UNetAdjDcomp",
     "GriddedPDNet",
+    "IRIM",
+    "RIM",
 ]

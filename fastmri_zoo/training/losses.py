@@ -274,17 +274,30 @@ class MSELoss(ReconstructionLoss):
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
 class NMSELoss(ReconstructionLoss):
-    """Normalised MSE per image, sum |pred - gt|^2 / sum |gt|^2 (``metrics.nmse_tf``)."""
+    """Normalised MSE per image, sum |pred - gt|^2 / sum |gt|^2 (``metrics.nmse_tf``; eq. 18 of the i-RIM
+    paper). ``pixel_fraction`` (e.g. 0.01, the paper's 3D training): both sums over a random subset of
+    about that fraction of the pixels, drawn anew at each call."""
 
-    def __init__(self, on: str = "magnitude", name: str = "nmse", **kwargs):
+    def __init__(self, on: str = "magnitude", pixel_fraction: float | None = None, name: str = "nmse", **kwargs):
         super().__init__(on=on, name=name, **kwargs)
+        if pixel_fraction is not None:
+            pixel_fraction = check_scalar("pixel_fraction", pixel_fraction, above=0)
+            if pixel_fraction > 1:
+                raise ValueError(f"pixel_fraction: expected a fraction in (0, 1], got {pixel_fraction!r}.")
+        self.pixel_fraction = pixel_fraction
 
     def per_image(self, gt, pred):
+        if self.pixel_fraction is not None:
+            keep = tf.cast(tf.cast(tf.random.uniform(tf.shape(gt)) < self.pixel_fraction, tf.float32), gt.dtype)
+            gt, pred = gt * keep, pred * keep
         if gt.dtype.is_complex:
             # Real and imaginary parts side by side: the same sums of squares.
             gt = tf.concat([tf.math.real(gt), tf.math.imag(gt)], axis=-1)
             pred = tf.concat([tf.math.real(pred), tf.math.imag(pred)], axis=-1)
         return nmse_tf(gt, pred)
+
+    def get_config(self):
+        return {**super().get_config(), "pixel_fraction": self.pixel_fraction}
 
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")

@@ -1,0 +1,170 @@
+"""Training memory and step time of ReconODE: LT-RK4 with and without checkpointing, FT vs FA
+(a benchmark, not a test).
+
+    python bench/reconode_memory.py [--quick] [--size 128] [--batch 1] [--repeats 3]
+
+Each configuration runs in a fresh process (so one run's allocations do not hide another's): the
+model on random single-coil Cartesian data (size x size, 4x mask), one training step (L1 on the
+magnitude, RAdam + Lookahead, a traced ``tf.function``) run once to warm up, then the peak of the
+bytes in use on the heap during one more step above those in use before it (Linux / glibc:
+``mallinfo2``, sampled every millisecond by a thread; resident memory would not do, since the
+allocator keeps freed pages after the warm-up step), and the median time of ``--repeats`` steps.
+
+Rows: LT-RK4 (N = 5) without and with per-cascade checkpointing; FT-RK4 and FA-RK4 at N = 5, 10,
+20 steps. Ratios: checkpointed / plain LT-RK4 (the issue asks <= 0.5 in memory, <= 1.3 in time),
+FA and FT at N = 20 against N = 5 (FA <= 1.2 in memory, FT grows), FA / FT at each N.
+``--quick``: 48 x 48 images, 2 repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+STEPS = (5, 10, 20)
+
+
+def configurations() -> list[dict]:
+    rows = [dict(label="LT-RK4 N=5", mode="lt", solver="rk4", n_iter=5, checkpointing=False),
+            dict(label="LT-RK4 N=5 checkpointed", mode="lt", solver="rk4", n_iter=5, checkpointing=True)]
+    for mode in ("ft", "fa"):
+        rows += [dict(label=f"{mode.upper()}-RK4 N={n}", mode=mode, solver="rk4", n_iter=n, checkpointing=False)
+                 for n in STEPS]
+    return rows
+
+
+def heap_in_use() -> Callable[[], int]:
+    """A function returning the bytes allocated by malloc and not freed (glibc's ``mallinfo2``)."""
+    fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in fields]
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.mallinfo2.restype = MallInfo2
+
+    def in_use() -> int:
+        info = libc.mallinfo2()
+        return info.uordblks + info.hblkhd  # small and large (mmapped) blocks
+
+    return in_use
+
+
+def peak_during(run: Callable[[], object], interval: float = 1e-3) -> int:
+    """The peak of heap bytes in use while ``run()`` runs, above those in use before it."""
+    in_use = heap_in_use()
+    before = in_use()
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], in_use())
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], in_use()) - before
+
+
+def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
+    """Peak training-step memory (MB above the resident memory before the step) and median step time."""
+    import statistics
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from fastmri_zoo.models import ReconODE
+    from fastmri_zoo.sampling import RandomMaskFunc
+    from fastmri_zoo.training import get_optimizer
+    from fastmri_zoo.training.fit import l1_magnitude_step
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    arguments = {key: config[key] for key in ("mode", "solver", "n_iter", "checkpointing")}
+    model = ReconODE(**arguments)
+    model.build(None)
+    image = (rng.standard_normal((batch, size, size)) + 1j * rng.standard_normal((batch, size, size))).astype(np.complex64)
+    mask = np.asarray(RandomMaskFunc([0.08], [4])((size, size), seed=0)[0], np.float32).reshape(1, 1, size)
+    kspace = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(image, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)) * mask
+    inputs = {"kspace": tf.constant(kspace.astype(np.complex64)), "mask": tf.constant(np.repeat(mask, batch, 0))}
+    target = tf.constant(np.abs(image))
+    step = l1_magnitude_step(model, get_optimizer("lookahead_radam", learning_rate=1e-4))
+
+    float(step(inputs, target))  # trace, optimise the graph, build the optimizer
+    peak = peak_during(lambda: float(step(inputs, target)))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(step(inputs, target))
+        times.append(time.perf_counter() - start)
+    return dict(config, peak_mb=peak / 2**20, step_s=statistics.median(times), params=model.count_params())
+
+
+def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
+    """``measure`` in a new Python process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    command = [sys.executable, str(Path(__file__).resolve()), "--run", json.dumps(config),
+               "--size", str(size), "--batch", str(batch), "--repeats", str(repeats)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode:
+        raise RuntimeError(f"{config['label']} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(rows: dict) -> None:
+    print(f"{'configuration':<26}{'params':>9}{'peak MB':>10}{'step s':>9}")
+    for label, row in rows.items():
+        print(f"{label:<26}{row['params']:>9}{row['peak_mb']:>10.1f}{row['step_s']:>9.3f}")
+    plain, checkpointed = rows["LT-RK4 N=5"], rows["LT-RK4 N=5 checkpointed"]
+    print(f"LT-RK4 checkpointed / plain: memory {checkpointed['peak_mb'] / plain['peak_mb']:.2f} (<= 0.5), "
+          f"time {checkpointed['step_s'] / plain['step_s']:.2f} (<= 1.3)")
+    for mode in ("FA", "FT"):
+        first, last = rows[f"{mode}-RK4 N={STEPS[0]}"], rows[f"{mode}-RK4 N={STEPS[-1]}"]
+        print(f"{mode}-RK4 N={STEPS[-1]} / N={STEPS[0]}: memory {last['peak_mb'] / first['peak_mb']:.2f}, "
+              f"time {last['step_s'] / first['step_s']:.2f}")
+    for n in STEPS:
+        fa, ft = rows[f"FA-RK4 N={n}"], rows[f"FT-RK4 N={n}"]
+        print(f"FA / FT at N={n}: memory {fa['peak_mb'] / ft['peak_mb']:.2f}, time {fa['step_s'] / ft['step_s']:.2f}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="48 x 48 images, 2 repeats")
+    parser.add_argument("--size", type=int, default=None, help="image size (default 128, 48 with --quick)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps (default 3, 2 with --quick)")
+    parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one configuration, in this process
+    args = parser.parse_args(argv)
+    size = args.size or (48 if args.quick else 128)
+    repeats = args.repeats or (2 if args.quick else 3)
+    if args.run:
+        print(json.dumps(measure(json.loads(args.run), size, args.batch, repeats)))
+        return
+    print(f"ReconODE training step, {size} x {size}, batch {args.batch}, single-coil Cartesian 4x, "
+          f"median of {repeats} steps, peak heap bytes in use above those before the step")
+    rows = {}
+    for config in configurations():
+        rows[config["label"]] = run_fresh(config, size, args.batch, repeats)
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
