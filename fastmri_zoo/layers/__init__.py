@@ -6,6 +6,7 @@ from .complex import ChannelsToComplex, ComplexToChannels, channels_to_complex, 
 from .convolution import Conv2D, Conv3D, same_convolution
 from .data_consistency import ConjugateGradientDC, GradientStep, KSpaceReplacement, ProximalStep, data_gradient
 from .invertible import AdditiveCoupling, HouseholderConv, InvertibleLayer, InvertibleUNet, PixelShuffleBlock, invert_to_learn
+from .learnlets import Learnlet, NormalisationUpdate, pyramid_analysis, pyramid_synthesis
 from .mwcnn import MWCNN, haar_dwt, haar_iwt
 from .ode import LearnedSolverStep, TimeConv, TimeDependentCNN, odeint, odeint_adjoint
 from .recurrent import ConvGRUCell, RecurrentConvNet
@@ -47,4 +48,8 @@ __all__ = [
     "invert_to_learn",
     "ConvGRUCell",
     "RecurrentConvNet",
+    "Learnlet",
+    "NormalisationUpdate",
+    "pyramid_analysis",
+    "pyramid_synthesis",
 ]

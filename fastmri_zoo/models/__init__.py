@@ -11,6 +11,7 @@ from .cartesian import CartesianModel
 from .cascadenet import CascadeNet
 from .irim import IRIM, RIM
 from .kikinet import KIKINet
+from .learnlets import LearnletDenoiser, WaveletHardThresholding
 from .modl import MoDL
 from .ncpdnet import GriddedPDNet, NCPDNet, NonCartesianModel, UNetAdjDcomp
 from .pdnet import PDNet, XPDNet
@@ -39,4 +40,6 @@ __all__ = [
     "GriddedPDNet",
     "IRIM",
     "RIM",
+    "LearnletDenoiser",
+    "WaveletHardThresholding",
 ]
