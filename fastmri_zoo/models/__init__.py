@@ -16,6 +16,7 @@ from .modl import MoDL
 from .ncpdnet import GriddedPDNet, NCPDNet, NonCartesianModel, UNetAdjDcomp
 from .pdnet import PDNet, XPDNet
 from .reconode import ReconODE
+from .score import ScoreNetwork
 from .unet import UNet
 from .unrolled import UnrolledModel
 from .varnet import VarNet
@@ -34,6 +35,7 @@ __all__ = [
     "MoDL",
     "VarNet",
     "ReconODE",
+    "ScoreNetwork",
     "NonCartesianModel",
     "NCPDNet",
     "UNetAdjDcomp",

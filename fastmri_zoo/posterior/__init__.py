@@ -1,0 +1,23 @@
+"""Posterior sampling of an acquisition with a learned score prior (thesis sec. 6.2).
+
+``sampler``: the tempered posterior score on any ``physics.LinearOperator``, annealed HMC
+and annealed Langevin chains, their running mean and variance, acceptance and temperature
+diagnostics (``sample_posterior``). A prior is any callable ``score(x, sigma) -> r``, e.g.
+``models.ScoreNetwork``.
+
+A folder of its own rather than ``sampling/`` (the sampling patterns of an acquisition,
+upstream of ``physics``): it consumes an operator and a prior, downstream of both.
+"""
+
+from . import sampler
+from .sampler import (
+    KERNELS,
+    AnnealedHMC,
+    AnnealedLangevin,
+    PosteriorSamples,
+    RunningMoments,
+    posterior_score,
+    sample_posterior,
+)
+
+__all__ = list(sampler.__all__)
