@@ -8,6 +8,8 @@ from .data_consistency import ConjugateGradientDC, GradientStep, KSpaceReplaceme
 from .invertible import AdditiveCoupling, HouseholderConv, InvertibleLayer, InvertibleUNet, PixelShuffleBlock, invert_to_learn
 from .learnlets import Learnlet, NormalisationUpdate, pyramid_analysis, pyramid_synthesis
 from .mwcnn import MWCNN, haar_dwt, haar_iwt
+from .nas import (OPERATIONS, SEARCH_SPACES, CellNetwork, CellOperation, Genotype, GenotypeCell, MixedOperation,
+                  ResidualBlock, SearchCell, derive_genotype, edge_count)
 from .ode import LearnedSolverStep, TimeConv, TimeDependentCNN, odeint, odeint_adjoint
 from .recurrent import ConvGRUCell, RecurrentConvNet
 from .sensitivity import SensitivityMapRefiner
@@ -52,4 +54,15 @@ __all__ = [
     "NormalisationUpdate",
     "pyramid_analysis",
     "pyramid_synthesis",
+    "OPERATIONS",
+    "SEARCH_SPACES",
+    "CellOperation",
+    "MixedOperation",
+    "SearchCell",
+    "Genotype",
+    "derive_genotype",
+    "edge_count",
+    "GenotypeCell",
+    "ResidualBlock",
+    "CellNetwork",
 ]

@@ -13,6 +13,7 @@ from .irim import IRIM, RIM
 from .kikinet import KIKINet
 from .learnlets import LearnletDenoiser, WaveletHardThresholding
 from .modl import MoDL
+from .nasnet import NasNet, ResidualDCCNN
 from .ncpdnet import GriddedPDNet, NCPDNet, NonCartesianModel, UNetAdjDcomp
 from .pdnet import PDNet, XPDNet
 from .reconode import ReconODE
@@ -44,4 +45,6 @@ __all__ = [
     "RIM",
     "LearnletDenoiser",
     "WaveletHardThresholding",
+    "NasNet",
+    "ResidualDCCNN",
 ]
