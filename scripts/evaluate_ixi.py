@@ -421,8 +421,11 @@ def export(args):
                             + _outside_table(args.run_dir))
     target = os.path.join(args.weights_dir, args.name)
     recipe_text = open(recipe.source, encoding="utf-8").read()
+    with open(os.path.join(args.run_dir, "preset", "metadata.json")) as handle:
+        signature = json.load(handle)["input_signature"]  # the trained preset's own
+    example = {key: np.zeros(spec["shape"], spec["dtype"]) for key, spec in signature.items()}
     save_to_preset(
-        model, target, training_command=run["command"],
+        model, target, training_command=run["command"], example_inputs=example,
         metrics={"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)},
         **card)
     with open(os.path.join(target, RECIPE_FILE), "w", encoding="utf-8") as handle:
