@@ -24,6 +24,12 @@ def test_every_shipped_checkpoint_has_a_recipe():
 def _recorded_run(name: str) -> dict:
     """The settings of the command recorded in the model card (the run that made the weights)."""
     card = (REPO / "weights" / name / "README.md").read_text()
+    trained = re.search(r"fastmri-zoo train recipe\.json --data DATA_DIR +\(loss \S+, optimizer \S+, learning rate "
+                        r"([0-9.e-]+)(?:, x[0-9.e-]+ from step \d+)*, clipnorm [^,]+, (\d+) steps of batch (\d+), "
+                        r"seed (\d+)\)", card)
+    if trained:  # a run of the one trainer (``fastmri-zoo train``): its summary of the recipe
+        return {"learning_rate": float(trained.group(1)), "steps": int(trained.group(2)),
+                "batch_size": int(trained.group(3)), "seed": int(trained.group(4))}
     command = re.search(rf"scripts/train_ixi\.py train {re.escape(name)} DATA_DIR RUN_DIR ([^(]*)", card).group(1)
     options = dict(re.findall(r"--([a-z-]+)(?: ([0-9.e-]+))?", command))
     return {"steps": int(options["steps"]), "batch_size": int(options["batch"]),
