@@ -402,7 +402,7 @@ def _outside_table(run_dir) -> str:
 def export(args):
     """Write WEIGHTS_DIR/NAME: the trained preset, its recipe and validation curve, with the
     training facts and the held-out tables on its model card."""
-    from fastmri_zoo.presets import from_preset, save_to_preset
+    from fastmri_zoo.presets import from_preset, save_to_preset, verify_preset_folder, zeros_like_signature
     from fastmri_zoo.training.config import RECIPE_FILE, model_card
     from fastmri_zoo.viz import save_training_curve_png
 
@@ -421,9 +421,8 @@ def export(args):
                             + _outside_table(args.run_dir))
     target = os.path.join(args.weights_dir, args.name)
     recipe_text = open(recipe.source, encoding="utf-8").read()
-    with open(os.path.join(args.run_dir, "preset", "metadata.json")) as handle:
-        signature = json.load(handle)["input_signature"]  # the trained preset's own
-    example = {key: np.zeros(spec["shape"], spec["dtype"]) for key, spec in signature.items()}
+    # the inputs the trained preset records (a loaded model may not report its build shapes)
+    example = zeros_like_signature(verify_preset_folder(os.path.join(args.run_dir, "preset"))["input_signature"])
     save_to_preset(
         model, target, training_command=run["command"], example_inputs=example,
         metrics={"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)},
