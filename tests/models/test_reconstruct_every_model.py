@@ -5,6 +5,7 @@ ACS coil maps)."""
 
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
@@ -103,6 +104,7 @@ def test_reconstruct_command_equals_the_model_on_independently_prepared_inputs(
                      acquisition="AXT2" if multicoil else "CORPD_FBK")
 
     inputs, scales, zero_filled = prepared_inputs(kspace, multicoil)
+    keras.utils.set_random_seed(0)  # the initial weights, and so the margin of the last check, fixed
     model = cls(**kwargs)
     model(inputs)
     perturb_all_weights(model, rng)
@@ -116,5 +118,7 @@ def test_reconstruct_command_equals_the_model_on_independently_prepared_inputs(
         reconstruction = f["reconstruction"][()]
     assert reconstruction.shape == (SLICES, SIZE, SIZE) and reconstruction.dtype == np.float32
     np.testing.assert_allclose(reconstruction, expected, rtol=0, atol=1e-4 * expected.max())
-    # The network did something: its output is not the zero-filled image it starts from.
-    assert np.abs(reconstruction - zero_filled).max() > 1e-2 * zero_filled.max()
+    # The network did something: its output is not the zero-filled image it starts from. A small
+    # randomly initialised network moves it by 1-2% of its maximum (CascadeNet-single: 1.5% with
+    # seed 0, 1.0-2.1% over seeds); float error alone would stay near 1e-6.
+    assert np.abs(reconstruction - zero_filled).max() > 2e-3 * zero_filled.max()
