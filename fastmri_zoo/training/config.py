@@ -250,7 +250,11 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 def model_card(recipe: Recipe, data_description: str) -> dict:
     """The model-card fields of the preset ``fit`` writes (the run adds command and metrics)."""
     card = {key: value for key, value in recipe.card.items() if key in CARD_FIELDS}
-    card.pop("architecture", None)  # the registry's family name; the card names the class
+    # recipe.card["architecture"] is the registry's family name; the card's section names the
+    # class and the constructor arguments the recipe gives it
+    kwargs = recipe.model_kwargs or {}
+    card["architecture"] = recipe.model_class + (
+        f" with {json.dumps(kwargs, sort_keys=True)}" if kwargs else ", default configuration")
     notes = recipe.card.get("notes")
     if recipe.card.get("description"):
         card["description"] = recipe.card["description"] + (f" {notes}" if notes else "")

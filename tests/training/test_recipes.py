@@ -102,7 +102,7 @@ def _write_recipe(folder: Path, **changes) -> Path:
         ({"acquisition.trajectory": "radial"}, r"acquisition: unknown key\(s\) \['trajectory'\] for a 2D cartesian"),
         ({"acquisition": {"kind": "noncartesian", "ndim": 3, "trajectory": "radial"}},
          r"acquisition.trajectory: expected one of \['kooshball'\] for ndim 3"),
-        ({"acquisition.multicoil": True, "model.kwargs": {"multicoil": False}},
+        ({"acquisition.multicoil": True, "model.kwargs": {"multicoil": False}, "data.synthesis": None},
          r"acquisition.multicoil: True but model.kwargs.multicoil is False"),
         ({"card.author": "me"}, r"card: unknown key\(s\) \['author'\]"),
         ({"training.learning_rate_drops": [[3, 0.1]]},
