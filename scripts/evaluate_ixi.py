@@ -388,7 +388,7 @@ def _outside_table(run_dir) -> str:
         return ""
     with open(path) as handle:
         report = json.load(handle)
-    lines = ["", "Outside the training domain (`python scripts/evaluate_ixi.py outside`), random masks of the training "
+    lines = ["", "", "Outside the training domain (`python scripts/evaluate_ixi.py outside`), random masks of the training "
              "acceleration, three mask seeds, mean +- std over (image set, seed):"]
     for name, entry in report.items():
         summary = entry["summary"]

@@ -407,15 +407,20 @@ def _first_batch(dataset: tf.data.Dataset):
     raise ValueError("train_dataset: it is empty; expected at least one batch.")
 
 
-def _describe_optimizer(optimizer) -> str:
+def _describe_optimizer(optimizer, learning_rate_drops: Sequence[tuple[int, float]] = ()) -> str:
+    """The optimizer in words; with drops, its schedule (``learning rate 0.001, x0.1 from step 6000``)
+    from the starting rate, not the rate it ended at."""
     config = keras.saving.serialize_keras_object(optimizer)
     inner = getattr(optimizer, "inner_optimizer", None)
     text = type(optimizer).__name__
     if inner is not None:
         text += f"({type(inner).__name__}, sync_period={optimizer.sync_period}, slow_step_size={optimizer.slow_step_size})"
     lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    done = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    start = lr / learning_rate_at(done, 1.0, learning_rate_drops)  # undo the drops already applied
+    schedule = "".join(f", x{factor:g} from step {step}" for step, factor in learning_rate_drops)
     clip = config["config"].get("clipnorm", getattr(optimizer, "clipnorm", None))
-    return f"{text}, learning rate {lr:g}" + (f", clipnorm {clip:g}" if clip else "")
+    return f"{text}, learning rate {start:.6g}{schedule}" + (f", clipnorm {clip:g}" if clip else "")
 
 
 # --------------------------------------------------------------------------- fit
@@ -613,7 +618,7 @@ def fit(
     resumed_from = epochs if start_epoch is None else int(start_epoch)
     wall_time = float(sum(entry.get("seconds", 0.0) for entry in sessions))
 
-    optimizer_text = _describe_optimizer(opt)
+    optimizer_text = _describe_optimizer(opt, learning_rate_drops)
     loss_text = f"{type(loss_fn).__name__}({json.dumps({k: v for k, v in loss_fn.get_config().items() if k not in ('name', 'reduction')})})"
     command = command or f"fastmri_zoo.training.fit(..., steps={steps}, steps_per_epoch={steps_per_epoch})"
     run = {

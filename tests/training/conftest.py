@@ -39,7 +39,8 @@ def singlecoil_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def recipe_data_root(tmp_path_factory):
     """A tiny data root in the layout of scripts/prepare_ixi.py: singlecoil/ and multicoil/ (4 coils)
-    with train/ (2 volumes x 3 slices) and val/ (1 x 2), and volumes/ (whole 8-slice volumes)."""
+    with train/ (2 volumes x 3 slices) and val/ (1 x 2), volumes/ (whole 8-slice volumes), and
+    magnitude/ (8 x 32 x 32 magnitude volumes, .npy) for the recipes that synthesise examples."""
     root = tmp_path_factory.mktemp("data_root")
     rng = np.random.default_rng(2)
     for folder, coils in (("singlecoil", 1), ("multicoil", 4)):
@@ -47,6 +48,10 @@ def recipe_data_root(tmp_path_factory):
         write_folder(root / folder / "val", rng, 1, 2, coils=coils)
     write_folder(root / "volumes" / "train", rng, 1, VOLUME_SLICES, coils=1)
     write_folder(root / "volumes" / "val", rng, 1, VOLUME_SLICES, coils=1)
+    for part, count in (("train", 2), ("val", 1)):  # magnitude volumes of the synthesis recipes
+        (root / "magnitude" / part).mkdir(parents=True)
+        for index in range(count):
+            np.save(root / "magnitude" / part / f"volume{index}.npy", phantoms(rng, VOLUME_SLICES))
     return root
 
 

@@ -165,6 +165,9 @@ def test_learning_rate_drops_follow_the_steps_and_survive_a_resume(tmp_path, rng
     run(_RecordRates(resumed))
     assert first == pytest.approx(expected[:3], rel=1e-6)
     assert resumed == pytest.approx(expected[3:], rel=1e-6)  # the resumed run starts at epoch 3
+    # the record states the schedule from its starting rate, not the rate the run ended at (1e-4)
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["optimizer"]
+    assert recorded == "Adam, learning rate 0.002, x0.1 from step 10, x0.5 from step 30, clipnorm 1", recorded
 
 
 @pytest.mark.parametrize("drops,message", [

@@ -137,8 +137,13 @@ def test_missing_recipe_data_and_bad_model_kwargs(tmp_path, capsys):
 
 def _small(recipe: dict) -> dict:
     """The recipe on the tiny data root: 2 steps of 1-step epochs, one validation batch, image
-    sizes of the fake data."""
+    sizes of the fake data (and of the synthesised examples), the first learning-rate drop (if any) at step 1."""
     recipe["training"].update(steps=2, steps_per_epoch=1, val_steps=1)
+    synthesis = recipe["data"].get("synthesis")
+    if synthesis:  # examples of the fake volumes' size, two of them for validation
+        synthesis.update(size=[SIZE, SIZE], val_examples=2, min_signal=0.0)
+    if recipe["training"].get("learning_rate_drops"):  # the first drop, moved to the second step
+        recipe["training"]["learning_rate_drops"] = [[1, recipe["training"]["learning_rate_drops"][0][1]]]
     kwargs = recipe["model"]["kwargs"]
     if "image_shape" in kwargs:
         kwargs["image_shape"] = [VOLUME_SLICES, SIZE, SIZE] if len(kwargs["image_shape"]) == 3 else [SIZE, SIZE]
