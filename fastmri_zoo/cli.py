@@ -15,7 +15,7 @@ import sys
 import threading
 
 from .presets import export_hub, from_preset, push
-from .registry import bundled_folder, info, list_entries
+from .registry import TASKS, bundled_folder, info, list_entries
 from .runtime import quiet_native_output
 from .sampling.cartesian import MASK_TYPES
 from .version import __version__
@@ -78,21 +78,23 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coils", choices=["singlecoil", "multicoil", "3d"], help="only this coil setting")
     parser.add_argument("--acceleration", type=int, help="only checkpoints trained at this acceleration factor")
     parser.add_argument("--dataset", help="only checkpoints trained on this dataset, e.g. fastmri, oasis")
+    parser.add_argument("--task", choices=TASKS, help="only reconstruction networks, denoisers or priors")
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    filters = {key: getattr(args, key) for key in ("architecture", "trajectory", "coils", "acceleration", "dataset")
-               if getattr(args, key) is not None}
+    filters = {key: getattr(args, key) for key in ("task", "architecture", "trajectory", "coils", "acceleration",
+                                                   "dataset") if getattr(args, key) is not None}
     entries = list_entries(**filters)
     if not entries:
         print("no registered checkpoint matches" + (f" {filters}" if filters else ""))
         return 0
-    rows = [("name", "trajectory", "coils", "AF", "weights")]
+    rows = [("name", "task", "trajectory", "coils", "AF", "weights")]
     for entry in entries:
         where = "bundled" if bundled_folder(entry) is not None else ("Hub" if entry.hub_repo else "none")
         if not entry.pretrained:
             where = "untrained"
-        rows.append((entry.name, entry.trajectory, entry.coils, str(entry.acceleration or "-"), where))
+        rows.append((entry.name, entry.task, entry.trajectory or "-", entry.coils or "-",
+                     str(entry.acceleration or "-"), where))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -205,6 +207,79 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_sample(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prior", help="a registered prior (fastmri-zoo list --task prior), a preset folder or "
+                        "hf://owner/repo")
+    parser.add_argument("input", help="fastMRI-layout .h5 file of Cartesian k-space, single-coil or multicoil (SENSE, "
+                        "coil maps from the fully sampled centre), of the prior's image size")
+    parser.add_argument("-o", "--output", default=None, help="output .h5: reconstruction (|posterior mean|), "
+                        "posterior_mean, posterior_std (and samples with --keep-samples), in the file's units")
+    parser.add_argument("--png", default=None, help="also draw zero-filled, posterior mean, standard deviation (and "
+                        "|error| when the file has a reference) of the middle sampled slice")
+    parser.add_argument("--chains", type=int, default=8, help="independent chains, run side by side")
+    parser.add_argument("--steps", type=int, default=1000, help="moves of each chain")
+    parser.add_argument("--kernel", default="hmc", help="hmc (annealed Hamiltonian Monte Carlo, Metropolis-Hastings "
+                        "test) or langevin (annealed unadjusted Langevin)")
+    parser.add_argument("--leapfrog", type=int, default=4, help="leapfrog steps of an HMC move")
+    parser.add_argument("--sigma-init", type=float, default=None, help="first temperature sigma_0, in the units of "
+                        "the normalised image (peak about 1) (default: the prior's sigma_scale)")
+    parser.add_argument("--step-size", type=float, default=None,
+                        help="step size at sigma_0, then x (sigma / sigma_0)^STEP_POWER (default: 0.05 x sigma_0)")
+    parser.add_argument("--step-power", type=float, default=1.5, help="how the step size follows the temperature")
+    parser.add_argument("--gamma", type=float, default=0.995, help="a chain's sigma is multiplied by gamma after each "
+                        "accepted move")
+    parser.add_argument("--sigma-min", type=float, default=0.0, help="the lowest temperature")
+    parser.add_argument("--burn-in", type=int, default=None, help="record every chain's states from this step on "
+                        "(default: its last state only, one sample per chain)")
+    parser.add_argument("--thin", type=int, default=1, help="record every THIN-th state from --burn-in on")
+    parser.add_argument("--noise-std", type=float, default=None, help="std of the measurement noise per real part, "
+                        "in the units of k-space divided by the zero-filled maximum (default: estimated from the "
+                        "outermost k-space rows)")
+    parser.add_argument("--keep-samples", action="store_true",
+                        help="also write the samples and report the coverage of their 90%% intervals")
+    parser.add_argument("--slices", default=None, metavar="START:STOP",
+                        help="the slices to sample (Python slice, e.g. 2:4; default: the middle slice)")
+    _add_undersampling_options(parser)
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from .inference import checkpoint_spec  # lazy: h5py and numpy only for the commands that read files
+    from .posterior.files import plan_sampling, run_sampling  # lazy: TensorFlow only for the commands that run a model
+
+    spec = checkpoint_spec(args.prior)
+    plan = plan_sampling(
+        spec, args.input, args.output, args.png, slices=_parse_slices(args.slices), n_chains=args.chains,
+        n_steps=args.steps, kernel=args.kernel, n_leapfrog=args.leapfrog, step_size=args.step_size,
+        sigma_init=args.sigma_init, step_power=args.step_power, gamma=args.gamma, sigma_min=args.sigma_min,
+        burn_in=args.burn_in, thin=args.thin, noise_std=args.noise_std, keep_samples=args.keep_samples,
+        acceleration=args.acceleration, mask_type=args.mask_type, center_fraction=args.center_fraction,
+        seed=args.seed, cli=True,
+    )
+    result = run_sampling(_load_for_cli(args.prior, spec.folder), plan, model_name=args.prior)
+    options = plan.options
+    print(f"sampled {args.input}: slice(s) {result.slices}, AF {result.acceleration:.2f}; {options.n_chains} chains "
+          f"x {options.n_steps} steps ({options.kernel}, step {options.step_size:.3g} at sigma_0 "
+          f"{options.sigma_init:.3g}, gamma {options.gamma:g}), {result.samples_per_pixel} sample(s) per pixel")
+    print(f"  {result.sampling}")
+    for index, slice_index in enumerate(result.slices):
+        acceptance, sigma = result.acceptance_rate[index], result.sigma[index]
+        origin = "estimated" if result.noise_estimated else "given"
+        print(f"  slice {slice_index}: acceptance rate {acceptance.mean():.3f} (chains {acceptance.min():.3f}-"
+              f"{acceptance.max():.3f}), final temperature {sigma.mean():.3g} (chains {sigma.min():.3g}-"
+              f"{sigma.max():.3g}), noise std {result.noise_std[index]:.3g} ({origin})")
+    for method, values in result.metrics.items():
+        print(f"  {method:<15} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
+    if result.uncertainty:
+        coverage = result.uncertainty.get("coverage_90")
+        print(f"  uncertainty: Spearman correlation of the std and |error| {result.uncertainty['spearman']:.3f}; "
+              + (f"90% intervals cover {coverage:.3f} of the pixels" if coverage is not None
+                 else "90% interval coverage: give --keep-samples"))
+    elif not result.metrics:
+        print("  no reference in the file: no metrics")
+    _print_written((args.output, args.png), "the posterior mean and standard deviation")
+    return 0
+
+
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a registered checkpoint name, a preset folder or hf://owner/repo")
     parser.add_argument("data_dir", help="folder of fastMRI-layout .h5 files with references")
@@ -260,6 +335,45 @@ def _print_evaluation(name: str, data_dir: str, rows: dict[str, list]) -> None:
         print(f"{label:<{width}}{cells}")
 
 
+def _configure_denoise(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a registered denoiser (fastmri-zoo list --task denoising), a preset folder or "
+                        "hf://owner/repo")
+    parser.add_argument("image", help="NIfTI (.nii, .nii.gz), DICOM (a .dcm file or a folder holding one series), "
+                        "h5 (.h5: 'reconstruction' or a fastMRI reference) or numpy (.npy, .npz): 2D or 3D")
+    parser.add_argument("--sigma", type=float, required=True,
+                        help="noise standard deviation, in the units of the image's values")
+    parser.add_argument("-o", "--output", default=None,
+                        help="the denoised image, in the input's format (a folder for a DICOM folder)")
+    parser.add_argument("--png", default=None, help="also draw the middle slice, before and after")
+    parser.add_argument("--axis", type=int, default=None, help="slice axis of a 3D NIfTI or numpy image "
+                        "(default: the last axis of NIfTI, the first of numpy)")
+    parser.add_argument("--batch-size", type=int, default=8, help="slices per network call")
+
+
+def _run_denoise(args: argparse.Namespace) -> int:
+    from .denoise import plan_denoising, run_denoising  # lazy: image readers for the checks, TensorFlow at the run
+    from .inference import checkpoint_spec  # lazy: h5py and numpy only for the commands that read files
+
+    spec = checkpoint_spec(args.name)
+    plan = plan_denoising(spec, args.image, args.output, args.png, sigma=args.sigma, slice_axis=args.axis,
+                          batch_size=args.batch_size, cli=True)
+    result = run_denoising(_load_for_cli(args.name, spec.folder), plan, model_name=args.name)
+    images = plan.image.images
+    print(f"denoised {args.image}: {images.shape[0]} slice(s) of {images.shape[1]} x {images.shape[2]} "
+          f"({plan.image.format}), sigma {plan.sigma:g}, with {args.name}")
+    _print_written((result.output, result.png), "the denoised image")
+    return 0
+
+
+def _print_written(paths, what: str) -> None:
+    """One "wrote PATH" line per path written (None: not asked for), or how to keep ``what`` when none was."""
+    written = [path for path in paths if path]
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"nothing written: give -o/--output and/or --png to keep {what}")
+
+
 def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="JSON recipe (model class + kwargs, data folders, acquisition, training "
                         "settings, card), e.g. weights/NAME/recipe.json; see fastmri_zoo.training.config")
@@ -281,6 +395,30 @@ def _run_train(args: argparse.Namespace) -> int:
     result = run_recipe(recipe, args.data, run_dir=args.run_dir, output=args.output, steps=args.steps,
                         verbose="auto" if args.verbose is None else args.verbose, command=command)
     _print_fit_result(result)
+    return 0
+
+
+def _configure_search(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="JSON search recipe: a training recipe (model NasNet, data, acquisition) "
+                        "with a 'search' block (method darts|milenas, space, nodes, steps, ...); see "
+                        "fastmri_zoo.search.recipe")
+    parser.add_argument("--data", default=None, metavar="DATA_DIR",
+                        help="data root holding the recipe's data folder (default: the recipe's folder)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                        help="folder for genotype.json, alpha_history.csv, cell.png, search.json (and recipe.json, "
+                             "the retraining recipe, when the recipe has a training block)")
+    parser.add_argument("--steps", type=int, default=None, help="search this many steps instead (a short check)")
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    # lazy: TensorFlow only for the commands that run a model
+    from .search.recipe import describe_result, load_search_recipe, run_search_recipe
+
+    search_recipe = load_search_recipe(args.recipe)  # every key checked before any data is read
+    command = f"fastmri-zoo search {args.recipe} --data {'DATA_DIR' if args.data else '.'} -o {args.output}"
+    result, written = run_search_recipe(search_recipe, args.data, args.output, steps=args.steps, command=command)
+    for line in describe_result(result, written):
+        print(line)
     return 0
 
 
@@ -395,6 +533,9 @@ COMMANDS = {
                     _configure_reconstruct, _run_reconstruct),
     "evaluate": ("NMSE / PSNR / SSIM of a model on a folder of files, with zero-filled as baseline",
                  _configure_evaluate, _run_evaluate),
+    "sample": ("sample the posterior of a Cartesian file with a prior (annealed HMC): posterior mean, standard "
+               "deviation and samples, the acceptance rate and final temperature",
+               _configure_sample, _run_sample),
     "export-hub": ("write a checkpoint as a folder ready for huggingface_hub.upload_folder",
                    _configure_export_hub, _run_export_hub),
     "push": ("upload a checkpoint to the Hugging Face Hub", _configure_push, _run_push),
@@ -402,9 +543,14 @@ COMMANDS = {
              _configure_demo, _run_demo),
     "simulate": ("simulate fastMRI-layout k-space from magnitude images",
                  _configure_simulate, _run_simulate),
+    "denoise": ("denoise an image file (NIfTI, DICOM, h5, numpy) with a zoo denoiser; the output keeps its format",
+                _configure_denoise, _run_denoise),
     "train": ("train a network from a JSON recipe, e.g. weights/NAME/recipe.json (resumable: rerun the same "
               "command after an interruption)",
               _configure_train, _run_train),
+    "search": ("search the cells of a network's denoiser (DARTS or MiLeNAS) from a JSON recipe; writes the genotype, "
+               "the alpha history and a drawing of the cell",
+               _configure_search, _run_search),
     "finetune": ("fine-tune a checkpoint on a folder of fastMRI-layout files",
                  _configure_finetune, _run_finetune),
 }
@@ -412,7 +558,8 @@ COMMANDS = {
 
 #: Examples shown by ``fastmri-zoo COMMAND --help``.
 EXAMPLES = {
-    "list": ["fastmri-zoo list", "fastmri-zoo list --trajectory radial --coils multicoil"],
+    "list": ["fastmri-zoo list", "fastmri-zoo list --trajectory radial --coils multicoil",
+             "fastmri-zoo list --task prior"],
     "info": ["fastmri-zoo info ncpdnet-radial-multicoil"],
     "reconstruct": [
         "fastmri-zoo reconstruct xpdnet-cartesian-multicoil-af4 file_brain.h5 -o recon.h5 --png recon.png",
@@ -421,12 +568,18 @@ EXAMPLES = {
         "fastmri-zoo reconstruct ncpdnet-radial-multicoil radial.h5 -o recon.h5 --image-shape 256 256",
     ],
     "evaluate": ["fastmri-zoo evaluate unet-cartesian-singlecoil-af4 val_folder/ --acceleration 4"],
+    "sample": ["fastmri-zoo sample PRIOR file_brain.h5 --chains 8 -o posterior.h5 --png posterior.png",
+               "fastmri-zoo sample ./my_prior full.h5 --acceleration 4 --steps 200 --keep-samples -o posterior.h5"],
     "export-hub": ["fastmri-zoo export-hub ncpdnet-radial-multicoil hub_upload/"],
     "push": ["fastmri-zoo push ./my_preset me/my-ncpdnet --private"],
     "demo": ["fastmri-zoo demo", "fastmri-zoo demo --acceleration 8 --png af8.png"],
     "simulate": ["fastmri-zoo simulate T1.nii.gz out/ --coils 8 --snr 30 --slices 20:70"],
+    "denoise": ["fastmri-zoo denoise learnlet-denoising-ixi T1.nii.gz --sigma 20 -o T1_denoised.nii.gz --png t1.png",
+                "fastmri-zoo denoise ./my_denoiser recon.h5 --sigma 0.01 -o recon_denoised.h5"],
     "train": ["fastmri-zoo train weights/ncpdnet-radial-multicoil/recipe.json --data DATA_DIR --run-dir runs/nc",
               "fastmri-zoo train recipe.json --data DATA_DIR --steps 10   # a quick check"],
+    "search": ["fastmri-zoo search search_recipe.json --data DATA_DIR -o searched/",
+               "fastmri-zoo search search_recipe.json --data DATA_DIR -o searched/ --steps 20   # a quick check"],
     "finetune": ["fastmri-zoo finetune xpdnet-cartesian-multicoil-af4 my_data/ --steps 200 -o my_xpdnet",
                  "fastmri-zoo finetune unet-cartesian-singlecoil-af4 knees/ --steps 400 --lr 1e-4 --batch 2"],
 }

@@ -58,7 +58,9 @@ __all__ = [
     "infer_mask",
     "undersample",
     "ReconstructionPlan",
+    "check_task",
     "check_file",
+    "cartesian_batch",
     "plan_reconstruction",
     "run_plan",
     "reconstruct_cartesian",
@@ -82,9 +84,10 @@ class ModelSpec:
     before the model is loaded, only after).
 
     kind: "cartesian" or "noncartesian"; multicoil; ndim: 2 or 3 (image axes); image_shape: the
-    grid a non-Cartesian model was built or trained on; acquisition: metadata.json's
-    ``acquisition`` (how fully sampled files are undersampled); name: for messages; folder: the
-    preset folder the spec was read from.
+    grid a non-Cartesian model was built or trained on, or the image size of a prior or denoiser;
+    acquisition: metadata.json's ``acquisition`` (how fully sampled files are undersampled);
+    name: for messages; folder: the preset folder the spec was read from; task: what the
+    checkpoint is for (``registry.TASKS``); arguments: the constructor arguments of config.json.
     """
 
     name: str
@@ -94,6 +97,8 @@ class ModelSpec:
     image_shape: tuple[int, ...] | None = None
     acquisition: Mapping[str, Any] = field(default_factory=dict)
     folder: str | None = None
+    task: str = "reconstruction"
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
 def model_spec(model, name: str | None = None) -> ModelSpec:
@@ -104,7 +109,8 @@ def model_spec(model, name: str | None = None) -> ModelSpec:
     image_shape = getattr(preprocessor, "image_shape", None)
     acquisition = dict((getattr(model, "preset_metadata", None) or {}).get("acquisition") or {})
     return ModelSpec(name or type(model).__name__, preprocessor.kind, preprocessor.multicoil, preprocessor.ndim,
-                     tuple(image_shape) if image_shape else None, acquisition)
+                     tuple(image_shape) if image_shape else None, acquisition,
+                     task=getattr(model, "TASK", "reconstruction"))
 
 
 def _read_json(path: Path) -> dict:
@@ -141,7 +147,13 @@ def _spec_of_folder(name: str, folder: Path) -> ModelSpec:
         if isinstance(preprocessor.get("image_shape"), list):
             image_shape = tuple(int(n) for n in preprocessor["image_shape"])
     acquisition = metadata.get("acquisition") if isinstance(metadata.get("acquisition"), dict) else {}
-    return ModelSpec(name, kind, multicoil, ndim, image_shape, dict(acquisition), str(folder))
+    if multicoil is None and isinstance(acquisition.get("multicoil"), bool):
+        multicoil = acquisition["multicoil"]
+    task = metadata.get("task", "reconstruction")
+    if isinstance(signature, dict) and isinstance(signature.get("image"), dict):  # a denoiser or a prior
+        shape = signature["image"].get("shape") or ()
+        image_shape = tuple(int(n) for n in shape[1:3]) if len(shape) >= 3 and None not in shape[1:3] else None
+    return ModelSpec(name, kind, multicoil, ndim, image_shape, dict(acquisition), str(folder), task, arguments)
 
 
 def checkpoint_spec(handle) -> ModelSpec:
@@ -350,10 +362,23 @@ def _noncartesian_memory(image_shape, coils: int, nsamples: int) -> float:
     return pixels * per_pixel + float(nsamples) * 32 * coils + gridding
 
 
-def check_file(spec: ModelSpec, input_path, *, need_reference: bool = False, cli: bool = False) -> dict:
-    """The quick check of a file against a model (shapes and small datasets, no k-space read): its layout,
-    coils, 2D / 3D grid and, with ``need_reference``, a reference to score against. Returns
-    ``validate_fastmri_h5``'s summary; raises FileNotFoundError / ValueError naming the file."""
+def check_task(spec: ModelSpec, task: str = "reconstruction") -> None:
+    """ValueError when the checkpoint of ``spec`` is not for ``task`` (a prior given to ``reconstruct``, ...)."""
+    if spec.task == task:
+        return
+    commands = {"reconstruction": "fastmri-zoo reconstruct", "prior": "fastmri-zoo sample"}
+    use = f"; use {commands[spec.task]} {spec.name} FILE.h5" if spec.task in commands else ""
+    raise ValueError(f"{spec.name}: is a {spec.task} checkpoint, not a {task} one{use} "
+                     f"(fastmri-zoo list --task {task} lists the {task} checkpoints).")
+
+
+def check_file(spec: ModelSpec, input_path, *, need_reference: bool = False, cli: bool = False,
+               task: str = "reconstruction") -> dict:
+    """The quick check of a file against a model (shapes and small datasets, no k-space read): the
+    checkpoint's task (``check_task``), the file's layout, coils, 2D / 3D grid and, with ``need_reference``,
+    a reference to score against. Returns ``validate_fastmri_h5``'s summary; raises FileNotFoundError /
+    ValueError naming the file."""
+    check_task(spec, task)
     summary = validate_fastmri_h5(input_path, check_values=False)
     path = os.fspath(input_path)
     _check_layout(spec, path, noncartesian=summary["layout"] == "noncartesian", multicoil=summary["multicoil"],
@@ -394,16 +419,20 @@ class ReconstructionPlan:
 
 def plan_reconstruction(spec: ModelSpec, input_path, output_path=None, png=None, *, acceleration=None,
                         mask_type=None, center_fraction=None, seed: int = 0, batch_size: int = 4, image_shape=None,
-                        need_reference: bool = False, cli: bool = False) -> ReconstructionPlan:
+                        need_reference: bool = False, cli: bool = False, task: str = "reconstruction"
+                        ) -> ReconstructionPlan:
     """Check everything about a reconstruction of ``input_path`` by a model of ``spec`` before the model is
     loaded, and prepare the k-space (see ``reconstruct_file`` for the arguments).
 
-    Refused with a ValueError naming the file or option: options out of range (``check_options``), an
-    output or figure path that is an input file or a folder, a file that does not follow the layout
-    (``data.h5``), a model of another kind, coil mode or dimension, a grid needing more memory than the
-    machine has, a file sampling nothing or not its k-space centre, undersampling options for a file
-    already undersampled. ``cli``: name options as the command does (``--acceleration``).
+    Refused with a ValueError naming the file or option: a checkpoint of another task than ``task``
+    (``"prior"``: the file is read for posterior sampling, ``posterior.files``), options out of range
+    (``check_options``), an output or figure path that is an input file or a folder, a file that does
+    not follow the layout (``data.h5``), a model of another kind, coil mode or dimension, a grid
+    needing more memory than the machine has, a file sampling nothing or not its k-space centre,
+    undersampling options for a file already undersampled. ``cli``: name options as the command does
+    (``--acceleration``).
     """
+    check_task(spec, task)
     check_options(acceleration=acceleration, center_fraction=center_fraction, mask_type=mask_type, seed=seed,
                   batch_size=batch_size, cli=cli)
     path = os.fspath(input_path)
@@ -586,35 +615,55 @@ def _reconstruct_cartesian(model, kspace, mask, num_low_frequencies, batch_size,
         )
     if kspace.ndim not in (3, 4):
         raise ValueError(f"kspace: expected (slices, H, W) or (slices, coils, H, W), got shape {kspace.shape}.")
-    mask = _model_mask(mask, kspace.shape)
-    by_columns = mask.shape[1] == 1
-    if not by_columns and num_low_frequencies is None:
-        num_low_frequencies = _centre_width(mask)
-        if num_low_frequencies == 0:
-            raise ValueError("mask: the centre of k-space (H // 2, W // 2) is not sampled; expected a fully "
-                             "sampled centre to normalise the input and estimate coil maps.")
+    _cartesian_mask(mask, kspace.shape, num_low_frequencies)  # checked before any slice is prepared
     preprocessor.check_model(model)
-    width = kspace.shape[-1]
     outputs, zero_filled_images = [], []
     starts = range(0, kspace.shape[0], batch_size)
     for start in tqdm(starts, desc="reconstruct", unit="batch", disable=not progress):
-        batch = kspace[start : start + batch_size]
-        batch_mask = mask if mask.shape[0] == 1 else mask[start : start + batch_size]
-        if by_columns:
-            # a shared column mask goes in as (1, W), as it always has
-            column_mask = batch_mask[0] if batch_mask.shape[0] == 1 else batch_mask
-            inputs, scales, zero_filled = preprocessor(tf.constant(batch, tf.complex64), column_mask,
-                                                       num_low_frequencies)
-        else:
-            # The preprocessor masks by columns: the k-space is masked here and the network gets the 2D pattern.
-            masked = batch * (batch_mask[:, None] if batch.ndim == 4 else batch_mask)
-            inputs, scales, zero_filled = preprocessor(tf.constant(masked, tf.complex64),
-                                                       np.ones((1, width), np.float32), num_low_frequencies)
-            inputs = dict(inputs, mask=tf.broadcast_to(tf.constant(batch_mask), (batch.shape[0],) + batch.shape[-2:]))
+        inputs, scales, zero_filled = cartesian_batch(preprocessor, kspace, mask, num_low_frequencies,
+                                                      start, start + batch_size)
         image = tf.abs(model(inputs)) * scales[:, None, None]
         outputs.append(image.numpy())
         zero_filled_images.append(zero_filled.numpy())
     return np.concatenate(outputs).astype(np.float32), np.concatenate(zero_filled_images).astype(np.float32)
+
+
+def _cartesian_mask(mask, kspace_shape: tuple, num_low_frequencies: int | None) -> tuple[np.ndarray, int | None]:
+    """(the mask as ``_model_mask`` lays it out, the centre columns of a 2D pattern read from it when not given)."""
+    mask = _model_mask(mask, kspace_shape)
+    if mask.shape[1] != 1 and num_low_frequencies is None:
+        num_low_frequencies = _centre_width(mask)
+        if num_low_frequencies == 0:
+            raise ValueError("mask: the centre of k-space (H // 2, W // 2) is not sampled; expected a fully "
+                             "sampled centre to normalise the input and estimate coil maps.")
+    return mask, num_low_frequencies
+
+
+def cartesian_batch(preprocessor, kspace: np.ndarray, mask: np.ndarray, num_low_frequencies: int | None,
+                    start: int, stop: int):
+    """The preprocessed slices ``start:stop`` of masked Cartesian k-space: ``(inputs, scales, zero-filled)``
+    of ``preprocessor`` (a ``data.preprocessing.CartesianPreprocessor``).
+
+    kspace: complex64 (slices, [coils,] H, W), masked; mask: float32 (n, 1, W) per column or (n, H, W) a 2D
+    pattern, n 1 or the number of slices (any layout ``_model_mask`` takes); num_low_frequencies: the fully
+    sampled centre columns (None: read from the mask). The inputs' ``mask`` is (batch, 1, W) per column,
+    (batch, H, W) for a 2D pattern; the zero-filled magnitudes float32 (batch, H, W) are in the units of ``kspace``.
+    """
+    import tensorflow as tf  # lazy: TensorFlow (see the note at the top)
+
+    mask, num_low_frequencies = _cartesian_mask(mask, kspace.shape, num_low_frequencies)
+    batch = kspace[start:stop]
+    batch_mask = mask if mask.shape[0] == 1 else mask[start:stop]
+    if batch_mask.shape[1] == 1:
+        # a shared column mask goes in as (1, W), as it always has
+        column_mask = batch_mask[0] if batch_mask.shape[0] == 1 else batch_mask
+        return preprocessor(tf.constant(batch, tf.complex64), column_mask, num_low_frequencies)
+    # The preprocessor masks by columns: the k-space is masked here and the network gets the 2D pattern.
+    masked = batch * (batch_mask[:, None] if batch.ndim == 4 else batch_mask)
+    inputs, scales, zero_filled = preprocessor(tf.constant(masked, tf.complex64),
+                                               np.ones((1, batch.shape[-1]), np.float32), num_low_frequencies)
+    inputs = dict(inputs, mask=tf.broadcast_to(tf.constant(batch_mask), (batch.shape[0],) + batch.shape[-2:]))
+    return inputs, scales, zero_filled
 
 
 def takes_physical_units(model) -> bool:
@@ -897,6 +946,7 @@ def run_plan(model, plan: ReconstructionPlan, *, progress: bool = True, model_na
     the preset folder); raw TensorFlow / h5py errors come back as one-line ValueErrors naming the file.
     """
     spec = model_spec(model, model_name or plan.spec.name)
+    check_task(spec)
     volume = plan.volume
     _check_layout(spec, plan.path, noncartesian=volume.noncartesian, multicoil=volume.multicoil,
                   kspace_shape=volume.kspace.shape, image_shape=volume.image_shape, cli=False)

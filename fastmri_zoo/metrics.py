@@ -12,6 +12,10 @@ Two families share one set of conventions:
   on ``(batch, H, W)`` or ``(batch, H, W, 1)``, returning ``(batch,)``, differentiable;
   the data range is the max of each target image unless ``maxval`` is given.
   ``ReconstructionMetric`` wraps them as a Keras metric.
+
+Uncertainty maps (posterior sampling, ``posterior``) are scored pixel-wise in numpy:
+``spearman_correlation`` (of the standard deviation and the error, say) and
+``interval_coverage`` (how often the truth lies in the samples' central interval).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ __all__ = [
     "ssim",
     "evaluate_volume",
     "summarize",
+    "spearman_correlation",
+    "interval_coverage",
     "nmse_tf",
     "psnr_tf",
     "ssim_tf",
@@ -208,6 +214,52 @@ def summarize(results: Sequence[Mapping[str, float]], ddof: int = 1) -> dict[str
         std = float(values.std(ddof=ddof)) if values.size > ddof else math.nan
         summary[key] = (mean, std)
     return summary
+
+
+def _pixels(name: str, values, mask) -> np.ndarray:
+    """``values`` as float64 over the pixels of ``mask`` (bool, the shape of the trailing axes), or all."""
+    values = np.asarray(values)
+    _reject_complex(name, values.dtype, "np.abs")
+    values = values.astype(np.float64)
+    check_finite(name, values)
+    if mask is None:
+        return values
+    mask = np.asarray(mask, bool)
+    if mask.shape != values.shape[values.ndim - mask.ndim:]:
+        raise ValueError(f"mask: expected the shape {values.shape[values.ndim - mask.ndim:]} of the pixels, got {mask.shape}.")
+    if not mask.any():
+        raise ValueError("mask: selects no pixel.")
+    return values[..., mask]
+
+
+def spearman_correlation(a, b, mask=None) -> float:
+    """Spearman's rank correlation between two real arrays of the same shape, pixel by pixel (e.g. the
+    posterior standard deviation and |posterior mean - truth|): the Pearson correlation of their ranks,
+    tied values sharing their mean rank. ``mask``: bool over the trailing axes, the pixels to use."""
+    from scipy.stats import spearmanr  # lazy: scipy.stats only for the uncertainty metrics
+
+    a, b = _pixels("a", a, mask), _pixels("b", b, mask)
+    if a.shape != b.shape:
+        raise ValueError(f"a, b: expected the same shape, got {a.shape} and {b.shape}.")
+    return float(spearmanr(a.ravel(), b.ravel()).statistic)
+
+
+def interval_coverage(samples, truth, level: float = 0.9, mask=None) -> float:
+    """The fraction of pixels whose ``truth`` lies in the central ``level`` interval of ``samples``.
+
+    samples: real (n, *shape), n >= 2 draws per pixel (e.g. posterior samples' magnitudes); truth:
+    real (*shape). The interval of a pixel runs from the (1 - level) / 2 to the (1 + level) / 2 quantile
+    of its samples (numpy's linear interpolation), ends included. ``mask``: bool over the trailing axes.
+    With few samples the interval is that of the order statistics: n samples cover a new draw of their
+    own distribution with probability about (n - 1) / (n + 1) when level is near 1 (8 samples: 0.78).
+    """
+    if not 0 < float(level) < 1:
+        raise ValueError(f"level: expected a probability in (0, 1), got {level!r}.")
+    samples, truth = _pixels("samples", samples, mask), _pixels("truth", truth, mask)
+    if samples.ndim < 1 or samples.shape[0] < 2 or samples.shape[1:] != truth.shape:
+        raise ValueError(f"samples: expected (n >= 2, *{truth.shape}) draws per pixel of truth, got {samples.shape}.")
+    low, high = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return float(np.mean((truth >= low) & (truth <= high)))
 
 
 # ---------------------------------------------------------------------- TensorFlow

@@ -6,8 +6,9 @@ A preset folder holds
   class name + constructor kwargs), without build or compile state;
 - ``model.weights.h5``: ``model.save_weights``;
 - ``metadata.json``: package / Keras / TensorFlow versions, parameter count,
-  sha256 of the weights, and the input signature (key -> shape, dtype) the
-  model was built with, so a loader can build it on zeros before loading;
+  sha256 of the weights, the model's task (``registry.TASKS``) and the input
+  signature (key -> shape, dtype) the model was built with, so a loader can
+  build it on zeros before loading;
 - ``README.md``: a Hugging Face model card with YAML front matter.
 
 Loading reads only JSON and the HDF5 weights file (never pickle), checks the
@@ -82,13 +83,16 @@ __all__ = [
 PRESET_FORMAT = "fastmri_zoo.preset"
 PRESET_FORMAT_VERSION = 1
 
-#: dtypes of the calling convention's input keys, used when a built model only reports shapes.
+#: dtypes of the calling convention's input keys, used when a built model only reports shapes
+#: (reconstruction networks take k-space; denoisers and priors an image and its noise level).
 INPUT_DTYPES = {
     "kspace": "complex64",
     "smaps": "complex64",
     "mask": "float32",
     "traj": "float32",
     "dcomp": "float32",
+    "image": "complex64",
+    "sigma": "float32",
 }
 
 #: Keyword arguments accepted by ``save_to_preset`` for the model card.
@@ -121,16 +125,16 @@ _NOT_PROVIDED = "Not provided."
 class PresetNames:
     """``Class.presets``: the registered names that load as ``Class`` or a subclass (a read-only descriptor).
 
-    ``ReconstructionModel`` holds one (``presets = PresetNames()``); it also marks
-    the classes this module builds, so that a config naming any other registered
-    Keras object is refused.
+    ``models.base.ZooModel`` (the base of reconstruction networks, denoisers and priors) holds
+    one (``presets = PresetNames()``); it also marks the classes this module builds, so that a
+    config naming any other registered Keras object is refused.
     """
 
     def __get__(self, instance, owner) -> list[str]:
         return preset_names(owner)
 
 
-def _is_reconstruction_model(cls) -> bool:
+def _is_zoo_model(cls) -> bool:
     return isinstance(cls, type) and isinstance(inspect.getattr_static(cls, "presets", None), PresetNames)
 
 
@@ -253,7 +257,8 @@ def model_card(
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"metrics: {metric!r} should be a finite number, got {value!r}.")
     datasets = list(card.get("datasets") or [])
-    tags = ["fastmri-zoo", "mri", "mri-reconstruction", "tensorflow"]
+    task = metadata.get("task", "reconstruction")
+    tags = ["fastmri-zoo", "mri", "mri-reconstruction" if task == "reconstruction" else f"mri-{task}", "tensorflow"]
     for extra in [card.get("architecture"), card.get("trajectory"), card.get("coils"), *(card.get("tags") or [])]:
         if extra and _slug(extra) and _slug(extra) not in tags:
             tags.append(_slug(extra))
@@ -272,7 +277,7 @@ def model_card(
             "  results:",
             "  - task:",
             "      type: image-to-image",
-            "      name: MRI reconstruction",
+            f"      name: MRI {task}",
             "    dataset:",
             f"      type: {_yaml_scalar(datasets[0] if datasets else 'custom')}",
             f"      name: {_yaml_scalar(card.get('evaluation_data') or 'not provided')}",
@@ -399,6 +404,25 @@ def _safe_replace_folder(staging: Path, target: Path) -> None:
         os.replace(staging, target)
 
 
+def _build(model, signature: Mapping[str, Mapping]) -> None:
+    """Create the weights of an unbuilt zoo model of input ``signature``."""
+    if getattr(model, "builds_its_layers", lambda: False)():
+        model.build(None)  # a zoo model creates its weights directly: no forward pass at the recorded size
+    else:
+        model(zeros_like_signature(signature))
+
+
+def _weights_only(model, signature: Mapping[str, Mapping]):
+    """``model``, or a copy with its weights when it is compiled: Keras' ``save_weights`` of a compiled model
+    also saves its optimizer's state (a prior trained by its own ``train_step``), which a preset never holds."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    copy = type(model).from_config(model.get_config())
+    _build(copy, signature)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapping | None = None, **card) -> Path:
     """Write ``model`` as a preset folder ``preset_dir`` (atomically: a temporary folder, then a rename).
 
@@ -410,8 +434,9 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
     import keras
     import tensorflow as tf
 
-    if not _is_reconstruction_model(type(model)):
-        raise ValueError(f"model: expected a ReconstructionModel, got {type(model).__name__}.")
+    if not _is_zoo_model(type(model)):
+        raise ValueError(f"model: expected a ReconstructionModel, got {type(model).__name__}; a checkpoint holds a "
+                         "zoo model (models.base.ZooModel: reconstruction network, denoiser or prior).")
     unknown = sorted(set(card) - set(CARD_FIELDS))
     if unknown:
         raise ValueError(f"card: unknown model-card field(s) {unknown}; accepted: {list(CARD_FIELDS)}.")
@@ -422,6 +447,7 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
             "@keras.saving.register_keras_serializable(package='fastmri_zoo')."
         )
     signature = input_signature(model, example_inputs)
+    task = getattr(model, "TASK", "reconstruction")
     if not model.built:
         model(zeros_like_signature(signature) if example_inputs is None else dict(example_inputs))
     config = _model_config(model)
@@ -435,7 +461,7 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
     default_permissions(staging, directory=True)
     try:
         weights_path = staging / WEIGHTS_FILE
-        model.save_weights(str(weights_path))
+        _weights_only(model, signature).save_weights(str(weights_path))
         metadata = {
             "format": PRESET_FORMAT,
             "format_version": PRESET_FORMAT_VERSION,
@@ -447,6 +473,7 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
             "parameter_count": int(model.count_params()),
             "weights_file": WEIGHTS_FILE,
             "weights_sha256": sha256_file(weights_path),
+            "task": task,
             "input_signature": signature,
         }
         if card.get("acquisition") is not None:
@@ -455,12 +482,13 @@ def save_to_preset(model, preset_dir: str | os.PathLike, *, example_inputs: Mapp
             metadata["acquisition"] = dict(card["acquisition"])
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-        # --- preprocessing hook (owned by data.preprocessing): preprocessor.json, how inputs are prepared.
-        # Lazy import: data.preprocessing imports TensorFlow, this module stays TF-free at import.
-        from .data.preprocessing import save_preprocessor  # lazy: imports TensorFlow
+        if task == "reconstruction":  # denoisers and priors take images: no k-space to prepare
+            # --- preprocessing hook (owned by data.preprocessing): preprocessor.json, how inputs are prepared.
+            # Lazy import: data.preprocessing imports TensorFlow, this module stays TF-free at import.
+            from .data.preprocessing import save_preprocessor  # lazy: imports TensorFlow
 
-        save_preprocessor(model, staging, card.get("acquisition"))
-        # --- end of the preprocessing hook
+            save_preprocessor(model, staging, card.get("acquisition"))
+            # --- end of the preprocessing hook
         card.setdefault("name", target.name)
         (staging / CARD_FILE).write_text(model_card(metadata=metadata, **card), encoding="utf-8")
         _safe_replace_folder(staging, target)
@@ -523,8 +551,8 @@ def verify_preset_folder(folder: str | os.PathLike, expected_sha256: str | None 
 
 
 def resolve_class(config: Mapping | str):
-    """The registered ReconstructionModel subclass named by a config (or a Keras registered name such as
-    ``"fastmri_zoo>NCPDNet"``), importing only fastmri_zoo modules."""
+    """The registered zoo model class (``models.base.ZooModel``) named by a config (or a Keras registered name
+    such as ``"fastmri_zoo>NCPDNet"``), importing only fastmri_zoo modules."""
     import keras
 
     if isinstance(config, str):
@@ -550,8 +578,9 @@ def resolve_class(config: Mapping | str):
             f"config.json: unknown model class {registered!r}; import the module that registers it "
             "(keras.saving.register_keras_serializable) before loading."
         )
-    if not _is_reconstruction_model(cls):
-        raise ValueError(f"config.json: {registered!r} is not a ReconstructionModel subclass; refusing to build it.")
+    if not _is_zoo_model(cls):
+        raise ValueError(f"config.json: {registered!r} is not a ReconstructionModel subclass nor another zoo model "
+                         "(denoiser, prior); refusing to build it.")
     return cls
 
 
@@ -607,10 +636,7 @@ def load_preset(folder: str | os.PathLike, *, expected_sha256: str | None = None
         if pretrained:
             raise ValueError(f"{folder / METADATA_FILE}: no 'input_signature'; cannot build the model to load weights.")
         return model
-    if getattr(model, "builds_its_layers", lambda: False)():
-        model.build(None)  # a zoo model creates its weights directly: no forward pass at the recorded size
-    else:
-        model(zeros_like_signature(signature))
+    _build(model, signature)
     if pretrained:
         weights_path = folder / WEIGHTS_FILE
         _check_weights_fit(model, weights_path)
@@ -619,12 +645,13 @@ def load_preset(folder: str | os.PathLike, *, expected_sha256: str | None = None
         except Exception as error:  # Keras raises several types; the caller gets one clear ValueError
             raise ValueError(f"{weights_path}: could not be loaded into {type(model).__name__}: {error}") from error
     model.preset_metadata = metadata
-    # --- preprocessing hook (owned by data.preprocessing): the preset's preprocessor.json, or the one
-    # derived from metadata.json["acquisition"] and the model. Lazy import: TensorFlow (see above).
-    from .data.preprocessing import load_preprocessor  # lazy: imports TensorFlow
+    if getattr(model, "TASK", "reconstruction") == "reconstruction":  # denoisers and priors take no k-space
+        # --- preprocessing hook (owned by data.preprocessing): the preset's preprocessor.json, or the one
+        # derived from metadata.json["acquisition"] and the model. Lazy import: TensorFlow (see above).
+        from .data.preprocessing import load_preprocessor  # lazy: imports TensorFlow
 
-    model.preprocessor = load_preprocessor(folder, model, metadata)
-    # --- end of the preprocessing hook
+        model.preprocessor = load_preprocessor(folder, model, metadata)
+        # --- end of the preprocessing hook
     return model
 
 

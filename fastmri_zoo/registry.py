@@ -1,17 +1,22 @@
 """The named checkpoints of the zoo and where each one lives.
 
-A checkpoint is named ``{architecture}[-{variant}]-{trajectory}-{coils}[-af{N}][-{dataset}]``
-(e.g. ``ncpdnet-radial-multicoil``, ``pdnet-cartesian-singlecoil-af4``,
-``unet-adjdcomp-radial-multicoil``). Each name maps to a frozen :class:`CheckpointEntry`
-giving its format, the Keras class it loads as, the preset folder bundled under the
-repository's ``weights/`` (``fastmri_zoo/_weights`` in an installed wheel) and its Hugging
-Face Hub location (repo id, file name, pinned revision, sha256 of the weights).
+Every checkpoint has a task (:data:`TASKS`): ``"reconstruction"`` (k-space in, image out; the
+default), ``"denoising"`` ((image, sigma) in, image out) or ``"prior"`` (a score network for
+``posterior.sample_posterior``). A reconstruction checkpoint is named
+``{architecture}[-{variant}]-{trajectory}-{coils}[-af{N}][-{dataset}]`` (e.g.
+``ncpdnet-radial-multicoil``, ``pdnet-cartesian-singlecoil-af4``,
+``unet-adjdcomp-radial-multicoil``); a denoiser or a prior, which is tied to no acquisition,
+``{architecture}[-{variant}]-{task}[-{dataset}]`` (e.g. ``score-prior-ixi``,
+``learnlet-denoising-ixi``). Each name maps to a frozen :class:`CheckpointEntry` giving its
+task, format, the Keras class it loads as, the preset folder bundled under the repository's
+``weights/`` (``fastmri_zoo/_weights`` in an installed wheel) and its Hugging Face Hub location
+(repo id, file name, pinned revision, sha256 of the weights).
 
 Names come from one description per checkpoint, read when the registry is first asked
 (nothing registers itself at import), one source per checkpoint format:
 
 - ``"preset"``: every folder of :func:`weights_dirs` holding a ``recipe.json`` with a
-  ``card`` block (architecture, variant, trajectory, coils, acceleration, dataset,
+  ``card`` block (task, architecture, variant, trajectory, coils, acceleration, dataset,
   description; optional ``hub_repo`` / ``hub_filename`` / ``hub_revision``) beside its
   ``metadata.json`` (sha256 of the weights, class name): :func:`preset_entry`;
 - ``"keras2"``: the authors' published Keras-2 files, converted on load
@@ -37,6 +42,7 @@ from .legacy.checkpoints import LEGACY_CHECKPOINTS, LegacyCheckpoint
 
 __all__ = [
     "CheckpointEntry",
+    "TASKS",
     "COILS",
     "FORMATS",
     "RECIPE_FILE",
@@ -57,13 +63,15 @@ __all__ = [
     "unknown_name_error",
 ]
 
+#: What a checkpoint is for: reconstruction networks, denoisers of (image, sigma), priors (score networks).
+TASKS = ("reconstruction", "denoising", "prior")
 COILS = ("singlecoil", "multicoil", "3d")
 #: Checkpoint formats, each with its own loader (``fastmri_zoo.presets.LOADERS``): zoo preset
 #: folders, and the authors' Keras-2 files converted by :mod:`fastmri_zoo.legacy`.
 FORMATS = ("preset", "keras2")
 #: The fields of a recipe.json card block the registry reads: the name's parts, the description
 #: and, once pushed, the Hub location (other card fields are the model card's, see presets.CARD_FIELDS).
-ENTRY_FIELDS = ("architecture", "variant", "trajectory", "coils", "acceleration", "dataset", "description",
+ENTRY_FIELDS = ("task", "architecture", "variant", "trajectory", "coils", "acceleration", "dataset", "description",
                 "hub_repo", "hub_filename", "hub_revision")
 #: Keras registered name of what a "keras2" checkpoint loads as.
 KERAS2_CLASS_NAME = "fastmri_zoo>LegacyReconstruction"
@@ -84,8 +92,10 @@ PACKAGED_WEIGHTS = "_weights"
 class CheckpointEntry:
     """One named checkpoint.
 
-    ``name`` is derived from the other fields when left empty; when given it
-    must equal that derived name. ``bundled`` is a folder name under
+    ``task`` (:data:`TASKS`): a reconstruction checkpoint gives its ``trajectory`` and ``coils``
+    (and ``acceleration`` when trained at one); a denoiser or a prior gives none of the three
+    (it is tied to no acquisition). ``name`` is derived from the other fields when left empty;
+    when given it must equal that derived name. ``bundled`` is a folder name under
     ``weights/``; ``hub_filename`` is the weights file's path inside
     ``hub_repo`` (its folder holds the rest of the preset: config.json,
     metadata.json, README.md); ``hub_revision`` is a 40-hex commit so a
@@ -100,8 +110,8 @@ class CheckpointEntry:
     """
 
     architecture: str
-    trajectory: str
-    coils: str
+    trajectory: str | None = None
+    coils: str | None = None
     acceleration: int | None = None
     dataset: str | None = None
     #: what the architecture is applied to, when it is not the raw acquisition (e.g. "adjdcomp":
@@ -117,19 +127,30 @@ class CheckpointEntry:
     pretrained: bool = False
     format: str = "preset"
     class_name: str | None = None
+    task: str = "reconstruction"
     builder: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
     loader: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for attribute in ("architecture", "trajectory"):
+        if self.task not in TASKS:
+            raise ValueError(f"task: expected one of {TASKS}, got {self.task!r}.")
+        reconstruction = self.task == "reconstruction"
+        for attribute in ("architecture", "trajectory") if reconstruction else ("architecture",):
             value = getattr(self, attribute)
             if not isinstance(value, str) or not _SLUG.match(value):
                 raise ValueError(
                     f"{attribute}: expected a lowercase name of letters, digits and '_' "
                     f"(no '-', it separates the parts of a checkpoint name), got {value!r}."
                 )
-        if self.coils not in COILS:
+        if reconstruction and self.coils not in COILS:
             raise ValueError(f"coils: expected one of {COILS}, got {self.coils!r}.")
+        if not reconstruction:
+            given = [key for key in ("trajectory", "coils", "acceleration") if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: a {self.task} checkpoint is tied to no acquisition; leave out trajectory, "
+                    f"coils and acceleration (its name is architecture[-variant]-{self.task}[-dataset])."
+                )
         if self.format not in FORMATS:
             raise ValueError(f"format: expected one of {FORMATS}, got {self.format!r}.")
         if self.acceleration is not None and (
@@ -146,10 +167,9 @@ class CheckpointEntry:
         if not self.name:
             object.__setattr__(self, "name", expected)
         elif self.name != expected:
-            raise ValueError(
-                f"name: expected {expected!r} (architecture[-variant]-trajectory-coils[-afN][-dataset]), "
-                f"got {self.name!r}."
-            )
+            pattern = ("architecture[-variant]-trajectory-coils[-afN][-dataset]" if self.task == "reconstruction"
+                       else "architecture[-variant]-task[-dataset]")
+            raise ValueError(f"name: expected {expected!r} ({pattern}), got {self.name!r}.")
         if self.hub_repo is not None:
             if not _REPO_ID.match(self.hub_repo):
                 raise ValueError(f"hub_repo: expected 'owner/name', got {self.hub_repo!r}.")
@@ -176,8 +196,10 @@ class CheckpointEntry:
                 )
 
     def expected_name(self) -> str:
-        """``{architecture}[-{variant}]-{trajectory}-{coils}[-af{N}][-{dataset}]``."""
-        parts = [self.architecture] + ([self.variant] if self.variant else []) + [self.trajectory, self.coils]
+        """``{architecture}[-{variant}]-{trajectory}-{coils}[-af{N}][-{dataset}]`` (reconstruction),
+        ``{architecture}[-{variant}]-{task}[-{dataset}]`` (denoising, prior)."""
+        acquisition = [self.trajectory, self.coils] if self.task == "reconstruction" else [self.task]
+        parts = [self.architecture] + ([self.variant] if self.variant else []) + acquisition
         if self.acceleration is not None:
             parts.append(f"af{self.acceleration}")
         if self.dataset is not None:
@@ -235,6 +257,12 @@ def preset_entry(folder: str | os.PathLike) -> CheckpointEntry | None:
         class_name = model_class if model_class is None or ">" in model_class else f"fastmri_zoo>{model_class}"
     sha256 = metadata.get("weights_sha256")
     fields = {key: card[key] for key in ENTRY_FIELDS if card.get(key) is not None}
+    recorded_task = metadata.get("task", "reconstruction")
+    if metadata and fields.get("task", "reconstruction") != recorded_task:
+        raise ValueError(
+            f"{recipe_path}: the card's task {fields.get('task', 'reconstruction')!r} differs from the task of the "
+            f"weights in {METADATA_FILE}, {recorded_task!r}."
+        )
     try:
         entry = CheckpointEntry(
             **fields, bundled=folder.name, sha256=sha256,
@@ -352,13 +380,13 @@ def get_entry(name: str) -> CheckpointEntry:
         raise unknown_name_error(name) from None
 
 
-_FILTERS = ("architecture", "trajectory", "coils", "acceleration", "dataset", "pretrained")
+_FILTERS = ("task", "architecture", "trajectory", "coils", "acceleration", "dataset", "pretrained")
 
 
 def list_entries(**filters: Any) -> list[CheckpointEntry]:
     """Registered entries (sorted by name) whose fields equal every given filter.
 
-    Filters: ``architecture``, ``trajectory``, ``coils``, ``acceleration``,
+    Filters: ``task``, ``architecture``, ``trajectory``, ``coils``, ``acceleration``,
     ``dataset``, ``pretrained``; ``None`` means "any".
     """
     unknown = sorted(set(filters) - set(_FILTERS))
@@ -366,6 +394,8 @@ def list_entries(**filters: Any) -> list[CheckpointEntry]:
         raise ValueError(f"filters: unknown filter(s) {unknown}; expected some of {list(_FILTERS)}.")
     if filters.get("coils") is not None and filters["coils"] not in COILS:
         raise ValueError(f"coils: expected one of {COILS}, got {filters['coils']!r}.")
+    if filters.get("task") is not None and filters["task"] not in TASKS:
+        raise ValueError(f"task: expected one of {TASKS}, got {filters['task']!r}.")
     active = {key: value for key, value in filters.items() if value is not None}
     return [
         entry
@@ -439,13 +469,17 @@ def _generated_card(entry: CheckpointEntry) -> str:
         if entry.pretrained
         else "no trained weights yet: load(name, pretrained=False) gives the architecture with fresh weights"
     )
+    if entry.task == "reconstruction":
+        acquisition = (f"- trajectory: {entry.trajectory}\n- coils: {entry.coils}\n"
+                       f"- acceleration: {acceleration}\n")
+    else:
+        acquisition = "- acquisition: any (a denoiser or prior of images)\n"
     return (
         f"# {entry.name}\n\n"
         f"{entry.description or 'No description provided.'}\n\n"
+        f"- task: {entry.task}\n"
         f"- architecture: {entry.architecture}\n"
-        f"- trajectory: {entry.trajectory}\n"
-        f"- coils: {entry.coils}\n"
-        f"- acceleration: {acceleration}\n"
+        f"{acquisition}"
         f"- dataset: {entry.dataset or 'not provided'}\n"
         f"- status: {status}\n"
         f"- bundled folder: {entry.bundled or 'none'}\n"

@@ -1,4 +1,5 @@
-"""Pictures written as PNG: reconstructions side by side with their error maps, and training curves."""
+"""Pictures written as PNG: reconstructions side by side with their error maps, posterior mean and standard
+deviation maps, and training curves."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from .checks import default_permissions
 
-__all__ = ["save_comparison_png", "read_training_log", "save_training_curve_png"]
+__all__ = ["save_comparison_png", "save_uncertainty_png", "read_training_log", "save_training_curve_png"]
 
 
 def save_comparison_png(
@@ -56,6 +57,52 @@ def save_comparison_png(
                 continue
             err_ax.imshow(np.abs(np.abs(image) - np.abs(reference)), cmap="inferno", vmin=0, vmax=vmax / 5)
             err_ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save_figure(fig, path)
+
+
+def save_uncertainty_png(
+    path: str | os.PathLike,
+    zero_filled: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    reference: np.ndarray | None = None,
+    metrics: Mapping[str, Mapping[str, float]] | None = None,
+    title: str | None = None,
+) -> str:
+    """Write a figure of one slice's posterior: zero-filled, posterior mean, standard-deviation map and, with a
+    ``reference``, the reference first and |posterior mean - reference| last.
+
+    zero_filled, mean, std, reference: real (H, W) (magnitudes; ``mean`` may be complex, its magnitude is drawn).
+    Images share the gray scale of the reference (else of the mean); the standard deviation and the error share
+    one colour scale (the 99th percentile of both), so where the error is large the map should be bright too.
+    metrics: name -> {"psnr": ..., "ssim": ...} under "zero-filled" and "posterior mean". Written through a
+    temporary file and a rename. Returns the path.
+    """
+    mean = np.abs(mean)
+    for name, image in (("zero_filled", zero_filled), ("mean", mean), ("std", std), ("reference", reference)):
+        if image is not None and (np.ndim(image) != 2 or np.shape(image) != mean.shape):
+            raise ValueError(f"{name}: expected a 2D image of the mean's shape {mean.shape}, got {np.shape(image)}.")
+    error = None if reference is None else np.abs(mean - reference)
+    gray = float(np.max(reference if reference is not None else mean)) or 1.0
+    spread = np.concatenate([np.ravel(std)] + ([] if error is None else [np.ravel(error)]))
+    colour = float(np.percentile(spread, 99)) or 1.0
+    panels = ([("reference", reference, "gray", gray)] if reference is not None else []) + [
+        ("zero-filled", zero_filled, "gray", gray),
+        ("posterior mean", mean, "gray", gray),
+        ("posterior std", std, "magma", colour),
+    ] + ([("|mean - reference|", error, "magma", colour)] if error is not None else [])
+    # square panels with room above them for two lines of title and the suptitle: tight_layout places the
+    # titles from the axes' boxes, which an image shrinks when they are taller than wide
+    fig = _figure((3.2 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, image, cmap, vmax) in zip(axes, panels):
+        ax.imshow(image, cmap=cmap, vmin=0, vmax=vmax)
+        values = (metrics or {}).get(name)
+        label = name + (f"\nPSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.3f}" if values else "")
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
     return _save_figure(fig, path)

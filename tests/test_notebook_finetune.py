@@ -4,13 +4,12 @@ images; the bundled cardiac images it uses are what they claim to be."""
 import re
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
 from fastmri_zoo.demo import bundled_sample
 from fastmri_zoo.samples import cardiac_images
+from tests.notebook_helpers import execute_notebook, figures
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "finetune.ipynb"
 #: the rows of the notebook's table: method, PSNR (dB), SSIM (means over the held-out images)
@@ -40,19 +39,11 @@ def test_cardiac_sample_loader():
 
 @pytest.mark.slow
 def test_finetune_notebook_executes(tmp_path, monkeypatch):
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the figure
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
     # the training cells take minutes on 2 CPU cores (more on a loaded machine)
-    NotebookClient(notebook, timeout=3600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(
-        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
-    )
+    notebook, outputs = execute_notebook(NOTEBOOK, tmp_path, monkeypatch)
     table = {method: (float(psnr), float(ssim)) for method, psnr, ssim in TABLE_ROW.findall(outputs)}
     assert set(table) == {"zero-filled", "pretrained", "fine-tuned", "from scratch"}, outputs[-2000:]
     assert table["fine-tuned"][0] > table["pretrained"][0] > table["zero-filled"][0]
     assert table["fine-tuned"][1] > table["pretrained"][1] > table["zero-filled"][1]
     assert table["fine-tuned"][0] > table["from scratch"][0]
-    # the figure cell drew an image
-    assert any("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    assert figures(notebook)  # the figure cell drew an image

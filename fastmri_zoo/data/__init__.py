@@ -1,4 +1,5 @@
-"""Data: fastMRI-layout HDF5 files, simulation from magnitude images, preprocessing, tf.data pipelines.
+"""Data: fastMRI-layout HDF5 files, image files (NIfTI, DICOM, numpy), simulation from magnitude images,
+preprocessing, tf.data pipelines.
 
 The names below are imported on first use (PEP 562): ``fastmri_zoo.data.h5`` reads and checks
 files without TensorFlow, so ``fastmri-zoo reconstruct`` reports a bad input at once instead of
@@ -12,13 +13,15 @@ _EXPORTS = {
     **dict.fromkeys(("FastMRIVolume", "list_h5_files", "read_fastmri_h5", "validate_fastmri_h5", "write_fastmri_h5"),
                     "h5"),
     **dict.fromkeys(("cartesian_dataset", "center_crop", "noncartesian_3d_dataset",
-                     "noncartesian_dataset", "synthesized_cartesian_dataset", "synthesized_noncartesian_dataset"),
+                     "noncartesian_dataset", "synthesized_cartesian_dataset", "synthesized_noncartesian_dataset",
+                     "synthesized_image_dataset", "synthesized_denoising_dataset"),
                     "pipelines"),
     **dict.fromkeys(("CartesianPreprocessor", "NonCartesianPreprocessor", "Preprocessor", "preprocessor_for",
                      "preprocessor_from_config"), "preprocessing"),
     **dict.fromkeys(("add_noise", "load_magnitude", "simulate_coil_maps", "simulate_files", "simulate_volume",
                      "smooth_phase"), "simulate"),
     **dict.fromkeys(("Synthesis", "load_volumes"), "synthesis"),
+    **dict.fromkeys(("ImageFile", "read_image_file", "write_image_file"), "images"),
 }
 
 
@@ -52,8 +55,13 @@ __all__ = [
     "noncartesian_3d_dataset",
     "synthesized_cartesian_dataset",
     "synthesized_noncartesian_dataset",
+    "synthesized_image_dataset",
+    "synthesized_denoising_dataset",
     "Synthesis",
     "load_volumes",
+    "ImageFile",
+    "read_image_file",
+    "write_image_file",
     "Preprocessor",
     "CartesianPreprocessor",
     "NonCartesianPreprocessor",

@@ -71,6 +71,9 @@ __all__ = [
     "write_fastmri_h5",
     "validate_fastmri_h5",
     "write_reconstruction_h5",
+    "read_image_h5",
+    "IMAGE_KEYS",
+    "write_posterior_h5",
     "list_h5_files",
     "dcomp_problem",
     "REFERENCE_KEYS",
@@ -509,6 +512,27 @@ def read_fastmri_h5(path: str | os.PathLike, slices: _SliceSelection = None,
         )
 
 
+#: Image datasets of an h5 file, in the order ``read_image_h5`` prefers them: a reconstruction
+#: (``fastmri-zoo reconstruct`` output, fastMRI's submission files), then the references.
+IMAGE_KEYS = ("reconstruction",) + REFERENCE_KEYS
+
+
+def read_image_h5(path: str | os.PathLike) -> tuple[str, np.ndarray, dict[str, Any]]:
+    """The images of an h5 file: ``(key, images, attrs)``, images float32 (slices, h, w) from the first
+    of :data:`IMAGE_KEYS` the file holds, and the file attributes. Raises FileNotFoundError, or a
+    ValueError naming the file when it is not HDF5, holds none of these datasets, or holds another
+    shape or NaN / Inf."""
+    path = _check_path(path)
+    with _open(path) as handle:
+        key = next((k for k in IMAGE_KEYS if k in handle), None)
+        if key is None:
+            raise ValueError(f"{path}: expected images in one of the datasets {list(IMAGE_KEYS)}, found "
+                             f"{sorted(handle.keys())}.")
+        images = _as_array(f"{path}: {key}", handle[key][()], np.float32, (3,), "(slices, h, w)")
+        attrs = {name: _attr_value(value) for name, value in handle.attrs.items()}
+    return key, images, attrs
+
+
 # ---------------------------------------------------------------------------- writing
 
 
@@ -658,3 +682,22 @@ def write_reconstruction_h5(path, reconstruction, attrs: Mapping[str, Any] | Non
     check_rank("reconstruction", reconstruction, (3, 4), "(slices, h, w) or (slices, D, h, w)")
     check_finite("reconstruction", reconstruction)
     return _write_atomically(path, {"reconstruction": reconstruction.astype(np.float32)}, dict(attrs or {}))
+
+
+def write_posterior_h5(path, mean, std, samples=None, attrs: Mapping[str, Any] | None = None) -> str:
+    """Write posterior statistics atomically (``fastmri-zoo sample``): ``reconstruction`` float32
+    (slices, h, w), the magnitude of the posterior mean (a fastMRI submission file's dataset), ``posterior_mean``
+    complex64 (slices, h, w), ``posterior_std`` float32 (slices, h, w), the pixel-wise standard deviation
+    sqrt(E|x - mean|^2) of the complex samples, and (optionally) ``samples`` complex64 (slices, n, h, w);
+    plus attributes."""
+    mean = _as_array("posterior_mean", mean, np.complex64, (3,), "(slices, h, w)")
+    std = _as_array("posterior_std", std, np.float32, (3,), "(slices, h, w)")
+    if std.shape != mean.shape:
+        raise ValueError(f"posterior_std: expected the shape {mean.shape} of the mean, got {std.shape}.")
+    datasets = {"reconstruction": np.abs(mean).astype(np.float32), "posterior_mean": mean, "posterior_std": std}
+    if samples is not None:
+        samples = _as_array("samples", samples, np.complex64, (4,), "(slices, n, h, w)")
+        if samples.shape[:1] + samples.shape[2:] != mean.shape:
+            raise ValueError(f"samples: expected (slices, n, h, w) with {mean.shape} for (slices, h, w), got {samples.shape}.")
+        datasets["samples"] = samples
+    return _write_atomically(path, datasets, dict(attrs or {}))

@@ -4,7 +4,10 @@ Every pipeline reads the ``*.h5`` files of ``folder`` (sorted by name, not recur
 Cartesian layout (see ``h5``): real fastMRI files and ``fastmri-zoo simulate`` output alike;
 except ``synthesized_cartesian_dataset`` and ``synthesized_noncartesian_dataset``, which
 synthesise their slices from the magnitude volumes of ``folder`` (``data.synthesis``) and give
-the elements of ``cartesian_dataset`` and ``noncartesian_dataset`` on the grid ``synthesis.size``.
+the elements of ``cartesian_dataset`` and ``noncartesian_dataset`` on the grid ``synthesis.size``,
+and ``synthesized_image_dataset``, the synthesised complex images themselves (the training
+images of a prior, ``models.ScoreNetwork``), and ``synthesized_denoising_dataset``, noisy magnitude
+slices with their noise level and clean versions (the training examples of a denoiser).
 Elements are ``(inputs, target)`` with ``inputs`` a dict; batching adds a leading batch
 axis to every entry. Shapes below are per example (before batching):
 
@@ -79,6 +82,10 @@ __all__ = [
     "synthesized_cartesian_dataset",
     "noncartesian_dataset",
     "synthesized_noncartesian_dataset",
+    "synthesized_image_dataset",
+    "synthesized_denoising_dataset",
+    "check_noise_range",
+    "DENOISING_SIGMA",
     "noncartesian_3d_dataset",
     "normalization_scale",
 ]
@@ -468,6 +475,103 @@ def synthesized_noncartesian_dataset(
     dataset = _noncartesian_examples(load, indices, synthesis.coils, preprocessor, traj, dcomp,
                                      deterministic=seed is not None)
     return _finish(dataset, batch_size, seed is None, preprocessor)
+
+
+def synthesized_image_dataset(
+    folder: str | os.PathLike | None,
+    synthesis: Synthesis | dict | None = None,
+    seed: int | None = None,
+    batch_size: int = 1,
+    num_examples: int | None = None,
+    augment: bool | None = None,
+    volumes: list | None = None,
+) -> tf.data.Dataset:
+    """Complex images synthesised from the magnitude volumes of ``folder`` (``data.synthesis``): the
+    training images of a prior (``models.ScoreNetwork``).
+
+    Elements ``({"image": x}, x)``: x complex64 (H, W) on ``synthesis.size``, the slice (peak
+    magnitude 1) times its smooth random phase, with noise when ``synthesis.snr_db`` asks for it (a
+    prior of clean images gives none); one coil (``synthesis.coils`` must be 1). seed None: endless,
+    every image drawn afresh and augmented (training; ``num_examples`` is then ignored); an int:
+    ``num_examples`` (default ``synthesis.val_examples``) fixed images, image i drawn from
+    ``(seed, i)``, not augmented (validation). ``volumes``: the already loaded volumes of ``folder``
+    (``folder`` is then not read, and may be None). The dataset's ``preprocessor`` is None: there is no
+    acquisition to prepare.
+    """
+    _check_batch_size(batch_size)
+    synthesis = _synthesis_options(synthesis, multicoil=False)
+    draw, indices = _synthesized_draws(folder, synthesis, seed, num_examples, augment, volumes)
+
+    def to_example(index):
+        image = tf.py_function(lambda i: draw(i)[0][0], [index], tf.complex64)
+        image.set_shape(synthesis.size)
+        return {"image": image}, image
+
+    dataset = indices.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=seed is not None)
+    return _finish(dataset, batch_size, seed is None, None)
+
+
+#: The noise levels the learnlets and their baselines are trained on (thesis Appendix A): sigma uniform in
+#: [0, 55] / 255 on images of peak 1.
+DENOISING_SIGMA = (0.0, 55.0 / 255.0)
+
+
+def check_noise_range(sigma, where: str = "sigma") -> tuple[float, float]:
+    """``(low, high)`` of a noise-level range: two finite numbers with 0 <= low <= high, else a ValueError."""
+    try:
+        low, high = (float(value) for value in sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected [low, high] noise standard deviations, got {sigma!r}.") from None
+    if not (np.isfinite(low) and np.isfinite(high) and 0.0 <= low <= high):
+        raise ValueError(f"{where}: expected finite [low, high] with 0 <= low <= high, got {list(sigma)!r}.")
+    return low, high
+
+
+def synthesized_denoising_dataset(
+    folder: str | os.PathLike,
+    synthesis: Synthesis | dict | None = None,
+    sigma: Sequence[float] = DENOISING_SIGMA,
+    seed: int | None = None,
+    batch_size: int = 1,
+    num_examples: int | None = None,
+    augment: bool | None = None,
+    volumes: list | None = None,
+) -> tf.data.Dataset:
+    """Noisy magnitude slices and their clean versions, synthesised from the magnitude volumes of ``folder``
+    (``data.synthesis``): the training examples of a denoiser (``models.denoising``).
+
+    Elements ``({"image": x + s n, "sigma": s}, x)``: x float32 (H, W, 1) on ``synthesis.size``, the
+    slice's magnitude (peak 1; no phase, one coil); s float32 (), drawn for each example uniformly in
+    ``sigma`` = [low, high] (default :data:`DENOISING_SIGMA`); n white Gaussian noise of unit standard
+    deviation. ``synthesis.snr_db`` must be null: the noise is this one. seed None: endless, every
+    example drawn afresh and augmented (training; ``num_examples`` is then ignored); an int:
+    ``num_examples`` (default ``synthesis.val_examples``) fixed examples, example i (slice, noise level
+    and noise) drawn from ``(seed, i)``, not augmented (validation). ``volumes``: the already loaded
+    volumes of ``folder``. The dataset's ``preprocessor`` is None: there is no acquisition to prepare.
+    """
+    _check_batch_size(batch_size)
+    synthesis = _synthesis_options(synthesis, multicoil=False)
+    if synthesis.snr_db is not None:
+        raise ValueError(f"synthesis.snr_db: a denoising data set adds its own noise (sigma {list(sigma)}); "
+                         f"expected null, got {list(synthesis.snr_db)}.")
+    low, high = check_noise_range(sigma)
+    draw, indices = _synthesized_draws(folder, synthesis, seed, num_examples, augment, volumes)
+
+    def load(index):
+        _, clean, rng = draw(index)
+        level = np.float32(rng.uniform(low, high))
+        noisy = clean + level * rng.standard_normal(clean.shape).astype(np.float32)
+        return noisy[..., None], level, clean[..., None]
+
+    def to_example(index):
+        noisy, level, clean = tf.py_function(load, [index], [tf.float32, tf.float32, tf.float32])
+        for tensor in (noisy, clean):
+            tensor.set_shape(synthesis.size + (1,))
+        level.set_shape(())
+        return {"image": noisy, "sigma": level}, clean
+
+    dataset = indices.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=seed is not None)
+    return _finish(dataset, batch_size, seed is None, None)
 
 
 def noncartesian_3d_dataset(

@@ -15,7 +15,8 @@ coil images, which equals the normalised magnitude m (the sensitivities are norm
 With one coil the map is 1 and k-space is single-coil (slices, H, W).
 
 Inputs: NIfTI (``.nii``, ``.nii.gz``), a folder holding one DICOM series, numpy ``.npy`` /
-``.npz`` files and in-memory arrays; 3D inputs are split into 2D slices along ``slice_axis``.
+``.npz`` files and in-memory arrays (the readers of :mod:`~fastmri_zoo.data.images`); 3D inputs are
+split into 2D slices along ``slice_axis``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ from ..checks import check_finite, check_output_path, check_rank
 from ..physics import fftc, rss
 from ..sampling import volume_seed
 from .h5 import write_fastmri_h5
+from .images import (  # the readers live in images; re-exported here
+    NIFTI_SUFFIXES,
+    NUMPY_SUFFIXES,
+    load_dicom_series,
+    load_magnitude,
+    load_nifti,
+    load_numpy,
+)
 
 __all__ = [
     "load_magnitude",
@@ -42,158 +51,6 @@ __all__ = [
     "simulate_volume",
     "simulate_files",
 ]
-
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
-_NUMPY_SUFFIXES = (".npy", ".npz")
-_NPZ_KEYS = ("magnitude", "image", "images", "data")
-
-
-# ---------------------------------------------------------------------------- readers
-
-
-def _as_slices(name: str, array: np.ndarray, slice_axis: int) -> np.ndarray:
-    """float32 (slices, H, W) from a 2D image or a 3D volume split along ``slice_axis``."""
-    array = np.asarray(array)
-    if array.ndim == 4 and array.shape[-1] == 1:
-        # NIfTI volumes often carry a singleton time axis.
-        array = array[..., 0]
-    check_rank(name, array, (2, 3), "(H, W) image or 3D volume")
-    if array.size == 0:
-        raise ValueError(f"{name}: expected an image with pixels, got an empty array of shape {array.shape}.")
-    if np.iscomplexobj(array):
-        array = np.abs(array)
-    if not np.issubdtype(array.dtype, np.number) or array.dtype == bool:
-        raise ValueError(f"{name}: expected numeric image values, got dtype {array.dtype}.")
-    if array.ndim == 2:
-        array = array[None]
-    else:
-        if not -3 <= slice_axis < 3:
-            raise ValueError(f"slice_axis: expected an axis of the 3D volume in [-3, 2], got {slice_axis}.")
-        array = np.moveaxis(array, slice_axis, 0)
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    check_finite(name, array)
-    return array
-
-
-def load_nifti(path: str | os.PathLike, slice_axis: int = -1) -> np.ndarray:
-    """Magnitude slices float32 (slices, H, W) of a NIfTI file (scaling applied by nibabel)."""
-    import nibabel
-
-    try:
-        image = nibabel.load(os.fspath(path))
-    except nibabel.filebasedimages.ImageFileError as error:
-        raise ValueError(f"{path}: not a readable NIfTI file: {error}") from None
-    return _as_slices(str(path), np.asanyarray(image.dataobj).astype(np.float32), slice_axis)
-
-
-def _slice_position(dataset) -> float | None:
-    """Position of a DICOM slice along the normal of its image plane."""
-    position = getattr(dataset, "ImagePositionPatient", None)
-    orientation = getattr(dataset, "ImageOrientationPatient", None)
-    if position is None:
-        return None
-    position = np.asarray(position, dtype=np.float64)
-    if orientation is None:
-        return float(position[2])
-    orientation = np.asarray(orientation, dtype=np.float64)
-    normal = np.cross(orientation[:3], orientation[3:])
-    return float(position @ normal)
-
-
-def load_dicom_series(folder: str | os.PathLike) -> np.ndarray:
-    """Magnitude slices float32 (slices, rows, columns) of a folder holding one DICOM series.
-
-    Slices are ordered by position along the slice normal (ImagePositionPatient and
-    ImageOrientationPatient) when every file has it, else by InstanceNumber. Files that
-    are not DICOM are ignored; RescaleSlope / RescaleIntercept are applied.
-    """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    folder = os.fspath(folder)
-    datasets = []
-    for name in sorted(os.listdir(folder)):
-        file_path = os.path.join(folder, name)
-        if not os.path.isfile(file_path):
-            continue
-        try:
-            dataset = pydicom.dcmread(file_path)
-        except (InvalidDicomError, OSError):
-            continue
-        if "PixelData" in dataset:
-            datasets.append(dataset)
-    if not datasets:
-        raise ValueError(f"{folder}: expected a folder of DICOM images (one series), found none.")
-    series = {getattr(d, "SeriesInstanceUID", None) for d in datasets}
-    if len(series) > 1:
-        raise ValueError(
-            f"{folder}: expected one DICOM series, found {len(series)} (SeriesInstanceUID differ); "
-            "put each series in its own folder."
-        )
-    positions = [_slice_position(d) for d in datasets]
-    if all(p is not None for p in positions) and len(set(positions)) == len(positions):
-        order = np.argsort(positions, kind="stable")
-    else:
-        numbers = [int(getattr(d, "InstanceNumber", 0) or 0) for d in datasets]
-        order = np.argsort(numbers, kind="stable")
-    slices = []
-    for index in order:
-        dataset = datasets[index]
-        pixels = dataset.pixel_array.astype(np.float32)
-        slope = float(getattr(dataset, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(dataset, "RescaleIntercept", 0.0) or 0.0)
-        slices.append(pixels * slope + intercept)
-    shapes = {s.shape for s in slices}
-    if len(shapes) > 1:
-        raise ValueError(f"{folder}: DICOM images of different sizes {sorted(shapes)}; expected one series.")
-    return _as_slices(folder, np.stack(slices), 0)
-
-
-def load_numpy(path: str | os.PathLike, slice_axis: int = -1) -> np.ndarray:
-    """Magnitude slices float32 (slices, H, W) of a ``.npy`` file or a ``.npz`` archive.
-
-    An ``.npz`` must hold one array, or one named ``magnitude``, ``image``, ``images`` or ``data``.
-    """
-    path = os.fspath(path)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except EOFError:
-        raise ValueError(f"{path}: not a readable numpy file: it is empty or truncated.") from None
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path}: not a readable numpy file: {error}") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.keys())
-            key = keys[0] if len(keys) == 1 else next((k for k in _NPZ_KEYS if k in keys), None)
-            if key is None:
-                raise ValueError(
-                    f"{path}: expected one array or one named {' / '.join(_NPZ_KEYS)}, found {keys}."
-                )
-            array = loaded[key]
-    else:
-        array = loaded
-    return _as_slices(path, array, slice_axis)
-
-
-def load_magnitude(source, slice_axis: int = -1) -> np.ndarray:
-    """Magnitude slices float32 (slices, H, W) from a path (NIfTI, DICOM folder, numpy) or an array."""
-    if not isinstance(source, (str, os.PathLike)):
-        return _as_slices("magnitude", np.asarray(source), slice_axis)
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"inputs: no such file or folder: {path!r}")
-    if os.path.isdir(path):
-        return load_dicom_series(path)
-    lower = path.lower()
-    if lower.endswith(_NIFTI_SUFFIXES):
-        return load_nifti(path, slice_axis)
-    if lower.endswith(_NUMPY_SUFFIXES):
-        return load_numpy(path, slice_axis)
-    raise ValueError(
-        f"inputs: cannot read {path!r}; expected a NIfTI file (.nii, .nii.gz), a numpy file "
-        "(.npy, .npz) or a folder holding one DICOM series."
-    )
-
 
 # ---------------------------------------------------------------------------- simulation
 
@@ -354,7 +211,7 @@ def _output_stem(source, index: int) -> str:
     if not isinstance(source, (str, os.PathLike)):
         return f"array_{index:03d}"
     name = os.path.basename(os.path.normpath(os.fspath(source)))
-    for suffix in _NIFTI_SUFFIXES + _NUMPY_SUFFIXES:
+    for suffix in NIFTI_SUFFIXES + NUMPY_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

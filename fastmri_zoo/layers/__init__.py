@@ -6,7 +6,7 @@ from .complex import ChannelsToComplex, ComplexToChannels, channels_to_complex, 
 from .convolution import Conv2D, Conv3D, same_convolution
 from .data_consistency import ConjugateGradientDC, GradientStep, KSpaceReplacement, ProximalStep, data_gradient
 from .invertible import AdditiveCoupling, HouseholderConv, InvertibleLayer, InvertibleUNet, PixelShuffleBlock, invert_to_learn
-from .learnlets import Learnlet, NormalisationUpdate, pyramid_analysis, pyramid_synthesis
+from .learnlets import Learnlet, LearnletStep, NormalisationUpdate, pyramid_analysis, pyramid_synthesis
 from .mwcnn import MWCNN, haar_dwt, haar_iwt
 from .nas import (OPERATIONS, SEARCH_SPACES, CellNetwork, CellOperation, Genotype, GenotypeCell, MixedOperation,
                   ResidualBlock, SearchCell, derive_genotype, edge_count)
@@ -51,6 +51,7 @@ __all__ = [
     "ConvGRUCell",
     "RecurrentConvNet",
     "Learnlet",
+    "LearnletStep",
     "NormalisationUpdate",
     "pyramid_analysis",
     "pyramid_synthesis",

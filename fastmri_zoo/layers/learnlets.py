@@ -26,10 +26,17 @@ A :class:`Learnlet` layer, at each scale (thesis eqs. 6.1-6.7):
 
 Images are float32 (batch, H, W, C); each of the C channels (e.g. the real and imaginary
 parts of a complex image, :func:`~fastmri_zoo.layers.complex_to_channels`) goes through the
-same transform on its own. H and W must be multiples of 2^n_scales.
+same transform on its own. H and W must be multiples of 2^n_scales (:func:`pad_to_multiple` pads
+an image of another size, :func:`crop_padding` takes the padding off again).
+
+:class:`LearnletStep` is a learnlet as the image network of an unrolled primal-dual network
+(``XPDNet(denoiser="learnlet")``): an ISTA step of its primal buffers; :func:`learnlets_of`
+finds the learnlets of any model, whose normalisation :class:`NormalisationUpdate` re-estimates.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import keras
 import numpy as np
@@ -45,6 +52,8 @@ __all__ = [
     "pyramid_analysis",
     "pyramid_synthesis",
     "check_pyramid_size",
+    "pad_to_multiple",
+    "crop_padding",
     "fold_channels",
     "unfold_channels",
     "noise_per_image",
@@ -52,6 +61,12 @@ __all__ = [
     "hard_threshold",
     "Clip",
     "Learnlet",
+    "LEARNLET_ARGUMENTS",
+    "learnlet_any_size",
+    "pop_learnlet_arguments",
+    "learnlet_arguments",
+    "learnlets_of",
+    "LearnletStep",
     "NormalisationUpdate",
 ]
 
@@ -131,6 +146,21 @@ def check_pyramid_size(height, width, n_scales: int, name: str = "image") -> Non
                 f"{name}: expected H and W multiples of 2^n_scales = {factor} (n_scales={n_scales}), "
                 f"got {height} x {width}."
             )
+
+
+def pad_to_multiple(x: tf.Tensor, factor: int) -> tuple[tf.Tensor, tuple]:
+    """x float32 (batch, H, W, C) zero-padded to H and W multiples of ``factor`` (centred: p // 2 before,
+    the rest after, as the U-nets pad), and the padding, for :func:`crop_padding`."""
+    sizes = [_shape_at(x, axis) for axis in (1, 2)]
+    pads = [(-size) % factor for size in sizes]
+    padded = tf.pad(x, [[0, 0]] + [[pad // 2, pad - pad // 2] for pad in pads] + [[0, 0]])
+    return padded, (sizes, pads)
+
+
+def crop_padding(x: tf.Tensor, padding: tuple) -> tf.Tensor:
+    """The inverse of :func:`pad_to_multiple`: x (batch, H', W', C) cropped back to the original H, W."""
+    (height, width), (pad_h, pad_w) = padding
+    return x[:, pad_h // 2 : pad_h // 2 + height, pad_w // 2 : pad_w // 2 + width]
 
 
 def pyramid_analysis(x: tf.Tensor, n_scales: int) -> tuple[list[tf.Tensor], tf.Tensor]:
@@ -374,15 +404,125 @@ class Learnlet(keras.layers.Layer):
         return config
 
 
+#: The constructor arguments of a :class:`Learnlet` (those a model holding one takes as its own).
+LEARNLET_ARGUMENTS = tuple(name for name in inspect.signature(Learnlet.__init__).parameters if name not in ("self", "kwargs"))
+
+
+def learnlet_any_size(learnlet: Learnlet, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
+    """``learnlet(x, sigma)`` for x float32 (batch, H, W, C) of any H, W: zero-padded to multiples of
+    2^n_scales (:func:`pad_to_multiple`) and cropped back."""
+    padded, padding = pad_to_multiple(x, 2**learnlet.n_scales)
+    return crop_padding(learnlet(padded, sigma), padding)
+
+
+def pop_learnlet_arguments(kwargs: dict) -> dict:
+    """The learnlet's arguments (:data:`LEARNLET_ARGUMENTS`) taken out of a constructor's ``kwargs``."""
+    return {key: kwargs.pop(key) for key in LEARNLET_ARGUMENTS if key in kwargs}
+
+
+def learnlet_arguments(learnlet: Learnlet) -> dict:
+    """The constructor arguments of ``learnlet`` (its config without the Keras layer's own keys)."""
+    config = learnlet.get_config()
+    return {key: config[key] for key in LEARNLET_ARGUMENTS}
+
+
+def learnlets_of(model) -> list[Learnlet]:
+    """Every :class:`Learnlet` layer inside ``model`` (a Keras layer or model), in tracking order."""
+    if isinstance(model, Learnlet):
+        return [model]
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is None:
+        return []
+    return [layer for layer in flatten(include_self=False, recursive=True) if isinstance(layer, Learnlet)]
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class LearnletStep(keras.layers.Layer):
+    """A learnlet as the image network of an unrolled primal-dual network: an ISTA step of each primal buffer.
+
+    x: float32 (batch, H, W, 2 (m + 1)), the input of XPDNet's image networks: the real parts of
+    the primal buffers p_0..p_{m-1} and of the data gradient g, then their imaginary parts.
+    Returns float32 (batch, H, W, 2 m) = L(M x, sigma) - p, so that XPDNet's residual connection
+    sets the buffers to L(M x, sigma), with
+
+    - M a learned 1 x 1 mixing of the channels (``mixing``, no bias), initialised to p_j - eta g
+      with eta = ``initial_step_size``: a gradient step on each buffer;
+    - L a :class:`Learnlet` (``learnlet``, built from :data:`LEARNLET_ARGUMENTS` given here) on each
+      real channel, H and W zero-padded to multiples of 2^n_scales and cropped back;
+    - sigma the learned noise level of its thresholds (weight ``noise_level`` >= 0, initialised to
+      ``initial_noise_level``): the soft thresholds of an ISTA step.
+
+    ``n_outputs`` = 2 m (XPDNet passes 2 ``n_primal``); the input has ``n_outputs`` + 2 channels.
+    """
+
+    def __init__(self, n_outputs: int = 2, initial_step_size: float = 1.0, initial_noise_level: float = 0.02,
+                 **kwargs):
+        learnlet_kwargs = pop_learnlet_arguments(kwargs)
+        super().__init__(**kwargs)
+        if int(n_outputs) < 2 or int(n_outputs) % 2:
+            raise ValueError(f"n_outputs: expected a positive even number (real and imaginary parts), got {n_outputs!r}.")
+        if not float(initial_noise_level) >= 0.0:
+            raise ValueError(f"initial_noise_level: expected a non-negative value, got {initial_noise_level!r}.")
+        self.n_outputs = int(n_outputs)
+        self.initial_step_size = float(initial_step_size)
+        self.initial_noise_level = float(initial_noise_level)
+        self.learnlet = Learnlet(**learnlet_kwargs, name="learnlet")
+        self.mixing = Conv2D(self.n_outputs, 1, use_bias=False, kernel_initializer=self._initial_mixing,
+                             name="mixing")
+        self.noise_level = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.initial_noise_level),
+            constraint=keras.constraints.NonNeg(), name="noise_level",
+        )
+
+    def _initial_mixing(self, shape, dtype=None):
+        """(1, 1, 2 (m + 1), 2 m): output j = p_j - eta g, on the real parts and on the imaginary parts."""
+        buffers = self.n_outputs // 2
+        kernel = np.zeros((2 * buffers + 2, 2 * buffers), np.float32)
+        for part in (0, 1):  # real parts, then imaginary parts
+            for j in range(buffers):
+                kernel[part * (buffers + 1) + j, part * buffers + j] = 1.0
+                kernel[part * (buffers + 1) + buffers, part * buffers + j] = -self.initial_step_size
+        return tf.constant(kernel.reshape(shape), dtype=dtype or tf.float32)
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        channels = int(input_shape[-1])
+        if channels != self.n_outputs + 2:
+            raise ValueError(
+                f"{self.name}: expected n_outputs + 2 = {self.n_outputs + 2} input channels (the real and imaginary "
+                f"parts of {self.n_outputs // 2} primal buffer(s) and of the data gradient), got {channels}."
+            )
+        self.mixing.build((None, None, None, channels))
+        self.learnlet.build()
+        self.built = True
+
+    def call(self, x, training=None):
+        buffers = self.n_outputs // 2
+        sigma = tf.ones(tf.shape(x)[:1]) * tf.convert_to_tensor(self.noise_level)
+        denoised = learnlet_any_size(self.learnlet, self.mixing(x), sigma)
+        primal = tf.concat([x[..., :buffers], x[..., buffers + 1 : 2 * buffers + 1]], axis=-1)
+        return denoised - primal
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(learnlet_arguments(self.learnlet), n_outputs=self.n_outputs,
+                      initial_step_size=self.initial_step_size, initial_noise_level=self.initial_noise_level)
+        return config
+
+
 class NormalisationUpdate(keras.callbacks.Callback):
     """Re-estimates the learnlets' noise normalisation as training moves their filters.
 
-    Every ``every`` training batches it calls ``model.update_normalisation(momentum, seed)``
-    (:class:`~fastmri_zoo.models.LearnletDenoiser` and the learnlet MRI network have it), each
-    time with fresh noise: s <- momentum s + (1 - momentum) s_new.
+    After the first training batch and then every ``every`` batches (counted across epochs), with
+    fresh noise each time (s <- momentum s + (1 - momentum) s_new), it updates ``model`` (default:
+    the model Keras trains): through its ``update_normalisation(momentum, seed)`` method when it has one
+    (:class:`~fastmri_zoo.models.LearnletDenoiser`, the learnlet MRI network), else every
+    :class:`Learnlet` inside it (:func:`learnlets_of`; e.g. ``XPDNet(denoiser="learnlet")``).
+    ``model`` names the network when Keras trains a wrapper around it (``training.fit``).
     """
 
-    def __init__(self, momentum: float = 0.9, every: int = 1, seed: int = 0):
+    def __init__(self, momentum: float = 0.9, every: int = 1, seed: int = 0, model=None):
         super().__init__()
         if not 0.0 <= float(momentum) < 1.0:
             raise ValueError(f"momentum: expected a value in [0, 1), got {momentum!r}.")
@@ -392,15 +532,35 @@ class NormalisationUpdate(keras.callbacks.Callback):
         self.every = int(every)
         self.seed = int(seed)
         self.updates = 0
+        self.batches = 0
+        self.network = None
+        if model is not None:
+            self.network = self._checked(model)
+
+    @staticmethod
+    def _checked(model):
+        if not callable(getattr(model, "update_normalisation", None)) and not learnlets_of(model):
+            raise ValueError(
+                f"model: expected a model with learnlets (Learnlet layers or an update_normalisation method), "
+                f"got {type(model).__name__}."
+            )
+        return model
 
     def set_model(self, model):
-        if not callable(getattr(model, "update_normalisation", None)):
-            raise ValueError(
-                f"model: expected a model with learnlets (an update_normalisation method), got {type(model).__name__}."
-            )
+        if self.network is None:
+            self._checked(model)
         super().set_model(model)
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch % self.every == 0:
-            self.model.update_normalisation(momentum=self.momentum, seed=self.seed + self.updates + 1)
-            self.updates += 1
+        self.batches += 1
+        if (self.batches - 1) % self.every:
+            return
+        network = self.network if self.network is not None else self.model
+        seed = self.seed + self.updates + 1
+        update = getattr(network, "update_normalisation", None)
+        if callable(update):
+            update(momentum=self.momentum, seed=seed)
+        else:
+            for learnlet in learnlets_of(network):
+                learnlet.estimate_normalisation(momentum=self.momentum, seed=seed)
+        self.updates += 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Callable, Sequence
 
 import keras
@@ -320,11 +321,22 @@ class Genotype:
         return len(self.nodes)
 
     @classmethod
-    def parse(cls, genotype: "Genotype | Sequence | str") -> "Genotype":
-        """A Genotype from itself, its config (nested lists) or its JSON text."""
+    def parse(cls, genotype: "Genotype | Sequence | str | os.PathLike") -> "Genotype":
+        """A Genotype from itself, its config (nested lists), its JSON text or the path of a JSON
+        file holding it (``genotype.json`` of ``fastmri-zoo search``; relative to the working folder)."""
         if isinstance(genotype, Genotype):
             return genotype
-        if isinstance(genotype, str):
+        if isinstance(genotype, os.PathLike) or (isinstance(genotype, str) and not genotype.lstrip().startswith("[")):
+            path = os.fspath(genotype)
+            try:
+                with open(path, encoding="utf-8") as file:
+                    genotype = json.load(file)
+            except OSError as error:
+                raise ValueError(f"genotype: expected nested lists, their JSON text or a JSON file; cannot read "
+                                 f"{path!r} ({error.strerror}).") from None
+            except ValueError as error:
+                raise ValueError(f"genotype: {path} is not valid JSON ({error}).") from None
+        elif isinstance(genotype, str):
             genotype = json.loads(genotype)
         return cls(tuple(tuple(tuple(edge) for edge in node) for node in genotype))
 

@@ -1,6 +1,7 @@
-"""The base class every reconstruction network of the zoo derives from.
+"""The base classes of the zoo's models: ``ZooModel`` (every model: its task, reconstruction, denoising or
+prior, and its presets) and ``ReconstructionModel``, which every reconstruction network derives from.
 
-Calling convention (shared by Cartesian, non-Cartesian, single- and multicoil
+Calling convention of the reconstruction networks (shared by Cartesian, non-Cartesian, single- and multicoil
 models): ``model(inputs)`` where ``inputs`` is a dict
 
 - ``kspace``: complex64, (batch, H, W) / (batch, coils, H, W) Cartesian,
@@ -30,10 +31,12 @@ import keras
 import tensorflow as tf
 
 from .. import presets as preset_io  # (registry helper) presets owned by the class: .presets, .from_preset
+from .. import registry
+from ..layers.learnlets import NormalisationUpdate, learnlets_of
 from ..physics.acquisition import as_image_shape, make_acquisition, split_image_shape
 from ..utils import center_crop
 
-__all__ = ["ReconstructionModel", "crop_center", "magnitude"]
+__all__ = ["TASKS", "ZooModel", "ReconstructionModel", "crop_center", "magnitude"]
 
 
 #: fastMRI's centre crop of the last axes (one implementation, in ``fastmri_zoo.utils``).
@@ -46,7 +49,51 @@ def magnitude(image: tf.Tensor, crop: tuple[int, int] | None = None) -> tf.Tenso
     return crop_center(mag, crop) if crop is not None else mag
 
 
-class ReconstructionModel(keras.Model):
+#: What a zoo model is for (the registry's ``task`` of its checkpoints): a reconstruction network
+#: (k-space in, image out), a denoiser ((image, sigma) in, image out) or a prior (a score network,
+#: (image, sigma) in, the score out; ``posterior.sample_posterior`` samples with it).
+TASKS = registry.TASKS
+
+
+class ZooModel(keras.Model):
+    """A Keras 3 model of the zoo: its task and its presets, owned by the class (keras-hub style).
+
+    ``TASK`` is one of :data:`TASKS`; ``presets`` lists the registered names that load as the class
+    or a subclass, ``from_preset`` loads one and ``save_to_preset`` writes a checkpoint folder
+    (``presets.save_to_preset``). Reconstruction networks derive from :class:`ReconstructionModel`;
+    denoisers and priors (``models.LearnletDenoiser``, ``models.ScoreNetwork``) from this class.
+    """
+
+    TASK: ClassVar[str] = "reconstruction"
+    #: (registry helper) the registered checkpoint names that load as this class or a subclass
+    #: (``NCPDNet.presets``); load one with ``from_preset(name)``.
+    presets = preset_io.PresetNames()
+
+    def save_to_preset(self, preset_dir, **card):
+        """Write a checkpoint folder (config.json, model.weights.h5, metadata.json, README.md);
+        returns its path. ``card``: model-card fields (``presets.CARD_FIELDS``), and
+        ``example_inputs`` (the dict the model is called on) when the model cannot tell its inputs."""
+        return preset_io.save_to_preset(self, preset_dir, **card)
+
+    @classmethod
+    def from_preset(cls, handle: str, **kwargs) -> "ZooModel":
+        """Load a checkpoint from a registry name, a local folder or ``hf://owner/repo[@revision]``."""
+        model = preset_io.from_preset(handle, **kwargs)
+        if cls is not ZooModel and not isinstance(model, cls):
+            raise ValueError(
+                f"handle {handle!r} holds a {type(model).__name__}, not a {cls.__name__}; "
+                f"use {type(model).__name__}.from_preset or fastmri_zoo.load."
+            )
+        return model
+
+    def training_callbacks(self) -> list[keras.callbacks.Callback]:
+        """Callbacks every training of this model needs (``training.fit`` adds them): the noise
+        normalisation of its learnlets, if it holds any, re-estimated every 10 optimizer steps
+        (``layers.learnlets.NormalisationUpdate``; the filters move little in 10 steps)."""
+        return [NormalisationUpdate(model=self, every=10)] if learnlets_of(self) else []
+
+
+class ReconstructionModel(ZooModel):
     """Keras 3 subclassed model with the zoo's calling convention, its acquisition and preset I/O.
 
     Subclasses set ``ACQUISITION`` (the kind given to ``make_acquisition``:
@@ -61,9 +108,6 @@ class ReconstructionModel(keras.Model):
     """
 
     ACQUISITION: ClassVar[str] = "cartesian"
-    #: (registry helper) the registered checkpoint names that load as this class or a subclass
-    #: (``NCPDNet.presets``); load one with ``from_preset(name)``.
-    presets = preset_io.PresetNames()
     RENAMED_ARGUMENTS: ClassVar[dict[str, str]] = {}
 
     def __init__(
@@ -148,20 +192,3 @@ class ReconstructionModel(keras.Model):
         if self.acquisition_kind is not None:
             config["acquisition"] = self.acquisition_kind
         return config
-
-    def save_to_preset(self, preset_dir, **card):
-        """Write a checkpoint folder (config.json, model.weights.h5, metadata.json, README.md);
-        returns its path. ``card``: model-card fields (``presets.CARD_FIELDS``), and
-        ``example_inputs`` when the model is not built yet."""
-        return preset_io.save_to_preset(self, preset_dir, **card)
-
-    @classmethod
-    def from_preset(cls, handle: str, **kwargs) -> "ReconstructionModel":
-        """Load a checkpoint from a registry name, a local folder or ``hf://owner/repo[@revision]``."""
-        model = preset_io.from_preset(handle, **kwargs)
-        if cls is not ReconstructionModel and not isinstance(model, cls):
-            raise ValueError(
-                f"handle {handle!r} holds a {type(model).__name__}, not a {cls.__name__}; "
-                f"use ReconstructionModel.from_preset or {type(model).__name__}.from_preset."
-            )
-        return model

@@ -1,109 +1,68 @@
-"""Learnlet denoisers (thesis sec. 6.1, Appendix A) and the wavelet baseline on the same pyramid.
-
-Both are denoisers, not reconstruction networks: ``model({"image": x, "sigma": s})`` with
-
-- ``image``: float32 (batch, H, W, C) real images (each channel on its own), or complex64
-  (batch, H, W), denoised as its real and imaginary parts (two channels) and returned complex64;
-  H and W multiples of 2^n_scales;
-- ``sigma``: float32 (batch,), the noise standard deviation of each image (in the image's units).
+"""Learnlets (thesis sec. 6.1, Appendix A): as denoisers, the wavelet baseline on the same pyramid, and
+as the prior of an unrolled MRI reconstruction network.
 
 :class:`LearnletDenoiser` is one :class:`~fastmri_zoo.layers.learnlets.Learnlet`;
 :class:`WaveletHardThresholding` hard-thresholds the fixed pyramid's details at
 k_j sigma s_j (k = 3, 4 on the finest scale; s_j the detail's standard deviation for unit white
-noise), the baseline the learnlets are compared with.
+noise), the baseline the learnlets are compared with. Both are denoisers
+(:mod:`~fastmri_zoo.models.denoising`): ``model({"image": x, "sigma": s})``, H and W multiples of
+2^n_scales.
+
+:class:`LearnletNet` is a reconstruction network (k-space in, image out, on any acquisition):
+unrolled proximal gradient (ISTA) whose proximal step is one learnlet shared by every iteration.
 """
 
 from __future__ import annotations
-
-import inspect
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ..layers import channels_to_complex, complex_to_channels
+from ..layers import GradientStep
 from ..layers.learnlets import (
+    LEARNLET_ARGUMENTS,
     Learnlet,
     check_pyramid_size,
     fold_channels,
     hard_threshold,
+    learnlet_any_size,
+    learnlet_arguments,
     noise_per_image,
+    pop_learnlet_arguments,
     pyramid_analysis,
     pyramid_synthesis,
     unfold_channels,
 )
+from .denoising import Denoiser, denoise_channels
+from .unrolled import UnrolledModel
 
-__all__ = ["LearnletDenoiser", "WaveletHardThresholding", "LEARNLET_ARGUMENTS"]
-
-#: The constructor arguments of :class:`LearnletDenoiser`: those of its learnlet.
-LEARNLET_ARGUMENTS = tuple(name for name in inspect.signature(Learnlet.__init__).parameters if name not in ("self", "kwargs"))
-
-
-def _check_denoising_inputs(inputs, n_scales: int, owner: str):
-    """(image, sigma) tensors of a denoiser's input dict, or a ValueError naming what is wrong."""
-    if not isinstance(inputs, dict) or not {"image", "sigma"} <= set(inputs):
-        keys = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
-        raise ValueError(f"{owner}: expected inputs {{'image': ..., 'sigma': ...}}, got {keys}.")
-    image = tf.convert_to_tensor(inputs["image"])
-    sigma = tf.convert_to_tensor(inputs["sigma"])
-    rank = 3 if image.dtype.is_complex else 4
-    if image.dtype not in (tf.float32, tf.complex64) or image.shape.rank != rank:
-        raise ValueError(
-            f"{owner}: image: expected float32 (batch, H, W, C) or complex64 (batch, H, W), "
-            f"got {image.dtype.name} of shape {image.shape}."
-        )
-    check_pyramid_size(image.shape[1], image.shape[2], n_scales, name=f"{owner}: image")
-    if not sigma.dtype.is_floating or sigma.shape.rank not in (0, 1, 2) or (
-        sigma.shape.rank == 2 and sigma.shape[-1] not in (1, None)
-    ):
-        raise ValueError(f"{owner}: sigma: expected float32 (batch,) or (batch, 1), got {sigma.dtype.name} {sigma.shape}.")
-    if sigma.shape.rank and None not in (sigma.shape[0], image.shape[0]) and sigma.shape[0] not in (1, image.shape[0]):
-        raise ValueError(f"{owner}: sigma: expected one value per image ({image.shape[0]}), got shape {sigma.shape}.")
-    if tf.executing_eagerly() and bool(tf.reduce_any(~(sigma >= 0.0))):
-        raise ValueError(f"{owner}: sigma: expected non-negative noise levels, got {sigma.numpy()}.")
-    return image, tf.cast(sigma, tf.float32)
+__all__ = ["LearnletDenoiser", "WaveletHardThresholding", "LearnletNet", "LEARNLET_ARGUMENTS"]
 
 
-def _denoise_channels(denoise, image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
-    """``denoise(x float32 (batch, H, W, C), sigma)`` applied to a real image, or to a complex one's two channels."""
-    if image.dtype.is_complex:
-        return channels_to_complex(denoise(complex_to_channels(image[..., None]), sigma))[..., 0]
-    return denoise(image, sigma)
+class _OneLearnlet:
+    """What a model holding one learnlet (``self.learnlet``) offers: the normalisation update
+    :class:`~fastmri_zoo.layers.learnlets.NormalisationUpdate` calls."""
 
+    learnlet: Learnlet
 
-class _Denoiser(keras.Model):
-    """The calling convention shared by the denoisers: validation, complex images as two channels."""
-
-    def __call__(self, inputs, *args, **kwargs):
-        # Validate before Keras traces or builds anything, so bad input fails first and cleanly.
-        _check_denoising_inputs(inputs, self.n_scales, type(self).__name__)
-        return super().__call__(inputs, *args, **kwargs)
-
-    def call(self, inputs, training=None):
-        image, sigma = _check_denoising_inputs(inputs, self.n_scales, type(self).__name__)
-        return _denoise_channels(self.denoise, image, sigma)
-
-    def denoise(self, x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
+    def update_normalisation(self, momentum: float = 0.0, seed: int | None = None):
+        """Re-estimate the learnlet's noise normalisation (see ``Learnlet.estimate_normalisation``)."""
+        return self.learnlet.estimate_normalisation(momentum=momentum, seed=seed)
 
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
-class LearnletDenoiser(_Denoiser):
+class LearnletDenoiser(_OneLearnlet, Denoiser):
     """A learnlet (:class:`~fastmri_zoo.layers.learnlets.Learnlet`) as a denoiser of (image, sigma).
 
     The arguments are the learnlet's (:data:`LEARNLET_ARGUMENTS`, returned by ``get_config``). The
     defaults are the thesis configuration: 5 scales, 256 filters + the identity, 11 x 11 analysis and
-    13 x 13 synthesis filters, here with exact reconstruction.
-    Train it with :class:`~fastmri_zoo.layers.learnlets.NormalisationUpdate` among the
-    callbacks, so the noise normalisation follows the filters.
+    13 x 13 synthesis filters, here with exact reconstruction. ``training.fit`` keeps the noise
+    normalisation up with the filters (:class:`~fastmri_zoo.layers.learnlets.NormalisationUpdate`);
+    add that callback to a training loop of your own.
     """
 
     def __init__(self, **kwargs):
-        learnlet_kwargs = {key: kwargs.pop(key) for key in LEARNLET_ARGUMENTS if key in kwargs}
+        learnlet_kwargs = pop_learnlet_arguments(kwargs)
         super().__init__(**kwargs)
         self.learnlet = Learnlet(**learnlet_kwargs, name="learnlet")
 
@@ -122,19 +81,12 @@ class LearnletDenoiser(_Denoiser):
     def denoise(self, x, sigma):
         return self.learnlet(x, sigma)
 
-    def update_normalisation(self, momentum: float = 0.0, seed: int | None = None):
-        """Re-estimate the learnlet's noise normalisation (see ``Learnlet.estimate_normalisation``)."""
-        return self.learnlet.estimate_normalisation(momentum=momentum, seed=seed)
-
     def get_config(self):
-        config = super().get_config()
-        learnlet = self.learnlet.get_config()
-        config.update({key: learnlet[key] for key in LEARNLET_ARGUMENTS})
-        return config
+        return {**super().get_config(), **learnlet_arguments(self.learnlet)}
 
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
-class WaveletHardThresholding(_Denoiser):
+class WaveletHardThresholding(Denoiser):
     """Hard thresholding of the fixed pyramid's details: d_j -> HT(d_j, k_j sigma s_j), coarse band kept.
 
     k_j = ``threshold`` (3) and ``finest_threshold`` (4) on the finest scale; s_j the standard
@@ -197,5 +149,90 @@ class WaveletHardThresholding(_Denoiser):
             finest_threshold=self.finest_threshold,
             noise_size=self.noise_size,
             noise_images=self.noise_images,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class LearnletNet(_OneLearnlet, UnrolledModel):
+    """Unrolled proximal gradient (ISTA) with a learnlet prior, on any 2D acquisition.
+
+    x_0 = A^H y, then for i = 0 .. ``n_iter`` - 1::
+
+        z       = x_i - eta_i A^H (A x_i - y)        data_step_i (GradientStep), eta_i learned
+        x_{i+1} = L(z, lambda |eta_i|)               the one learnlet L, shared by every iteration
+
+    and the output is x_n. L is a :class:`~fastmri_zoo.layers.learnlets.Learnlet` (its arguments,
+    :data:`LEARNLET_ARGUMENTS`, are this network's) on the real and imaginary parts of the image
+    (two channels), H and W zero-padded to multiples of 2^n_scales and cropped back.
+
+    The threshold is tied to the step size as in ISTA, whose proximal step
+    prox_{eta lambda ||W .||_1} soft-thresholds at eta lambda: L is given the noise level
+    sigma_i = lambda |eta_i|, so its coefficient of scale j is soft-thresholded at
+    theta_j lambda |eta_i| s (theta_j in [0, 5] the learnlet's scale-wise thresholds, s the
+    coefficient's standard deviation for unit white noise). lambda >= 0 is learned (weight
+    ``regularization``, initialised to ``initial_regularization``); the step sizes eta_i start at
+    ``initial_step_size`` (1 is ISTA's 1 / ||A||^2 for an orthonormal FFT with a mask, and for
+    SENSE with maps of unit root-sum-of-squares). At sigma = 0 a learnlet with exact
+    reconstruction returns its input, so with lambda = 0 (or thresholds theta = 0) the network is
+    ``n_iter`` gradient steps on 1/2 ||A x - y||^2.
+
+    inputs: those of the acquisition (``kspace``, ``mask``, ``smaps`` when multicoil for the
+    default Cartesian one); output: complex64 (batch, H, W). Train it with ``training.fit``, which
+    keeps the learnlet's noise normalisation up with its filters.
+    Stable layer names: ``learnlet``, ``data_step_i`` (weight ``step_size``).
+    """
+
+    STEP_ORDER = ("data", "prior")
+    SHARED_PRIOR = True
+
+    def __init__(
+        self,
+        n_iter: int = 10,
+        initial_step_size: float = 1.0,
+        initial_regularization: float = 0.02,
+        multicoil: bool = False,
+        **kwargs,
+    ):
+        learnlet_kwargs = pop_learnlet_arguments(kwargs)
+        super().__init__(n_iter=n_iter, multicoil=multicoil, **kwargs)
+        if self.ndim != 2:
+            raise ValueError(f"ndim: the learnlet is a 2D transform, got ndim={self.ndim}.")
+        if not float(initial_regularization) >= 0.0:
+            raise ValueError(f"initial_regularization: expected a non-negative value, got {initial_regularization!r}.")
+        self.initial_step_size = float(initial_step_size)
+        self.initial_regularization = float(initial_regularization)
+        self.learnlet = Learnlet(**learnlet_kwargs, name="learnlet")
+        self.data_steps = [GradientStep(self.initial_step_size, name=f"data_step_{i}") for i in range(self.n_iter)]
+        self.regularization = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.initial_regularization),
+            constraint=keras.constraints.NonNeg(), name="regularization",
+        )
+
+    @classmethod
+    def small_config(cls) -> dict:
+        return dict(n_iter=2, **LearnletDenoiser.small_config())
+
+    def build_layers(self) -> None:
+        self.learnlet.build()
+
+    def data_step(self, i, state, measurements, operator, training=None):
+        return self.data_steps[i](state, measurements, operator=operator)
+
+    def noise_level(self, i: int) -> tf.Tensor:
+        """sigma_i = lambda |eta_i|, the noise level the learnlet of iteration i thresholds at (a scalar)."""
+        return self.regularization * tf.abs(tf.convert_to_tensor(self.data_steps[i].step_size))
+
+    def prior_step(self, i, state, training=None):
+        sigma = tf.ones(tf.shape(state)[:1]) * self.noise_level(i)
+        return denoise_channels(lambda x, s: learnlet_any_size(self.learnlet, x, s), state, sigma)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            initial_step_size=self.initial_step_size,
+            initial_regularization=self.initial_regularization,
+            multicoil=self.multicoil,
+            **learnlet_arguments(self.learnlet),
         )
         return config

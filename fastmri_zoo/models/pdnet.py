@@ -16,6 +16,7 @@ from ..layers import (
     MWCNN,
     ConvStack,
     DnCNN,
+    LearnletStep,
     SensitivityMapRefiner,
     UNetBlock,
     channels_to_complex,
@@ -35,6 +36,8 @@ DENOISERS = {
     "dncnn": (DnCNN, dict(n_convs=16, n_filters=64)),
     # The authors' XPDNet "medium" MWCNN (their XPDNet-brain checkpoints); see MWCNN.
     "mwcnn": (MWCNN, dict()),
+    # An ISTA step of each primal buffer with a learnlet (soft thresholds at a learned noise level); see LearnletStep.
+    "learnlet": (LearnletStep, dict()),
 }
 
 
@@ -78,7 +81,8 @@ class XPDNet(UnrolledModel):
 
     and the output is primal[0]. ``image_net_i`` is a fresh copy of
     ``denoiser``: a name from :data:`DENOISERS` (``"unet"`` gives the UPDNet,
-    ``"dncnn"``, ``"mwcnn"``, ``"cnn"``) with ``denoiser_kwargs``, or a Keras layer / its
+    ``"dncnn"``, ``"mwcnn"``, ``"cnn"``, ``"learnlet"``: a learned ISTA step with a
+    learnlet, :class:`~fastmri_zoo.layers.LearnletStep`) with ``denoiser_kwargs``, or a Keras layer / its
     serialised config taking 2 (n_primal + 1) channels and returning 2 n_primal.
     ``kspace_net_i`` (not with ``primal_only``) is a :class:`ConvStack` with
     ``kspace_net_kwargs``. Multicoil: A = SENSE; with ``refine_smaps`` the coil

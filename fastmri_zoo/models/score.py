@@ -6,6 +6,11 @@ quantification in inverse problems" (NeurIPS 2020 workshop). The network is a pr
 ``posterior.sample_posterior``: ``model.score(x, sigma)`` is r(x, sigma), the score of the
 image distribution smoothed by white noise of std sigma in each of the real and imaginary
 parts, and x + sigma^2 r(x, sigma) is the denoised image (Tweedie).
+
+The network is a zoo model of task ``"prior"`` (``models.base.ZooModel``): ``save_to_preset``
+(with ``example_inputs={"image": ..., "sigma": ...}`` at the size it was trained on, which the
+preset records) and ``from_preset`` / ``fastmri_zoo.load`` as for the reconstruction networks;
+the one trainer (``training.fit``, recipes with ``"loss": "dsm"``) trains it on images.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import tensorflow as tf
 from ..checks import check_scalar
 from ..layers.complex import channels_to_complex, complex_to_channels
 from ..layers.convolution import Conv2D
+from .base import ZooModel
 
-__all__ = ["ScoreNetwork", "denoising_score_matching_loss", "project_spectral_norm", "SpectralNormProjection"]
+__all__ = ["ScoreNetwork", "clean_images", "denoising_score_matching_loss", "project_spectral_norm",
+           "SpectralNormProjection"]
 
 
 def _sigma_map(sigma: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
@@ -55,8 +62,15 @@ class ScoreResidualBlock(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
+def clean_images(data) -> tf.Tensor:
+    """The clean images of a training batch: complex64 (batch, H, W) from images, ``(images, ...)``,
+    ``{"image": images}`` or ``({"image": images}, target)`` (the elements of ``data.synthesized_image_dataset``)."""
+    inputs = data[0] if isinstance(data, tuple) else data
+    return tf.cast(inputs["image"] if isinstance(inputs, dict) else inputs, tf.complex64)
+
+
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
-class ScoreNetwork(keras.Model):
+class ScoreNetwork(ZooModel):
     """Residual U-net score r(x, sigma) of complex images, conditioned on a signed sigma.
 
     inputs: {"image": complex64 (batch, H, W), "sigma": float32 (batch,)}; output: complex64
@@ -69,8 +83,14 @@ class ScoreNetwork(keras.Model):
     ``n_blocks`` residual blocks (3x3 conv, ReLU, 3x3 conv, plus the input through a 1x1 conv
     when the channels change, ReLU) on the way down and again on the way up; average pooling
     down, nearest up-sampling up, skip connections concatenated. ``sigma_scale``: s, the std of
-    the signed sigma ~ N(0, s^2) drawn by ``fit`` (``train_step``: the DSM loss).
+    the signed sigma ~ N(0, s^2) drawn by ``fit`` (``train_step``: the DSM loss); ``evaluate``
+    (``test_step``) draws sigma and the noise from a fixed seed, so that a validation loss is
+    comparable from one epoch to the next.
     """
+
+    TASK = "prior"
+    #: the seed of the noise levels and noise of ``test_step`` (the same draws at every evaluation)
+    VALIDATION_SEED = (17, 0)
 
     def __init__(
         self,
@@ -138,8 +158,8 @@ class ScoreNetwork(keras.Model):
         return self({"image": x, "sigma": sigma})
 
     def train_step(self, data):
-        """One Adam (or any optimizer) step on the DSM loss of clean images ``data`` (complex64 (batch, H, W))."""
-        images = tf.cast(data[0] if isinstance(data, tuple) else data, tf.complex64)
+        """One Adam (or any optimizer) step on the DSM loss of a batch of clean images (:func:`clean_images`)."""
+        images = clean_images(data)
         sigma = self.sigma_scale * tf.random.normal(tf.shape(images)[:1])
         noise = tf.complex(tf.random.normal(tf.shape(images)), tf.random.normal(tf.shape(images)))
         with tf.GradientTape() as tape:
@@ -147,6 +167,16 @@ class ScoreNetwork(keras.Model):
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        """The DSM loss of a batch of clean images, sigma and noise drawn from :attr:`VALIDATION_SEED`."""
+        images = clean_images(data)
+        shape = tf.shape(images)
+        sigma = self.sigma_scale * tf.random.stateless_normal(shape[:1], self.VALIDATION_SEED)
+        seeds = tf.random.experimental.stateless_split(self.VALIDATION_SEED, 2)
+        noise = tf.complex(tf.random.stateless_normal(shape, seeds[0]), tf.random.stateless_normal(shape, seeds[1]))
+        self.loss_tracker.update_state(denoising_score_matching_loss(self.score, images, noise, sigma))
         return {"loss": self.loss_tracker.result()}
 
     @property

@@ -1,15 +1,23 @@
-"""U-net on the zero-filled image (Ronneberger et al. 2015; thesis and fastMRI configurations)."""
+"""U-nets (Ronneberger et al. 2015): on the zero-filled image (thesis and fastMRI configurations), and as
+a denoiser of (image, sigma), the baseline of the learnlets (thesis Appendix A)."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import keras
 
 from ..layers import UNetBlock, complex_denoise
+from ..layers.learnlets import fold_channels, noise_per_image, unfold_channels
 from .base import ReconstructionModel, crop_center
+from .denoising import Denoiser
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "UNetDenoiser", "UNET_ARGUMENTS"]
+
+#: The constructor arguments of :class:`UNetDenoiser` that configure its :class:`~fastmri_zoo.layers.UNetBlock`.
+UNET_ARGUMENTS = tuple(name for name in inspect.signature(UNetBlock.__init__).parameters
+                       if name not in ("self", "kwargs", "n_outputs", "ndim"))
 
 
 def fastmri_unet_settings(chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0) -> dict:
@@ -164,3 +172,46 @@ class UNet(ReconstructionModel):
             input_normalization=self.input_normalization,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class UNetDenoiser(Denoiser):
+    """A U-net denoiser of (image, sigma) (:mod:`~fastmri_zoo.models.denoising`): the baseline a learnlet is
+    compared with.
+
+    Each real channel of the image goes through the same 1-in, 1-out :class:`~fastmri_zoo.layers.UNetBlock`
+    f (``image_net``; its arguments, :data:`UNET_ARGUMENTS`, are this model's, with the defaults of
+    :class:`UNet`: 4 scales of 16 to 128 channels), which pads H and W itself (any size):
+
+    - ``exact_reconstruction=False``: f(x), sigma unused (a "U-net without sigma");
+    - ``exact_reconstruction=True``: x - sigma f(x) (thesis sec. 6.1.4: the residual that makes any
+      network return its input at sigma = 0, at the cost of degrading at high noise).
+    """
+
+    def __init__(self, exact_reconstruction: bool = False, **kwargs):
+        block_kwargs = {key: kwargs.pop(key) for key in UNET_ARGUMENTS if key in kwargs}
+        super().__init__(**kwargs)
+        self.exact_reconstruction = bool(exact_reconstruction)
+        self.image_net = UNetBlock(n_outputs=1, **block_kwargs, name="image_net")
+
+    @classmethod
+    def small_config(cls) -> dict:
+        return dict(layers_n_channels=[4, 8])
+
+    def build(self, input_shape=None):
+        self.image_net.build((None, None, None, 1))
+        self.built = True
+
+    def denoise(self, x, sigma):
+        folded, shape = fold_channels(x)
+        out = self.image_net(folded)
+        if self.exact_reconstruction:
+            out = folded - noise_per_image(sigma, shape[0], shape[3]) * out
+        return unfold_channels(out, shape)
+
+    def get_config(self):
+        block = self.image_net.get_config()
+        config = super().get_config()
+        config.update({key: block[key] for key in UNET_ARGUMENTS}, exact_reconstruction=self.exact_reconstruction)
+        return config
+

@@ -36,7 +36,7 @@ variance E|x - mean|^2 of the samples are accumulated as they come
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "AnnealedLangevin",
     "PosteriorSamples",
     "RunningMoments",
+    "SamplerOptions",
     "posterior_score",
     "sample_posterior",
 ]
@@ -209,6 +210,73 @@ class PosteriorSamples:
         return np.sqrt(self.variance)
 
 
+@dataclass(frozen=True)
+class SamplerOptions:
+    """The chains' settings of :func:`sample_posterior` (see its docstring), checked when made: a
+    ValueError names the first bad one (``n_chains: expected a value >= 1, got 0.``). ``burn_in``
+    None becomes n_steps - 1 (each chain's last state only). ``asdict(options)`` are keyword
+    arguments of :func:`sample_posterior`."""
+
+    step_size: float
+    sigma_init: float
+    n_chains: int
+    n_steps: int
+    kernel: str
+    n_leapfrog: int
+    step_power: float
+    gamma: float
+    sigma_min: float
+    anneal: bool
+    denoise: bool
+    burn_in: int | None
+    thin: int
+
+    def __post_init__(self):
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel: expected one of {sorted(KERNELS)}, got {self.kernel!r}.")
+        checked = dict(
+            n_chains=check_scalar("n_chains", self.n_chains, integer=True, at_least=1),
+            n_steps=check_scalar("n_steps", self.n_steps, integer=True, at_least=1),
+            n_leapfrog=check_scalar("n_leapfrog", self.n_leapfrog, integer=True, at_least=1),
+            sigma_init=check_scalar("sigma_init", self.sigma_init, above=0),
+            step_size=check_scalar("step_size", self.step_size, above=0),
+            step_power=check_scalar("step_power", self.step_power, at_least=0),
+            gamma=check_scalar("gamma", self.gamma, above=0),
+        )
+        if checked["gamma"] > 1:
+            raise ValueError(f"gamma: expected a factor in (0, 1] (sigma shrinks after accepted moves), got {self.gamma!r}.")
+        checked["sigma_min"] = check_scalar("sigma_min", self.sigma_min, at_least=0)
+        if checked["sigma_min"] > checked["sigma_init"]:
+            raise ValueError(f"sigma_min: expected at most sigma_init = {self.sigma_init!r}, got {self.sigma_min!r}.")
+        n_steps = checked["n_steps"]
+        burn_in = n_steps - 1 if self.burn_in is None else check_scalar("burn_in", self.burn_in, integer=True, at_least=0)
+        if burn_in >= n_steps:
+            raise ValueError(f"burn_in: expected fewer than n_steps = {n_steps} steps, got {burn_in}.")
+        checked.update(burn_in=burn_in, thin=check_scalar("thin", self.thin, integer=True, at_least=1))
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)
+
+    @property
+    def recorded_per_chain(self) -> int:
+        """States recorded per chain: steps burn_in, burn_in + thin, ... below n_steps."""
+        return (self.n_steps - 1 - self.burn_in) // self.thin + 1
+
+    @property
+    def lowest_sigma(self) -> float:
+        """The lowest temperature a chain can reach: sigma_init gamma^n_steps (every move accepted), or sigma_min."""
+        return max(self.sigma_init * self.gamma**self.n_steps, self.sigma_min) if self.anneal else self.sigma_init
+
+    def check_schedule(self, noise_std: float) -> None:
+        """ValueError when the tempered likelihood's weight 1 / (noise_std^2 + sigma^2) can overflow float32
+        along the temperature schedule (a chain annealed to sigma ~ 0 on noiseless measurements)."""
+        if noise_std**2 + self.lowest_sigma**2 < 1.0 / float(np.finfo(np.float32).max):
+            raise ValueError(
+                f"gamma: the temperature can fall to {self.lowest_sigma:.3g} after {self.n_steps} accepted moves, "
+                f"where the likelihood's weight 1 / (noise_std^2 + sigma^2) is not finite in float32 (noise_std "
+                f"{noise_std:g}); raise gamma or sigma_min, or give a noise_std > 0."
+            )
+
+
 def _check_measurements(operator, measurements) -> tf.Tensor:
     if not isinstance(operator, LinearOperator):
         raise ValueError(
@@ -305,24 +373,15 @@ def sample_posterior(
     """
     if not callable(score):
         raise ValueError(f"score: expected a callable (x, sigma) -> r, got {type(score).__name__}.")
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel: expected one of {sorted(KERNELS)}, got {kernel!r}.")
-    n_chains = check_scalar("n_chains", n_chains, integer=True, at_least=1)
-    n_steps = check_scalar("n_steps", n_steps, integer=True, at_least=1)
+    options = SamplerOptions(
+        step_size=step_size, sigma_init=sigma_init, n_chains=n_chains, n_steps=n_steps, kernel=kernel,
+        n_leapfrog=n_leapfrog, step_power=step_power, gamma=gamma, sigma_min=sigma_min, anneal=anneal,
+        denoise=denoise, burn_in=burn_in, thin=thin,
+    )
+    (step_size, sigma_init, n_chains, n_steps, kernel, n_leapfrog, step_power, gamma, sigma_min, anneal, denoise,
+     burn_in, thin) = asdict(options).values()
     noise_std = check_scalar("noise_std", noise_std, at_least=0)
-    step_size = check_scalar("step_size", step_size, above=0)
-    sigma_init = check_scalar("sigma_init", sigma_init, above=0)
-    step_power = check_scalar("step_power", step_power, at_least=0)
-    gamma = check_scalar("gamma", gamma, above=0)
-    if gamma > 1:
-        raise ValueError(f"gamma: expected a factor in (0, 1] (sigma shrinks after accepted moves), got {gamma!r}.")
-    sigma_min = check_scalar("sigma_min", sigma_min, at_least=0)
-    if sigma_min > sigma_init:
-        raise ValueError(f"sigma_min: expected at most sigma_init = {sigma_init!r}, got {sigma_min!r}.")
-    burn_in = n_steps - 1 if burn_in is None else check_scalar("burn_in", burn_in, integer=True, at_least=0)
-    if burn_in >= n_steps:
-        raise ValueError(f"burn_in: expected fewer than n_steps = {n_steps} steps, got {burn_in}.")
-    thin = check_scalar("thin", thin, integer=True, at_least=1)
+    options.check_schedule(noise_std)
     move = AnnealedHMC(n_leapfrog) if kernel == "hmc" else AnnealedLangevin()
 
     measurements = _check_measurements(operator, measurements)

@@ -18,7 +18,9 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
                "acceleration": null, "dataset": null, "description": "...", "paper": "...", "notes": "..."}
     }
 
-- ``model``: ``class`` (a model class of ``fastmri_zoo.models``) and its constructor ``kwargs``.
+- ``model``: ``class`` (a model class of ``fastmri_zoo.models``) and its constructor ``kwargs``. The
+  class's task (``models.base.ZooModel.TASK``) decides what the recipe trains: a reconstruction
+  network (the sections below), or a prior (``ScoreNetwork``): see "Priors" below.
 - ``data``: folders relative to the data root (the ``--data`` option; default the recipe's own
   folder): ``DATA_ROOT/folder/train`` (required), ``.../val`` (optional, null for none) and
   ``.../test`` (held-out, for evaluation only). ``source``, ``prepare`` (the command that
@@ -33,9 +35,37 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
   ``steps_per_epoch``, ``batch_size``, ``seed``, ``val_steps`` (validation batches per epoch),
   ``run_eagerly``, ``freeze``, ``fixed_train_masks``, ``learning_rate_drops`` (``[[step, factor],
   ...]``: the rate is multiplied by ``factor`` from ``step`` on) (see ``fit`` and ``training_data``).
-- ``card``: the registry row (``registry.ENTRY_FIELDS``: ``architecture``, ``variant``,
+- ``card``: the registry row (``registry.ENTRY_FIELDS``: ``task``, ``architecture``, ``variant``,
   ``trajectory``, ``coils``, ``acceleration``, ``dataset``, ``description``, ``hub_*``) and
   model-card text (``paper``, ``notes``, and any field of ``presets.CARD_FIELDS`` given as is).
+
+Priors (a model class of task ``"prior"``, ``ScoreNetwork``): the recipe has no ``acquisition``
+(a prior learns images, whatever acquires them); ``data.synthesis`` is required, one coil: the
+training images are slices of the magnitude volumes of the data folders with a smooth random
+phase (``data.synthesized_image_dataset``); ``training.loss`` is ``"dsm"`` (the default: residual
+denoising score matching, sigma ~ N(0, s^2) with s the model's ``sigma_scale``) and
+``training.spectral_norm`` (e.g. 2.0, the thesis') rescales every kernel to that spectral norm after
+each step; the card's ``task`` is ``"prior"`` (no trajectory, coils, acceleration: the registry
+names it ``architecture[-variant]-prior[-dataset]``)::
+
+    {
+      "name": "score-prior-ixi",
+      "model": {"class": "ScoreNetwork", "kwargs": {"layers_n_channels": [32, 64, 128], "sigma_scale": 0.1}},
+      "data": {"folder": "magnitude", "train": "train", "val": "val",
+               "synthesis": {"size": [128, 128], "coils": 1, "snr_db": null}},
+      "training": {"loss": "dsm", "optimizer": "adam", "learning_rate": 0.0001, "clipnorm": null,
+                   "spectral_norm": 2.0, "steps": 20000, "steps_per_epoch": 500, "batch_size": 8},
+      "card": {"task": "prior", "architecture": "score", "dataset": "ixi", "description": "..."}
+    }
+
+Denoisers (a model class of task ``"denoising"``: ``LearnletDenoiser``, ``UNetDenoiser``) are trained
+the same way as priors, on magnitude volumes without an acquisition (``data.synthesis`` required,
+one coil, ``snr_db`` null), on noisy slices of peak 1 and their clean versions
+(``data.synthesized_denoising_dataset``): ``data.sigma`` = [low, high] gives the range the noise
+standard deviation of each example is drawn from uniformly (default [0, 55 / 255], the thesis');
+``training.loss`` is a reconstruction loss (e.g. ``"mse"``, the thesis'); the card's ``task`` is
+``"denoising"`` (the registry names it ``architecture[-variant]-denoising[-dataset]``). Learnlets'
+noise normalisation is re-estimated during training (``ZooModel.training_callbacks``).
 
 Unknown keys are errors, so a typo cannot silently fall back to a default.
 """
@@ -51,21 +81,24 @@ from typing import Any
 
 from .. import models
 from ..checks import check_scalar
-from ..models.base import ReconstructionModel
+from ..data.pipelines import DENOISING_SIGMA, check_noise_range
+from ..models.base import ReconstructionModel, ZooModel
 from ..presets import CARD_FIELDS
 from ..registry import ENTRY_FIELDS, RECIPE_FILE
-from .fit import (FitResult, check_acquisition, check_learning_rate_drops, check_synthesis, fit,
-                  strategy_from_environment, training_data)
+from .fit import (DSM_LOSS, FitResult, check_acquisition, check_learning_rate_drops, check_synthesis, fit,
+                  image_training_data, strategy_from_environment, training_data)
 
 __all__ = ["Recipe", "load_recipe", "run_recipe", "model_card", "model_classes", "RECIPE_FILE"]
 
 _TOP_KEYS = {"name", "model", "data", "acquisition", "training", "card"}
-_REQUIRED = ("model", "data", "acquisition", "training")
+_REQUIRED = ("model", "data", "training")
+#: The tasks the trainer trains (``models.base.TASKS``).
+_TRAINED_TASKS = ("reconstruction", "denoising", "prior")
 _MODEL_KEYS = {"class", "kwargs"}
-_DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description", "synthesis"}
+_DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description", "synthesis", "sigma"}
 _TRAINING_KEYS = {
     "loss", "optimizer", "learning_rate", "clipnorm", "steps", "steps_per_epoch", "batch_size", "seed", "val_steps",
-    "run_eagerly", "freeze", "fixed_train_masks", "learning_rate_drops",
+    "run_eagerly", "freeze", "fixed_train_masks", "learning_rate_drops", "spectral_norm",
 }
 #: Card fields that ``fit`` fills from the run, not the recipe.
 _FROM_THE_RUN = {"name", "training_command", "metrics", "acquisition"}
@@ -79,7 +112,7 @@ class Recipe:
     model_class: str
     model_kwargs: dict
     data: dict
-    acquisition: dict
+    acquisition: dict | None
     steps: int
     name: str | None = None
     loss: Any = "l1"
@@ -94,8 +127,10 @@ class Recipe:
     freeze: list = field(default_factory=list)
     fixed_train_masks: bool = False
     learning_rate_drops: list = field(default_factory=list)
+    spectral_norm: float | None = None
     card: dict = field(default_factory=dict)
     source: Path | None = None
+    task: str = "reconstruction"
 
     def data_folders(self, data_dir: str | os.PathLike | None = None) -> dict[str, Path | None]:
         """{"train", "val", "test"}: the folders under the data root ``data_dir`` (default: the
@@ -106,7 +141,7 @@ class Recipe:
         return {part: None if self.data.get(part) is None else (base / self.data[part]).absolute()
                 for part in ("train", "val", "test")}
 
-    def build_model(self) -> ReconstructionModel:
+    def build_model(self) -> ZooModel:
         try:
             return model_classes()[self.model_class](**self.model_kwargs)
         except (TypeError, ValueError) as error:
@@ -114,11 +149,11 @@ class Recipe:
 
 
 def model_classes() -> dict[str, type]:
-    """The model classes a recipe can build, by class name."""
+    """The model classes a recipe can build, by class name: the zoo models (``models.base.ZooModel``)."""
     found = {}
     for name in dir(models):
         value = getattr(models, name)
-        if isinstance(value, type) and issubclass(value, ReconstructionModel) and value is not ReconstructionModel:
+        if isinstance(value, type) and issubclass(value, ZooModel) and value not in (ZooModel, ReconstructionModel):
             found[name] = value
     return found
 
@@ -141,16 +176,28 @@ def _check_folder_name(where: str, value, allow_none: bool) -> None:
         raise ValueError(f"{where}: expected a folder name (a string){' or null' if allow_none else ''}, got {value!r}.")
 
 
-def load_recipe(path: str | os.PathLike) -> Recipe:
-    """Read and validate a recipe (see the module docstring); raises ValueError /
-    FileNotFoundError naming the offending key, before anything is built."""
+def read_recipe_file(path: str | os.PathLike) -> Any:
+    """The JSON content of the recipe file ``path`` (not yet validated); FileNotFoundError /
+    ValueError naming the file when it is absent or not JSON."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"RECIPE: no such file: {str(path)!r}")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise ValueError(f"RECIPE: {path} is not valid JSON ({error}).") from None
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and validate a recipe (see the module docstring); raises ValueError /
+    FileNotFoundError naming the offending key, before anything is built."""
+    return recipe_from_dict(read_recipe_file(path), source=Path(path))
+
+
+def recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> Recipe:
+    """Validate the recipe ``raw`` (the content of a recipe file, see the module docstring) read
+    from ``source``; raises ValueError naming the offending key, before anything is built."""
+    path = Path(source) if source is not None else Path("recipe.json")
     if isinstance(raw, dict) and "training" not in raw and "steps" in raw:
         raise ValueError(
             "RECIPE: this is the former training-config format (top-level steps, pipeline, run_dir); move the "
@@ -166,6 +213,12 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     kwargs = model.get("kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ValueError(f"model.kwargs: expected a JSON object of constructor arguments, got {kwargs!r}.")
+    task = classes[model["class"]].TASK
+    if task not in _TRAINED_TASKS:
+        raise ValueError(f"model.class: {model['class']} is a {task} model; the trainer trains reconstruction "
+                         "networks, denoisers and priors (ScoreNetwork).")
+    prior = task == "prior"
+    images_only = task in ("prior", "denoising")  # trained on images, whatever acquires them
 
     data = raw["data"]
     _check_keys("data", data, _DATA_KEYS, ("train",))
@@ -174,10 +227,26 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     for part in ("val", "test"):
         _check_folder_name(f"data.{part}", data.get(part), allow_none=True)
 
-    acquisition = check_acquisition(raw["acquisition"])
-    synthesis = None if data.get("synthesis") is None else check_synthesis(data["synthesis"], acquisition)
+    if task == "denoising":
+        data["sigma"] = list(check_noise_range(data.get("sigma", DENOISING_SIGMA), "data.sigma"))
+    elif data.get("sigma") is not None:
+        raise ValueError(f"data.sigma: the noise levels of a denoiser's examples; {model['class']} is a {task} model.")
+    if images_only:
+        if raw.get("acquisition") is not None:
+            raise ValueError(f"acquisition: {model['class']} is a {'prior' if prior else 'denoiser'}, trained on "
+                             "images whatever acquires them; remove the acquisition section.")
+        if data.get("synthesis") is None:
+            raise ValueError(f"data.synthesis: a {'prior' if prior else 'denoiser'}'s training images are synthesised "
+                             "from magnitude volumes; expected a data.synthesis block with one coil (see "
+                             "fastmri_zoo.training.config).")
+        acquisition, synthesis = None, check_synthesis(data["synthesis"], None)
+    elif "acquisition" not in raw:
+        raise ValueError("recipe: missing required key(s) ['acquisition'].")
+    else:
+        acquisition = check_acquisition(raw["acquisition"])
+        synthesis = None if data.get("synthesis") is None else check_synthesis(data["synthesis"], acquisition)
     model_multicoil = kwargs.get("multicoil")
-    if model_multicoil is not None and bool(model_multicoil) != acquisition["multicoil"]:
+    if acquisition is not None and model_multicoil is not None and bool(model_multicoil) != acquisition["multicoil"]:
         raise ValueError(
             f"acquisition.multicoil: {acquisition['multicoil']} but model.kwargs.multicoil is {model_multicoil}; "
             "expected the same."
@@ -209,8 +278,17 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     learning_rate_drops = check_learning_rate_drops(
         training.get("learning_rate_drops") or [], steps, steps_per_epoch or min(steps, 100))
 
+    loss = training.get("loss", DSM_LOSS if prior else "l1")
+    if (loss == DSM_LOSS) != prior:
+        raise ValueError(f"training.loss: {DSM_LOSS!r} is the loss of priors, and the only one; {model['class']} is a "
+                         f"{task} model, got {loss!r}.")
+    spectral_norm = number("spectral_norm", None, above=0, allow_none=True)
+
     card = raw.get("card") or {}
     _check_keys("card", card, _CARD_KEYS)
+    if card and card.get("task", "reconstruction") != task:
+        raise ValueError(f"card.task: expected {task!r} ({model['class']} is a {task} model), "
+                         f"got {card.get('task', 'reconstruction')!r}.")
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         raise ValueError(f"name: expected a string, got {name!r}.")
@@ -221,7 +299,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         data=dict(data),
         acquisition=acquisition,
         steps=steps,
-        loss=training.get("loss", "l1"),
+        loss=loss,
         optimizer=training.get("optimizer", "adam"),
         learning_rate=number("learning_rate", 1e-3, above=0),
         clipnorm=number("clipnorm", 1.0, above=0, allow_none=True),
@@ -233,12 +311,14 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         freeze=list(freeze),
         fixed_train_masks=flag("fixed_train_masks"),
         learning_rate_drops=[list(drop) for drop in learning_rate_drops],
+        spectral_norm=spectral_norm,
         card=dict(card),
         source=path.absolute(),
+        task=task,
     )
     recipe.build_model()  # the constructor checks its arguments; no weights are made
     model_grid = kwargs.get("image_shape")
-    if synthesis is not None and acquisition["kind"] == "noncartesian" and model_grid is not None and (
+    if synthesis is not None and not images_only and acquisition["kind"] == "noncartesian" and model_grid is not None and (
             [int(n) for n in model_grid] != list(synthesis.size)):
         raise ValueError(
             f"data.synthesis.size: {list(synthesis.size)} but model.kwargs.image_shape is {list(model_grid)}; "
@@ -259,7 +339,8 @@ def model_card(recipe: Recipe, data_description: str) -> dict:
     if recipe.card.get("description"):
         card["description"] = recipe.card["description"] + (f" {notes}" if notes else "")
     card.setdefault("training_data", recipe.data.get("description") or data_description)
-    card["acquisition"] = dict(recipe.acquisition)
+    if recipe.acquisition is not None:
+        card["acquisition"] = dict(recipe.acquisition)
     if recipe.name:
         card["name"] = recipe.name
     return card
@@ -304,13 +385,24 @@ def run_recipe(
     if strategy is None:
         strategy = strategy_from_environment()
 
-    train, val = training_data(folders["train"], folders["val"], recipe.acquisition, batch_size=recipe.batch_size,
-                               seed=recipe.seed, fixed_train_masks=recipe.fixed_train_masks,
-                               synthesis=recipe.data.get("synthesis"))
+    if recipe.task == "prior":
+        train, val = image_training_data(folders["train"], folders["val"], recipe.data["synthesis"],
+                                         batch_size=recipe.batch_size, seed=recipe.seed)
+        examples = f"complex images {json.dumps(recipe.data['synthesis'])}"
+    elif recipe.task == "denoising":
+        train, val = image_training_data(folders["train"], folders["val"], recipe.data["synthesis"],
+                                         batch_size=recipe.batch_size, seed=recipe.seed, sigma=recipe.data["sigma"])
+        examples = (f"magnitude images {json.dumps(recipe.data['synthesis'])}, white Gaussian noise of standard "
+                    f"deviation uniform in {recipe.data['sigma']}")
+    else:
+        train, val = training_data(folders["train"], folders["val"], recipe.acquisition, batch_size=recipe.batch_size,
+                                   seed=recipe.seed, fixed_train_masks=recipe.fixed_train_masks,
+                                   synthesis=recipe.data.get("synthesis"))
+        examples = json.dumps(recipe.acquisition)
     data_description = (
         f"{folders['train'].name}/ of {folders['train'].parent}"
         + (f", validation {folders['val'].name}/" if folders["val"] is not None else "")
-        + f"; {json.dumps(recipe.acquisition)}"
+        + f"; {examples}"
     )
     drops = "".join(f", x{factor:g} from step {step}" for step, factor in learning_rate_drops)
     summary = (f"  (loss {recipe.loss}, optimizer {recipe.optimizer}, learning rate {recipe.learning_rate:g}{drops}, "
@@ -323,5 +415,5 @@ def run_recipe(
         seed=recipe.seed, freeze=recipe.freeze, strategy=strategy, preset_dir=output, val_steps=recipe.val_steps,
         verbose=verbose, card=model_card(recipe, data_description), command=command,
         data_description=data_description, run_eagerly=recipe.run_eagerly,
-        learning_rate_drops=learning_rate_drops,
+        learning_rate_drops=learning_rate_drops, spectral_norm=recipe.spectral_norm,
     )

@@ -1,9 +1,15 @@
-"""Train and fine-tune reconstruction networks, for every acquisition: ``fit``, ``training_data``, ``finetune``.
+"""Train and fine-tune reconstruction networks, for every acquisition, and priors: ``fit``, ``training_data``,
+``image_training_data``, ``finetune``.
 
 The one trainer of the package: ``fastmri-zoo train RECIPE.json`` (:mod:`.config`), ``fastmri-zoo
 finetune`` and every shipped checkpoint go through ``fit``. ``training_data`` builds its pipelines
 for any acquisition (Cartesian, non-Cartesian 2D radial / spiral, 3D kooshball; single-coil or
-multicoil) from an acquisition description (the ``acquisition`` section of a recipe).
+multicoil) from an acquisition description (the ``acquisition`` section of a recipe);
+``image_training_data`` the complex images a prior (``models.ScoreNetwork``, task ``"prior"``)
+learns from. A prior trains on its own objective, residual denoising score matching
+(``loss="dsm"``: its ``train_step`` / ``test_step``), optionally with its kernels projected to a
+spectral norm after every step (``spectral_norm``, ``models.score.SpectralNormProjection``);
+everything else below (backups, logs, run record, preset) is the same for both tasks.
 
 ``fit`` wraps the network in a small training model whose loss is computed by the
 toolkit's :mod:`~fastmri_zoo.training.losses` on the network's complex output (Keras'
@@ -34,6 +40,7 @@ workers keep their backups and logs in ``RUN_DIR/<task type>-<index>/``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -52,12 +59,16 @@ from ..data.pipelines import (
     list_h5_files,
     noncartesian_3d_dataset,
     noncartesian_dataset,
+    check_noise_range,
     synthesized_cartesian_dataset,
+    synthesized_denoising_dataset,
+    synthesized_image_dataset,
     synthesized_noncartesian_dataset,
 )
 from ..data.synthesis import Synthesis
 from ..metrics import ReconstructionMetric
-from ..models.base import ReconstructionModel
+from ..models.base import ReconstructionModel, ZooModel
+from ..models.score import SpectralNormProjection
 from ..presets import from_preset, save_to_preset
 from ..utils import center_crop
 from .losses import ReconstructionLoss, get_loss
@@ -70,6 +81,7 @@ __all__ = [
     "freeze_layers",
     "l1_magnitude_step",
     "training_data",
+    "image_training_data",
     "acquisition_dataset",
     "check_acquisition",
     "cartesian_training_data",
@@ -83,6 +95,8 @@ __all__ = [
 DEFAULT_LEARNING_RATE = 1e-3
 #: ``finetune`` defaults to ``DEFAULT_LEARNING_RATE / FINETUNE_LR_FACTOR``.
 FINETUNE_LR_FACTOR = 10.0
+#: The loss of a prior: residual denoising score matching (``models.score.denoising_score_matching_loss``).
+DSM_LOSS = "dsm"
 
 _SESSIONS_FILE = "sessions.json"
 _RUN_FILE = "run.json"
@@ -92,7 +106,7 @@ _RUN_FILE = "run.json"
 class FitResult:
     """What ``fit`` returns: the trained network and the facts of the run."""
 
-    model: ReconstructionModel
+    model: ZooModel
     metrics: dict[str, float]
     steps: int
     epochs: int
@@ -381,17 +395,19 @@ class _SessionLog(keras.callbacks.Callback):
 
 class _CurvePlot(keras.callbacks.Callback):
     """Redraws ``RUN_DIR/validation_curve.png`` from ``log.csv`` after each epoch (after the
-    CSV logger has written it): validation and training PSNR against optimizer steps."""
+    CSV logger has written it): validation and training ``metric`` (PSNR; a prior's DSM loss)
+    against optimizer steps."""
 
-    def __init__(self, log_path: Path, png_path: Path, steps_per_epoch: int):
+    def __init__(self, log_path: Path, png_path: Path, steps_per_epoch: int, metric: str = "psnr"):
         super().__init__()
         self.log_path, self.png_path, self.steps_per_epoch = log_path, png_path, steps_per_epoch
+        self.metric = metric
 
     def on_epoch_end(self, epoch, logs=None):
         from ..viz import save_training_curve_png  # lazy: matplotlib only when a run draws its curve
 
         try:
-            save_training_curve_png(self.png_path, self.log_path, self.steps_per_epoch)
+            save_training_curve_png(self.png_path, self.log_path, self.steps_per_epoch, metric=self.metric)
         except (OSError, ValueError) as error:  # a picture must never stop a training run
             warnings.warn(f"validation curve not drawn: {error}", stacklevel=2)
 
@@ -427,13 +443,13 @@ def _describe_optimizer(optimizer, learning_rate_drops: Sequence[tuple[int, floa
 
 
 def fit(
-    model: ReconstructionModel | Callable[[], ReconstructionModel],
+    model: ZooModel | Callable[[], ZooModel],
     train_dataset: tf.data.Dataset,
     val_dataset: tf.data.Dataset | None = None,
     *,
     steps: int,
     steps_per_epoch: int | None = None,
-    loss="l1",
+    loss=None,
     optimizer="adam",
     learning_rate: float | None = DEFAULT_LEARNING_RATE,
     clipnorm: float | None = 1.0,
@@ -450,20 +466,31 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     run_eagerly: bool = False,
     learning_rate_drops: Sequence[Sequence[float]] = (),
+    spectral_norm: float | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimizer steps, resumably, and optionally export a preset.
 
-    model: a ReconstructionModel, or a zero-argument callable building one (called after
+    model: a zoo model of task "reconstruction" (a ReconstructionModel), "denoising" (a
+    ``models.Denoiser``) or "prior" (a ``models.ScoreNetwork``), or a zero-argument callable building
+    one (called after
     seeding, under ``strategy.scope()``); a model built outside ``strategy``'s scope is
     rebuilt in it with the same weights. train_dataset / val_dataset: batched
     ``tf.data.Dataset`` of ``(inputs, target)`` as ``data.cartesian_dataset`` returns
     (inputs a dict, complex64 k-space; target float32 (batch, h, w) magnitudes, or complex
-    targets for ``on="complex"`` losses; an ``inputs["scale"]`` entry is dropped). The
+    targets for ``on="complex"`` losses; an ``inputs["scale"]`` entry is dropped); for a denoiser,
+    ``({"image": noisy, "sigma": s}, clean)`` as ``data.synthesized_denoising_dataset`` returns; for a
+    prior, ``({"image": x}, x)`` of clean complex64 images as ``data.synthesized_image_dataset``
+    returns (both from :func:`image_training_data`). Callbacks the network needs in any training
+    (``ZooModel.training_callbacks``: a learnlet's noise normalisation) are added. The
     training set is repeated as needed. steps: total optimizer steps, a multiple of
     ``steps_per_epoch`` (default: ``min(steps, 100)``); one backup and one validation per
     epoch. loss: a name of ``losses.LOSSES``, a dict ``{"name": ..., **kwargs}`` or a
     ``ReconstructionLoss`` (its mean over the images of the batch is minimised; 3D networks:
-    over the slices of the volumes). optimizer: a name ("adam", "radam", "lookahead_radam", any
+    over the slices of the volumes); default "l1"; a prior's loss is ``"dsm"`` (its default and
+    only loss: the network's own ``train_step``, sigma ~ N(0, s^2) with s its ``sigma_scale``;
+    validated on a fixed draw, its ``test_step``). spectral_norm: after every optimizer step
+    (and before the first) every convolution kernel is rescaled to this spectral norm
+    (``models.score.SpectralNormProjection``; the thesis' priors use 2.0); None: no projection. optimizer: a name ("adam", "radam", "lookahead_radam", any
     Keras optimizer), a dict or an optimizer instance; ``learning_rate`` and ``clipnorm``
     are set on it. learning_rate_drops: ``[(step, factor), ...]``: from optimizer step ``step``
     on (a multiple of ``steps_per_epoch``, below ``steps``) the learning rate is ``learning_rate``
@@ -486,6 +513,8 @@ def fit(
     Returns a :class:`FitResult` (trained network, final validation metrics, ...).
     """
     steps = check_scalar("steps", steps, integer=True, at_least=1)
+    if spectral_norm is not None:
+        spectral_norm = check_scalar("spectral_norm", spectral_norm, above=0)
     steps_per_epoch = min(steps, 100) if steps_per_epoch is None else steps_per_epoch
     steps_per_epoch = check_scalar("steps_per_epoch", steps_per_epoch, integer=True, at_least=1)
     if steps % steps_per_epoch:
@@ -517,17 +546,30 @@ def fit(
     example_inputs, example_target = _first_batch(train)
     batch_size = int(example_target.shape[0])
 
-    if isinstance(model, ReconstructionModel):
+    if isinstance(model, ZooModel):
         network, weights = model, None
         if strategy is not None and model.distribute_strategy is not strategy:
             network, weights = _rebuild_in_scope(model, strategy)
     elif callable(model):
         with scope_strategy.scope():
             network, weights = model(), None
-        if not isinstance(network, ReconstructionModel):
-            raise ValueError(f"model: the callable returned a {type(network).__name__}, expected a ReconstructionModel.")
+        if not isinstance(network, ZooModel):
+            raise ValueError(f"model: the callable returned a {type(network).__name__}, expected a ReconstructionModel, "
+                             "a denoiser or a prior (ScoreNetwork).")
     else:
-        raise ValueError(f"model: expected a ReconstructionModel or a callable building one, got {type(model).__name__}.")
+        raise ValueError(f"model: expected a ReconstructionModel, a denoiser, a prior (ScoreNetwork) or a callable "
+                         f"building one, got {type(model).__name__}.")
+    prior = network.TASK == "prior"
+    if network.TASK not in ("reconstruction", "denoising", "prior"):
+        raise ValueError(f"model: fit trains reconstruction networks, denoisers and priors; {type(network).__name__} "
+                         f"is a {network.TASK} model.")
+    if prior and loss not in (None, DSM_LOSS):
+        raise ValueError(f"loss: a prior ({type(network).__name__}) is trained by denoising score matching, "
+                         f"loss {DSM_LOSS!r}; got {loss!r}.")
+    if prior:
+        # A prior is called on (image, sigma): the preset records both, at the training images' size.
+        images = example_inputs["image"]
+        example_inputs = {"image": images, "sigma": tf.zeros(tf.shape(images)[:1], tf.float32)}
 
     preprocessor = getattr(train_dataset, "preprocessor", None)
     if preprocessor is not None:
@@ -549,7 +591,7 @@ def fit(
         if weights is not None:
             network.set_weights(weights)
         frozen = freeze_layers(network, freeze) if freeze else []
-        loss_fn = get_loss(loss)
+        loss_fn = None if prior else get_loss("l1" if loss is None else loss)
         opt = get_optimizer(optimizer, learning_rate, clipnorm)
         if scope_strategy.num_replicas_in_sync > 1:
             _clip_summed_gradients(opt)
@@ -559,17 +601,17 @@ def fit(
     # replica per worker: the metric variables are then made in the first step). The training model
     # has no variables of its own.
     multi_worker = _in_cluster(scope_strategy)
-    with (contextlib.nullcontext() if multi_worker else scope_strategy.scope()):
-        trainer = _TrainingModel(network, loss_fn, _static_target_shape(train_dataset), volumes=volumes,
-                                 multi_worker=multi_worker, name="training_model")
+    if prior:
+        trainer, metrics = network, None  # its own train_step / test_step: the DSM loss
+    else:
+        with (contextlib.nullcontext() if multi_worker else scope_strategy.scope()):
+            trainer = _TrainingModel(network, loss_fn, _static_target_shape(train_dataset), volumes=volumes,
+                                     multi_worker=multi_worker, name="training_model")
+        metrics = [ReconstructionMetric("psnr"), ReconstructionMetric("ssim"), ReconstructionMetric("nmse")]
     with scope_strategy.scope():
-        trainer(example_inputs)
-        trainer.compile(
-            optimizer=opt,
-            metrics=[ReconstructionMetric("psnr"), ReconstructionMetric("ssim"), ReconstructionMetric("nmse")],
-            jit_compile=False,
-            run_eagerly=bool(run_eagerly),
-        )
+        if not prior:
+            trainer(example_inputs)
+        trainer.compile(optimizer=opt, metrics=metrics, jit_compile=False, run_eagerly=bool(run_eagerly))
     if not network.trainable_weights:
         raise ValueError(f"freeze: {frozen} leaves {type(network).__name__} with no trainable weights.")
     if preprocessor is not None:
@@ -582,7 +624,10 @@ def fit(
         keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, update_freq="epoch"),
         session_log,
-        _CurvePlot(run_dir / "log.csv", run_dir / "validation_curve.png", steps_per_epoch),
+        *network.training_callbacks(),  # e.g. the noise normalisation of learnlets
+        _CurvePlot(run_dir / "log.csv", run_dir / "validation_curve.png", steps_per_epoch,
+                   metric="loss" if prior else "psnr"),
+        *([SpectralNormProjection(spectral_norm)] if spectral_norm is not None else []),
         *([keras.callbacks.LearningRateScheduler(
             lambda epoch, _: learning_rate_at(epoch * steps_per_epoch, learning_rate, learning_rate_drops))]
           if learning_rate_drops else []),
@@ -619,7 +664,13 @@ def fit(
     wall_time = float(sum(entry.get("seconds", 0.0) for entry in sessions))
 
     optimizer_text = _describe_optimizer(opt, learning_rate_drops)
-    loss_text = f"{type(loss_fn).__name__}({json.dumps({k: v for k, v in loss_fn.get_config().items() if k not in ('name', 'reduction')})})"
+    if prior:
+        loss_text = (f"denoising score matching (residual, noise-conditional; sigma ~ N(0, s^2), s = "
+                     f"{network.sigma_scale:g})")
+    else:
+        loss_text = f"{type(loss_fn).__name__}({json.dumps({k: v for k, v in loss_fn.get_config().items() if k not in ('name', 'reduction')})})"
+    if spectral_norm is not None:
+        loss_text += f", kernels projected to spectral norm {spectral_norm:g} after every step"
     command = command or f"fastmri_zoo.training.fit(..., steps={steps}, steps_per_epoch={steps_per_epoch})"
     run = {
         "model": keras.saving.serialize_keras_object(network)["config"] | {"class_name": type(network).__name__},
@@ -633,6 +684,8 @@ def fit(
         "optimizer_config": keras.saving.serialize_keras_object(opt),
         "optimizer_iterations": done,
         "loss": loss_text,
+        "task": network.TASK,
+        "spectral_norm": spectral_norm,
         "seed": seed,
         "frozen_layers": frozen,
         "replicas": scope_strategy.num_replicas_in_sync,
@@ -731,12 +784,18 @@ def check_acquisition(acquisition: Mapping[str, Any], where: str = "acquisition"
     return {"kind": kind, "ndim": ndim, "multicoil": multicoil, **options}
 
 
-def check_synthesis(synthesis: Mapping[str, Any], acquisition: Mapping[str, Any],
+def check_synthesis(synthesis: Mapping[str, Any], acquisition: Mapping[str, Any] | None,
                     where: str = "data.synthesis") -> Synthesis:
     """The :class:`~fastmri_zoo.data.synthesis.Synthesis` of a recipe's ``data.synthesis`` block,
     checked against its (checked) acquisition: Cartesian or 2D non-Cartesian (the synthesised
     examples are slices), one coil for single-coil, at least 2 for multicoil, and a non-Cartesian
-    ``image_shape``, if given, equal to ``size`` (the grid of the examples)."""
+    ``image_shape``, if given, equal to ``size`` (the grid of the examples). ``acquisition`` None:
+    the images themselves (a prior's), one coil."""
+    if acquisition is None:
+        options = Synthesis.from_dict(synthesis, where)
+        if options.coils != 1:
+            raise ValueError(f"{where}.coils: a prior learns coil-combined images, one coil; got {options.coils}.")
+        return options
     if acquisition["ndim"] != 2:
         raise ValueError(f"{where}: synthesis from volumes makes 2D slices; expected a Cartesian or a 2D "
                          f"non-Cartesian acquisition (ndim 2), got a {acquisition['ndim']}D {acquisition['kind']} one.")
@@ -810,9 +869,7 @@ def training_data(
     """
     acquisition = check_acquisition(acquisition or {"kind": "cartesian", "mask_type": "random",
                                                     "center_fraction": 0.08, "acceleration": 4})
-    for name, folder in (("train_dir", train_dir), ("val_dir", val_dir)):
-        if folder is not None and not os.path.isdir(folder):
-            raise FileNotFoundError(f"{name}: no such folder: {os.fspath(folder)!r}")
+    _check_folders(train_dir, val_dir)
     if synthesis is not None:
         options = check_synthesis(synthesis, acquisition)
         cartesian = acquisition["kind"] == "cartesian"
@@ -828,6 +885,39 @@ def training_data(
     train = acquisition_dataset(train_dir, acquisition, seed=train_seed, batch_size=batch_size, shuffle=True)
     val = None if val_dir is None else acquisition_dataset(val_dir, acquisition, seed=0 if seed is None else seed,
                                                 batch_size=batch_size, shuffle=False)
+    return train, val
+
+
+def _check_folders(train_dir, val_dir) -> None:
+    for name, folder in (("train_dir", train_dir), ("val_dir", val_dir)):
+        if folder is not None and not os.path.isdir(folder):
+            raise FileNotFoundError(f"{name}: no such folder: {os.fspath(folder)!r}")
+
+
+def image_training_data(
+    train_dir: str | os.PathLike,
+    val_dir: str | os.PathLike | None = None,
+    synthesis: Mapping[str, Any] | Synthesis | None = None,
+    *,
+    batch_size: int = 1,
+    seed: int | None = 0,
+    sigma: Sequence[float] | None = None,
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """Training and validation images of a prior for ``fit``: ``data.synthesized_image_dataset`` on the
+    magnitude volumes of ``train_dir`` and ``val_dir`` (complex slices with a smooth random phase, one coil,
+    :func:`check_synthesis` with no acquisition); with ``sigma`` = [low, high], the examples of a denoiser
+    instead: ``data.synthesized_denoising_dataset`` (magnitude slices, noise of a standard deviation drawn
+    uniformly in [low, high] for each). Training: endless and augmented, every image new;
+    validation: ``val_examples`` fixed images of seed ``seed`` (0 when None), not augmented."""
+    options = check_synthesis(synthesis.to_dict() if isinstance(synthesis, Synthesis) else synthesis or {}, None)
+    _check_folders(train_dir, val_dir)
+    if sigma is None:
+        pipeline = synthesized_image_dataset
+    else:
+        pipeline = functools.partial(synthesized_denoising_dataset, sigma=check_noise_range(sigma, "sigma"))
+    train = pipeline(train_dir, options, seed=None, batch_size=batch_size)
+    val = None if val_dir is None else pipeline(val_dir, options, seed=0 if seed is None else seed,
+                                                batch_size=batch_size)
     return train, val
 
 

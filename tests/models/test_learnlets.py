@@ -1,6 +1,6 @@
 """LearnletDenoiser and the wavelet hard-thresholding baseline: config round trips, complex images as
 two channels, exact reconstruction, training with the normalisation callback, the baseline against a
-numpy reference of the pyramid, and bad inputs."""
+numpy reference of the pyramid, and bad inputs (the same for every denoiser, the U-net's too)."""
 
 import json
 
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from fastmri_zoo.layers import NormalisationUpdate
-from fastmri_zoo.models import LearnletDenoiser, WaveletHardThresholding
+from fastmri_zoo.models import LearnletDenoiser, UNetDenoiser, WaveletHardThresholding
 from tests.conftest import crandn
 from tests.layers.test_learnlets import np_pyramid, np_upsample, randomise
 
@@ -93,14 +93,22 @@ def test_wavelet_hard_thresholding_against_numpy(rng):
     assert WaveletHardThresholding.from_config(model.get_config()).get_config() == model.get_config()
 
 
-@pytest.mark.parametrize("cls", [LearnletDenoiser, WaveletHardThresholding])
+BAD_INPUT_CASES = {
+    LearnletDenoiser: SMALL,
+    WaveletHardThresholding: dict(n_scales=2, noise_size=32),
+    UNetDenoiser: UNetDenoiser.small_config(),  # the same checks; any size (the U-net pads)
+}
+
+
+@pytest.mark.parametrize("cls", list(BAD_INPUT_CASES))
 def test_bad_inputs(cls, rng):
-    model = cls(**(SMALL if cls is LearnletDenoiser else dict(n_scales=2, noise_size=32)))
+    model = cls(**BAD_INPUT_CASES[cls])
     good = inputs(rng)
     with pytest.raises(ValueError, match="'image'"):
         model({"image": good["image"]})
-    with pytest.raises(ValueError, match="multiples of 2\\^n_scales = 4"):
-        model(dict(good, image=np.zeros((2, 18, 16, 1), np.float32)))
+    if model.n_scales:
+        with pytest.raises(ValueError, match="multiples of 2\\^n_scales = 4"):
+            model(dict(good, image=np.zeros((2, 18, 16, 1), np.float32)))
     with pytest.raises(ValueError, match="float32 \\(batch, H, W, C\\) or complex64"):
         model(dict(good, image=np.zeros((2, 16, 16), np.float32)))
     with pytest.raises(ValueError, match="non-negative"):

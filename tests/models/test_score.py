@@ -22,7 +22,7 @@ def kernel_norms(model):
 
 
 def test_thesis_architecture_takes_sigma_at_the_input_and_the_lowest_scale():
-    model = ScoreNetwork()
+    model = ScoreNetwork(name="score_network")  # the paths below, whatever networks the session made before
     model.build()
     kernels = {v.path: tuple(v.shape) for v in model.weights if v.name == "kernel"}
     # real, imaginary, sigma map -> 32 channels
@@ -112,3 +112,32 @@ def test_spectral_norm_is_2_after_an_optimiser_step(rng):
 def test_bad_constructor_arguments(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ScoreNetwork(**kwargs)
+
+
+def test_preset_round_trip_records_the_image_size_and_no_optimizer_state(rng, tmp_path):
+    """save_to_preset / from_preset (the zoo's preset mechanism): same class, config and scores; metadata says
+    task "prior" and the image size; a compiled (trained) network's preset holds its weights only."""
+    import h5py
+
+    from fastmri_zoo import load
+    from fastmri_zoo.models.base import ZooModel
+
+    keras.utils.set_random_seed(1)
+    model = ScoreNetwork(**ScoreNetwork.small_config())
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(crandn(rng, (2, 12, 12)), batch_size=2, epochs=1, verbose=0)  # the optimizer has state now
+    example = {"image": np.zeros((1, 12, 12), np.complex64), "sigma": np.zeros((1,), np.float32)}
+    folder = model.save_to_preset(tmp_path / "prior", example_inputs=example)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["task"] == "prior" and metadata["class_name"] == "fastmri_zoo>ScoreNetwork"
+    assert metadata["input_signature"] == {"image": {"shape": [1, 12, 12], "dtype": "complex64"},
+                                           "sigma": {"shape": [1], "dtype": "float32"}}
+    assert not (folder / "preprocessor.json").exists()  # a prior takes images, no k-space to prepare
+    with h5py.File(folder / "model.weights.h5") as handle:
+        assert "optimizer" not in handle
+    for loaded in (ScoreNetwork.from_preset(str(folder)), load(folder), ZooModel.from_preset(str(folder))):
+        assert type(loaded) is ScoreNetwork and loaded.get_config() == model.get_config()
+        x, sigma = crandn(rng, (3, 12, 12)), np.array([0.1, -0.03, 0.0], np.float32)
+        np.testing.assert_array_equal(loaded.score(x, sigma).numpy(), model.score(x, sigma).numpy())
+    with pytest.raises(ValueError, match="cannot tell the input signature"):
+        ScoreNetwork(**ScoreNetwork.small_config()).save_to_preset(tmp_path / "unbuilt")
