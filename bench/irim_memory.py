@@ -11,21 +11,19 @@ squared images, ``--batch`` of them, random columns at acceleration 4):
 - **i-RIM, backpropagation**: the same network with ``invert_to_learn=False``;
 - **RIM**: ``models.RIM`` with ``--rim-channels`` (64, the paper's) hidden channels.
 
-Each configuration runs in a fresh Python process (so no measurement inherits another's heap),
-with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed at 64 KB so that every freed tensor leaves the resident
-memory at once. The model is built and the training step (``training.fit.l1_magnitude_step``:
+Each configuration runs in a fresh Python process (so no measurement inherits another's
+allocations). The model is built and the training step (``training.fit.l1_magnitude_step``:
 forward, L1 on the magnitude, gradient, Adam, as one ``tf.function``) traced and run once (warm-up:
-graph optimisation, kernels, the optimizer's slots). Then, on Linux, the resident memory is read
-(``base``, /proc/self/status VmRSS), its high-water mark reset (/proc/self/clear_refs) and the step
-run ``--repeats`` times (timed, median); ``train`` = the high-water mark of those steps - base is
-the memory a training step allocates while it runs (activations kept for the backward pass,
-gradients), ``peak`` the process's peak resident memory over its whole life
-(``resource.getrusage``; it includes tracing and the first run's graph optimisation). Elsewhere
-``train`` is the growth of the peak during the timed steps. Printed per row with the ratios to
+graph optimisation, kernels, the optimizer's slots). Then ``base`` is the memory held in tensors
+(weights, optimizer slots, inputs), the step is run ``--repeats`` times (timed, median), and
+``train`` is the peak of the tensors those steps allocate above ``base`` (activations kept for the
+backward pass, gradients; TensorFlow's allocator statistics, ``bench/memory.py``); ``peak`` is the
+process's peak resident memory over its whole life (``resource.getrusage``; it includes tracing,
+the first run's graph optimisation and the runtime itself). Printed per row with the ratios to
 the same network's T = 1 row, then the step-time ratio invert to learn / backpropagation per T
 (the issue's bound: 2.5).
 
-``--quick``: 32 x 32 images, T = 1 and 2, small widths, one timed repeat (the smoke test's).
+``--quick``: 64 x 64 images, T = 1 and 2, small widths, one timed repeat (the smoke test's).
 ``--threads``: intra-op threads of TensorFlow (default 1: the machine is shared).
 """
 
@@ -34,8 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -45,32 +41,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 NETWORKS = ("i-RIM invert to learn", "i-RIM backpropagation", "RIM")
 #: the authors' G widths of the single-coil fastMRI i-RIM, scaled by --width-scale
 AUTHORS_WIDTHS = (64, 64, 128, 128, 256, 1024, 1024, 256, 128, 128, 64, 64)
-
-
-def peak_rss_mb() -> float:
-    """The peak resident memory of this process so far, in MB (ru_maxrss: KB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if platform.system() == "Darwin" else peak / 2**10
-
-
-def proc_status_mb(field: str) -> float | None:
-    """VmRSS / VmHWM of /proc/self/status in MB, or None where there is no /proc."""
-    status = Path("/proc/self/status")
-    if not status.exists():
-        return None
-    for line in status.read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 2**10
-    return None
-
-
-def reset_high_water_mark() -> bool:
-    """Reset VmHWM to the current resident memory (Linux: "5" into /proc/self/clear_refs)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return proc_status_mb("VmHWM") is not None
 
 
 def build_model(network: str, steps: int, options: dict):
@@ -91,8 +61,10 @@ def measure(network: str, steps: int, options: dict) -> dict:
 
     from cartesian import median_seconds  # bench/cartesian.py, beside this script
     from fastmri_zoo.training.fit import l1_magnitude_step
+    from memory import peak_rss_mb, start_counting, step_peak_mb, tensor_mb  # bench/memory.py, beside this script
 
     tf.config.threading.set_intra_op_parallelism_threads(options["threads"])
+    start_counting()
     rng = np.random.default_rng(0)
     size, batch = options["size"], options["batch"]
     image = (rng.standard_normal((batch, size, size)) + 1j * rng.standard_normal((batch, size, size))) / 2
@@ -107,22 +79,18 @@ def measure(network: str, steps: int, options: dict) -> dict:
     model.build(None)
     step = l1_magnitude_step(model, keras.optimizers.Adam(1e-4))
     step(inputs, target).numpy()  # traced and run once
-    if reset_high_water_mark():
-        base = proc_status_mb("VmRSS")
-        seconds = median_seconds(lambda: step(inputs, target).numpy(), options["repeats"])
-        train = proc_status_mb("VmHWM") - base
-    else:
-        base = peak_rss_mb()
-        seconds = median_seconds(lambda: step(inputs, target).numpy(), options["repeats"])
-        train = peak_rss_mb() - base
-    return {"params": model.count_params(), "base": base, "peak": peak_rss_mb(), "train": train, "seconds": seconds}
+    base = tensor_mb()
+    seconds = []
+    train = step_peak_mb(lambda: seconds.append(median_seconds(lambda: step(inputs, target).numpy(),
+                                                               options["repeats"])))
+    return {"params": model.count_params(), "base": base, "peak": peak_rss_mb(), "train": train,
+            "seconds": seconds[0]}
 
 
 def run_child(network: str, steps: int, options: dict) -> dict:
     """``measure`` in a fresh Python process."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps([network, steps, options])]
-    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    result = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{network}, T = {steps} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -138,7 +106,7 @@ def main() -> None:
     parser.add_argument("--state-channels", type=int, default=32)
     parser.add_argument("--width-scale", type=float, default=0.25)
     parser.add_argument("--rim-channels", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="32 x 32, T = 1 and 2, small widths, one repeat")
+    parser.add_argument("--quick", action="store_true", help="64 x 64, T = 1 and 2, small widths, one repeat")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -146,14 +114,14 @@ def main() -> None:
         print(json.dumps(measure(network, steps, options)))
         return
     if args.quick:
-        args.size, args.steps, args.repeats = 32, [1, 2], 1
+        args.size, args.steps, args.repeats = 64, [1, 2], 1
         args.state_channels, args.width_scale, args.rim_channels = 8, 1 / 16, 8
     options = {"size": args.size, "batch": args.batch, "repeats": args.repeats, "threads": args.threads,
                "state_channels": args.state_channels, "width_scale": args.width_scale,
                "rim_channels": args.rim_channels}
     print(f"{args.batch} x {args.size} x {args.size} single-coil, i-RIM C = {args.state_channels}, widths x "
           f"{args.width_scale:g}, RIM {args.rim_channels} channels; {args.threads} thread(s); memory in MB: base = "
-          f"resident after a first step, train = what a step adds, peak = the process's; step: median of "
+          f"tensors held after a first step, train = the peak a step adds, peak = the process's resident; step: median of "
           f"{args.repeats}, s")
     print(f"{'network':24s} {'T':>2s} {'params':>9s} {'base':>8s} {'peak':>8s} {'train':>8s} {'step s':>8s} "
           f"{'peak/T1':>8s} {'train/T1':>9s} {'step/T1':>8s}")

@@ -6,9 +6,8 @@
 Each configuration runs in a fresh process (so one run's allocations do not hide another's): the
 model on random single-coil Cartesian data (size x size, 4x mask), one training step (L1 on the
 magnitude, RAdam + Lookahead, a traced ``tf.function``) run once to warm up, then the peak of the
-bytes in use on the heap during one more step above those in use before it (Linux / glibc:
-``mallinfo2``, sampled every millisecond by a thread; resident memory would not do, since the
-allocator keeps freed pages after the warm-up step), and the median time of ``--repeats`` steps.
+bytes in TensorFlow tensors during one more step above those held before it (the allocator's own
+statistics: ``bench/memory.py``), and the median time of ``--repeats`` steps.
 
 Rows: LT-RK4 (N = 5) without and with per-cascade checkpointing; FT-RK4 and FA-RK4 at N = 5, 10,
 20 steps. Ratios: checkpointed / plain LT-RK4 (the issue asks <= 0.5 in memory, <= 1.3 in time),
@@ -19,16 +18,12 @@ FA and FT at N = 20 against N = 5 (FA <= 1.2 in memory, FT grows), FA / FT at ea
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 STEPS = (5, 10, 20)
 
@@ -42,47 +37,8 @@ def configurations() -> list[dict]:
     return rows
 
 
-def heap_in_use() -> Callable[[], int]:
-    """A function returning the bytes allocated by malloc and not freed (glibc's ``mallinfo2``)."""
-    fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in fields]
-
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.mallinfo2.restype = MallInfo2
-
-    def in_use() -> int:
-        info = libc.mallinfo2()
-        return info.uordblks + info.hblkhd  # small and large (mmapped) blocks
-
-    return in_use
-
-
-def peak_during(run: Callable[[], object], interval: float = 1e-3) -> int:
-    """The peak of heap bytes in use while ``run()`` runs, above those in use before it."""
-    in_use = heap_in_use()
-    before = in_use()
-    peak = [before]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], in_use())
-            time.sleep(interval)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        run()
-    finally:
-        done.set()
-        sampler.join()
-    return max(peak[0], in_use()) - before
-
-
 def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
-    """Peak training-step memory (MB above the resident memory before the step) and median step time."""
+    """Peak training-step memory (MB of tensors above those held before the step) and median step time."""
     import statistics
 
     import keras
@@ -90,10 +46,12 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
     import tensorflow as tf
 
     from fastmri_zoo.models import ReconODE
+    from memory import start_counting, step_peak_mb  # bench/memory.py, beside this script
     from fastmri_zoo.sampling import RandomMaskFunc
     from fastmri_zoo.training import get_optimizer
     from fastmri_zoo.training.fit import l1_magnitude_step
 
+    start_counting()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     arguments = {key: config[key] for key in ("mode", "solver", "n_iter", "checkpointing")}
@@ -107,13 +65,13 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
     step = l1_magnitude_step(model, get_optimizer("lookahead_radam", learning_rate=1e-4))
 
     float(step(inputs, target))  # trace, optimise the graph, build the optimizer
-    peak = peak_during(lambda: float(step(inputs, target)))
+    peak = step_peak_mb(lambda: float(step(inputs, target)))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         float(step(inputs, target))
         times.append(time.perf_counter() - start)
-    return dict(config, peak_mb=peak / 2**20, step_s=statistics.median(times), params=model.count_params())
+    return dict(config, peak_mb=peak, step_s=statistics.median(times), params=model.count_params())
 
 
 def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
@@ -159,7 +117,7 @@ def main(argv=None) -> None:
         print(json.dumps(measure(json.loads(args.run), size, args.batch, repeats)))
         return
     print(f"ReconODE training step, {size} x {size}, batch {args.batch}, single-coil Cartesian 4x, "
-          f"median of {repeats} steps, peak heap bytes in use above those before the step")
+          f"median of {repeats} steps, peak MB of tensors above those held before the step")
     rows = {}
     for config in configurations():
         rows[config["label"]] = run_fresh(config, size, args.batch, repeats)

@@ -54,9 +54,9 @@ def _setting(recipe, mask_type=None, acceleration=None):
     return suffix, acquisition
 
 
-def _volume_batches(path, acquisition, seed=0):
-    """The held-out volume ``path`` alone (non-Cartesian 2D: its slices ``NONCARTESIAN_EVAL_SLICES``),
-    masks seeded per slice by ``seed``."""
+def _volume_batches(path, acquisition, seed=0, all_slices=False):
+    """The held-out volume ``path`` alone (non-Cartesian 2D: its slices ``NONCARTESIAN_EVAL_SLICES``
+    unless ``all_slices``), masks seeded per slice by ``seed``."""
     import h5py
 
     from fastmri_zoo.training import acquisition_dataset
@@ -64,7 +64,7 @@ def _volume_batches(path, acquisition, seed=0):
     folder = tempfile.mkdtemp()
     try:
         copy = os.path.join(folder, os.path.basename(path))
-        if acquisition["kind"] == "noncartesian" and acquisition["ndim"] == 2:
+        if acquisition["kind"] == "noncartesian" and acquisition["ndim"] == 2 and not all_slices:
             with h5py.File(path, "r") as source, h5py.File(copy, "w") as subset:
                 for key, value in source.items():
                     subset[key] = value[NONCARTESIAN_EVAL_SLICES]
@@ -123,9 +123,10 @@ def tune_cg_sense(files, acquisition) -> tuple[dict, list]:
     return {key: best[key] for key in ("regularization", "num_iterations")}, scores
 
 
-def _score(model, files, acquisition, seeds=(0,), log=True, cg=None) -> dict:
+def _score(model, files, acquisition, seeds=(0,), log=True, cg=None, all_slices=False) -> dict:
     """{method: [per-volume metrics]} of ``model`` and the baselines on ``files``, one row per
-    (file, mask seed); ``cg``: CG-SENSE settings, to score it too (Cartesian multicoil)."""
+    (file, mask seed); ``cg``: CG-SENSE settings, to score it too (Cartesian multicoil);
+    ``all_slices``: every slice of each file (``_volume_batches``)."""
     from fastmri_zoo import metrics
 
     noncartesian = acquisition["kind"] == "noncartesian"
@@ -137,7 +138,7 @@ def _score(model, files, acquisition, seeds=(0,), log=True, cg=None) -> dict:
     for path in files:
         for seed in seeds:
             preds, baselines, grappas, cgs, targets = [], [], [], [], []
-            for inputs, target in _volume_batches(path, acquisition, seed):
+            for inputs, target in _volume_batches(path, acquisition, seed, all_slices):
                 inputs = {key: value for key, value in inputs.items() if key != "scale"}
                 preds.append(np.abs(model(inputs).numpy()))
                 if cg is not None:
@@ -272,11 +273,17 @@ def outside(args):
 
     recipe = _recipe(args.name)
     acquisition = dict(recipe.acquisition)
-    if acquisition["kind"] != "cartesian":
-        raise SystemExit("outside: only Cartesian checkpoints are scored outside their domain so far.")
+    if acquisition.get("ndim", 2) != 2:
+        raise SystemExit("outside: only 2D checkpoints are scored outside their domain so far.")
     model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
     magnitude_dir = os.path.join(args.data_dir, "magnitude", "test")
     coils = (recipe.data.get("synthesis") or {}).get("coils", 8)
+    cg = None  # multicoil: CG-SENSE too, with the settings tuned on the validation subjects by ``evaluate``
+    held_out = os.path.join(args.run_dir, "metrics.json")
+    if acquisition["multicoil"]:
+        if not os.path.exists(held_out):
+            raise SystemExit(f"outside: run `evaluate` first; {held_out} holds the tuned CG-SENSE settings.")
+        cg = json.load(open(held_out))["cg_sense"]["settings"]
     report = {}
     for name, description in OUTSIDE_SETS:
         if args.only and name not in args.only:
@@ -284,7 +291,7 @@ def outside(args):
         folder = tempfile.mkdtemp()
         try:
             files = _outside_files(name, folder, acquisition, magnitude_dir, coils)
-            results = _score(model, files, acquisition, seeds=tuple(args.seeds), log=False)
+            results = _score(model, files, acquisition, seeds=tuple(args.seeds), log=False, cg=cg, all_slices=True)
         finally:
             shutil.rmtree(folder)
         summary = {method: metrics.summarize(rows) for method, rows in results.items()}
@@ -392,10 +399,11 @@ def _outside_table(run_dir) -> str:
              "acceleration, three mask seeds, mean +- std over (image set, seed):"]
     for name, entry in report.items():
         summary = entry["summary"]
-        baseline = "adjoint + DCp" if "adjoint + DCp" in summary else "zero-filled"
+        baseline = next(b for b in ("CG-SENSE", "adjoint + DCp", "zero-filled") if b in summary)
         gain = summary["network"]["psnr"][0] - summary[baseline]["psnr"][0]
+        others = [method for method in summary if method != "network"]
         lines += ["", f"{entry['description']}: {gain:+.2f} dB over {baseline}", *_HEADER,
-                  _row(baseline, summary[baseline]), _row("network", summary["network"])]
+                  *(_row(method, summary[method]) for method in others), _row("network", summary["network"])]
     return "\n".join(lines)
 
 

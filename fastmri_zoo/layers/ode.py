@@ -148,10 +148,13 @@ def odeint_adjoint(
 
     @tf.custom_gradient
     def solve(x0, *args):
-        args = list(args)
-        x1 = odeint(lambda x, t: f(x, t, args), x0, t0, t1, n_steps, tableau)
+        args = [tf.stop_gradient(arg) for arg in args]  # no tape records the forward solve: nothing of it is kept
+        x1 = odeint(lambda x, t: f(x, t, args), tf.stop_gradient(x0), t0, t1, n_steps, tableau)
 
         def gradient(dx1):
+            dx1 = tf.convert_to_tensor(dx1)
+            with tf.control_dependencies([dx1]):  # in a graph, the backward solve waits for its gradient
+                x1_again = tf.identity(x1)
             def augmented(state, t):
                 x, adjoint, _ = state
                 with tf.GradientTape() as tape:
@@ -162,7 +165,7 @@ def odeint_adjoint(
                 )
                 return velocity, -vjps[0], [-g for g in vjps[1:]]
 
-            state = (tf.stop_gradient(x1), dx1, [tf.zeros_like(arg) for arg in args])
+            state = (tf.stop_gradient(x1_again), dx1, [tf.zeros_like(arg) for arg in args])
             _, dx0, dargs = odeint(augmented, state, t1, t0, n_steps, tableau)
             return (dx0, *dargs)
 

@@ -1,0 +1,46 @@
+"""Memory of a training step, measured the one way both memory benchmarks share.
+
+TensorFlow's CPU tensors do not come from glibc's heap counters (``mallinfo2`` sees none of them)
+and the allocator keeps freed pages resident, so neither the heap statistics nor the resident
+memory shows what a step holds. TensorFlow's own allocator statistics do:
+``tf.config.experimental.reset_memory_stats`` / ``get_memory_info`` on ``CPU:0`` (public API)
+give the bytes in tensors now and their peak since the reset. TensorFlow counts only from the
+first of those calls on (and subtracts every later free), so ``start_counting()`` comes first in
+the measuring process, before any model or input exists.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+from typing import Callable
+
+
+def start_counting() -> None:
+    """Turn on TensorFlow's CPU allocator statistics; call before building anything."""
+    import tensorflow as tf
+
+    tf.config.experimental.reset_memory_stats("CPU:0")
+
+
+def tensor_mb() -> float:
+    """MB held in TensorFlow tensors on the CPU now (weights, optimizer slots, live inputs)."""
+    import tensorflow as tf
+
+    return tf.config.experimental.get_memory_info("CPU:0")["current"] / 2**20
+
+
+def step_peak_mb(run: Callable[[], object]) -> float:
+    """The peak MB of tensors allocated while ``run()`` runs, above those held before it."""
+    import tensorflow as tf
+
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    run()
+    return (tf.config.experimental.get_memory_info("CPU:0")["peak"] - before) / 2**20
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MB (ru_maxrss: KB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 2**10
