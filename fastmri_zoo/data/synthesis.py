@@ -10,13 +10,18 @@ sagittal slices but drawn afresh at every step from a folder of 3D magnitude vol
 2. (augmented) one of the 8 flips / 90-degree rotations of the slice, and a zoom factor drawn
    from ``zoom`` (linear interpolation), i.e. a different pixel size;
 3. cropped (at a random place when augmented, else centred) or zero-padded to ``size``, then
-   divided by its maximum: the reference image m, peak 1;
+   divided by its maximum: the image m, peak 1;
 4. the complex image m exp(i phi) with a smooth random phase, coil sensitivities
    (``coils`` > 1, birdcage-like with a random rotation), and (with probability
    ``noise_probability``) complex white Gaussian noise at an SNR drawn from ``snr_db``
    (:func:`~fastmri_zoo.data.simulate.add_noise`);
 
 the same phase, coil and noise model as ``fastmri-zoo simulate`` (:mod:`~fastmri_zoo.data.simulate`).
+The reference the network is trained towards is m itself (``reference="noiseless"``: the network
+learns to denoise as well), or (``reference="rss"``) the root-sum-of-squares of the fully sampled
+coil images, noise included (single-coil: their magnitude), which is what a scanner's fully
+sampled reference is and what fastMRI scores against: the Rician noise floor of the background is
+then part of the target (the coil maps are RSS-normalised, so without noise both are m).
 Intensity scaling needs no augmentation: every example is normalised by its zero-filled maximum.
 
 :func:`~fastmri_zoo.data.pipelines.synthesized_cartesian_dataset` turns these into the examples
@@ -43,6 +48,9 @@ from .simulate import add_noise, load_magnitude, simulate_coil_maps, smooth_phas
 
 __all__ = ["Synthesis", "list_volume_files", "load_volumes", "SliceSynthesizer"]
 
+#: What a synthesised example's reference is (``Synthesis.reference``, module docstring).
+REFERENCES = ("noiseless", "rss")
+
 #: File names a volume folder may hold.
 VOLUME_PATTERNS = ("*.nii", "*.nii.gz", "*.npy", "*.npz")
 
@@ -56,7 +64,9 @@ class Synthesis:
     (1 = the volume's pixel size); snr_db: (low, high) range of the SNR in decibels, or None
     for noiseless data; noise_probability: the share of noisy examples; coils: receive coils
     (1 = single-coil); min_signal: the least mean intensity of a usable slice, relative to
-    the brightest slice of its orientation; val_examples: the size of the fixed validation set.
+    the brightest slice of its orientation; val_examples: the size of the fixed validation set;
+    reference: "noiseless" (the magnitude m) or "rss" (the root-sum-of-squares of the fully
+    sampled, noisy coil images), see the module docstring.
     """
 
     size: tuple[int, int] = (128, 128)
@@ -68,6 +78,7 @@ class Synthesis:
     coils: int = 1
     min_signal: float = 0.3
     val_examples: int = 64
+    reference: str = "noiseless"
 
     def __post_init__(self):
         size = tuple(int(s) for s in self.size)
@@ -90,6 +101,8 @@ class Synthesis:
             raise ValueError(f"synthesis.min_signal: expected a value in [0, 1), got {self.min_signal}.")
         if int(self.val_examples) != self.val_examples or self.val_examples < 1:
             raise ValueError(f"synthesis.val_examples: expected a positive integer, got {self.val_examples!r}.")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"synthesis.reference: expected one of {list(REFERENCES)}, got {self.reference!r}.")
         for name, value in (("size", size), ("orientations", orientations), ("zoom", zoom), ("snr_db", snr),
                             ("coils", int(self.coils)), ("val_examples", int(self.val_examples))):
             object.__setattr__(self, name, value)
@@ -155,7 +168,8 @@ class SliceSynthesizer:
     """Draws (coil images, reference) pairs from ``volumes`` following ``synthesis``.
 
     ``draw(rng, augment)``: coil images complex64 (coils, H, W) (noise included) and the
-    reference float32 (H, W) (the noiseless magnitude, peak 1), both on ``synthesis.size``.
+    reference float32 (H, W) (``synthesis.reference``: the noiseless magnitude, peak 1, or the
+    root-sum-of-squares of the noisy coil images), both on ``synthesis.size``.
     """
 
     volumes: list[np.ndarray]
@@ -198,4 +212,6 @@ class SliceSynthesizer:
         coil_images = (maps * (image * np.exp(1j * phase))[None]).astype(np.complex64)
         if options.snr_db is not None and rng.uniform() < options.noise_probability:
             coil_images = add_noise(coil_images, rng.uniform(*options.snr_db), rng)
+        if options.reference == "rss":
+            image = np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=0))
         return coil_images, image.astype(np.float32)

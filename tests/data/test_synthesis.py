@@ -102,6 +102,27 @@ def test_noise_has_the_requested_snr_and_the_reference_stays_noiseless():
     np.testing.assert_allclose(np.sqrt(np.sum(np.abs(b) ** 2, axis=0)), ref_b, atol=1e-5)
 
 
+def test_rss_reference_keeps_the_noise_floor_of_a_scanner_reference():
+    from scipy.special import gammaln
+
+    volume = np.zeros((3, 64, 64), np.float32)
+    volume[:, 16:48, 16:48] = 1.0  # background outside the square: the reference there is noise only
+    options = dict(size=(64, 64), orientations=(0,), dihedral=False, coils=4, snr_db=(20, 20), min_signal=0.0)
+    noisy = SliceSynthesizer([volume], Synthesis(noise_probability=1.0, reference="rss", **options))
+    clean = SliceSynthesizer([volume], Synthesis(noise_probability=0.0, reference="rss", **options))
+    a, ref_a = noisy.draw(np.random.default_rng(2), augment=False)
+    b, ref_b = clean.draw(np.random.default_rng(2), augment=False)
+    np.testing.assert_allclose(ref_a, np.sqrt(np.sum(np.abs(a.astype(np.complex128)) ** 2, axis=0)), rtol=1e-5)
+    np.testing.assert_allclose(ref_b, volume[0], atol=1e-5)  # noiseless: the RSS is the magnitude
+    # outside the object, RSS of 4 coils of complex noise with E|n|^2 = sigma^2: sigma Gamma(4.5) / Gamma(4)
+    sigma = np.sqrt(np.mean(np.abs(b.astype(np.complex128)) ** 2) / 10 ** 2.0)
+    background = volume[0] == 0
+    expected = sigma * np.exp(gammaln(4.5) - gammaln(4.0))
+    assert abs(ref_a[background].mean() / expected - 1) < 0.02
+    with pytest.raises(ValueError, match="synthesis.reference"):
+        Synthesis(reference="clean")
+
+
 def test_dataset_examples_are_masked_normalised_and_reproducible(volumes_folder):
     options = Synthesis(size=(16, 16), zoom=(0.8, 1.2), min_signal=0.0, val_examples=6)
     masks = dict(mask_type="random", center_fractions=0.25, accelerations=2)
