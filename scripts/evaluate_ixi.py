@@ -278,9 +278,9 @@ def outside(args):
     model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
     magnitude_dir = os.path.join(args.data_dir, "magnitude", "test")
     coils = (recipe.data.get("synthesis") or {}).get("coils", 8)
-    cg = None  # multicoil: CG-SENSE too, with the settings tuned on the validation subjects by ``evaluate``
+    cg = None  # Cartesian multicoil: CG-SENSE too, with the settings tuned on the validation subjects by ``evaluate``
     held_out = os.path.join(args.run_dir, "metrics.json")
-    if acquisition["multicoil"]:
+    if acquisition["kind"] == "cartesian" and acquisition["multicoil"]:
         if not os.path.exists(held_out):
             raise SystemExit(f"outside: run `evaluate` first; {held_out} holds the tuned CG-SENSE settings.")
         cg = json.load(open(held_out))["cg_sense"]["settings"]
@@ -344,7 +344,7 @@ def _card_tables(recipe, run_dir, scores):
              "mean +- std over volumes. Baseline: adjoint NUFFT with Pipe-Menon density compensation (RSS over coils)."]
     settings = [("", acquisition["trajectory"], acquisition["acceleration"])]
     for file_name in sorted(os.listdir(run_dir)):
-        if file_name.startswith("metrics_") and file_name.endswith(".json"):
+        if file_name.startswith("metrics_") and file_name.endswith(".json") and file_name != "metrics_outside.json":
             with open(os.path.join(run_dir, file_name)) as handle:
                 extra = json.load(handle)
             settings.append((file_name, extra["mask_type"], extra["acceleration"]))
