@@ -15,9 +15,9 @@ Each configuration runs in a fresh Python process (so no measurement inherits an
 allocations). The model is built and the training step (``training.fit.l1_magnitude_step``:
 forward, L1 on the magnitude, gradient, Adam, as one ``tf.function``) traced and run once (warm-up:
 graph optimisation, kernels, the optimizer's slots). Then ``base`` is the memory held in tensors
-(weights, optimizer slots, inputs), the step is run ``--repeats`` times (timed, median), and
-``train`` is the peak of the tensors those steps allocate above ``base`` (activations kept for the
-backward pass, gradients; TensorFlow's allocator statistics, ``bench/memory.py``); ``peak`` is the
+(weights, optimizer slots, inputs), ``train`` the peak of the tensors one more step allocates above
+``base`` (activations kept for the backward pass, gradients; TensorFlow's allocator statistics,
+``bench/memory.py``), then the step is timed ``--repeats`` times (median); ``peak`` is the
 process's peak resident memory over its whole life (``resource.getrusage``; it includes tracing,
 the first run's graph optimisation and the runtime itself). Printed per row with the ratios to
 the same network's T = 1 row, then the step-time ratio invert to learn / backpropagation per T
@@ -80,11 +80,9 @@ def measure(network: str, steps: int, options: dict) -> dict:
     step = l1_magnitude_step(model, keras.optimizers.Adam(1e-4))
     step(inputs, target).numpy()  # traced and run once
     base = tensor_mb()
-    seconds = []
-    train = step_peak_mb(lambda: seconds.append(median_seconds(lambda: step(inputs, target).numpy(),
-                                                               options["repeats"])))
-    return {"params": model.count_params(), "base": base, "peak": peak_rss_mb(), "train": train,
-            "seconds": seconds[0]}
+    train = step_peak_mb(lambda: step(inputs, target).numpy())
+    seconds = median_seconds(lambda: step(inputs, target).numpy(), options["repeats"])
+    return {"params": model.count_params(), "base": base, "peak": peak_rss_mb(), "train": train, "seconds": seconds}
 
 
 def run_child(network: str, steps: int, options: dict) -> dict:

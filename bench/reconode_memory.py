@@ -46,10 +46,10 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
     import tensorflow as tf
 
     from fastmri_zoo.models import ReconODE
-    from memory import start_counting, step_peak_mb  # bench/memory.py, beside this script
     from fastmri_zoo.sampling import RandomMaskFunc
     from fastmri_zoo.training import get_optimizer
     from fastmri_zoo.training.fit import l1_magnitude_step
+    from memory import start_counting, step_peak_mb  # bench/memory.py, beside this script
 
     start_counting()
     keras.utils.set_random_seed(0)
