@@ -259,7 +259,9 @@ def model_card(
     datasets = list(card.get("datasets") or [])
     task = metadata.get("task", "reconstruction")
     tags = ["fastmri-zoo", "mri", "mri-reconstruction" if task == "reconstruction" else f"mri-{task}", "tensorflow"]
-    for extra in [card.get("architecture"), card.get("trajectory"), card.get("coils"), *(card.get("tags") or [])]:
+    # the class name, not card["architecture"]: that is free text for trained checkpoints ("XPDNet with {...}")
+    model_class = str(metadata.get("class_name") or "").rpartition(">")[2]
+    for extra in [model_class, card.get("trajectory"), card.get("coils"), *(card.get("tags") or [])]:
         if extra and _slug(extra) and _slug(extra) not in tags:
             tags.append(_slug(extra))
     if card.get("acceleration") is not None:

@@ -79,11 +79,14 @@ def test_model_card_front_matter_and_sections(tmp_path):
         datasets=["fastmri"],
         trajectory="cartesian",
         acceleration=4,
+        architecture='TinyResidual with {"filters": 4}',
     )
     text = (folder / "README.md").read_text()
     meta = _front_matter(text)
     assert meta["license"] == "mit" and meta["library_name"] == "keras"
-    assert {"fastmri-zoo", "mri-reconstruction", "cartesian", "af4"} <= set(meta["tags"])
+    # tags: the class name, never a slug of the architecture's free text
+    assert {"fastmri-zoo", "mri-reconstruction", "tinyresidual", "cartesian", "af4"} <= set(meta["tags"])
+    assert not [tag for tag in meta["tags"] if "filters" in tag]
     assert meta["datasets"] == ["fastmri"]
     assert meta["metrics"] == ["psnr", "ssim"]
     parsed = huggingface_hub.ModelCard(text).data  # the Hub's own parser reads the same results

@@ -178,6 +178,8 @@ class RIM(UnrolledModel):
     """
 
     SHARED_PRIOR = True
+    #: ``training.fit`` trains it on the loss averaged over the ``n_iter`` estimates (the paper's)
+    LOSS_OVER_STEPS = True
 
     def __init__(
         self,

@@ -138,6 +138,8 @@ class _TrainingModel(keras.Model):
         self.target_shape = None if target_shape is None else tuple(int(s) for s in target_shape)
         self.volumes = bool(volumes)
         self.multi_worker = bool(multi_worker)
+        # networks trained on the loss averaged over their iterates (the RIM, Putzky & Welling 2019)
+        self.loss_over_steps = bool(getattr(network, "LOSS_OVER_STEPS", False))
 
     def _logs(self, logs):
         # Under MultiWorkerMirroredStrategy Keras averages each replica's logs along axis 0, which
@@ -152,16 +154,29 @@ class _TrainingModel(keras.Model):
     def test_step(self, data):
         return self._logs(super().test_step(data))
 
-    def call(self, inputs, training=None):
-        output = self.network(inputs, training=training)
+    def _as_target(self, output):
         if self.volumes:
             output = _as_slices(output)
         if self.target_shape is not None and tuple(output.shape[-2:]) != self.target_shape:
             output = center_crop(output, self.target_shape)
         return output
 
+    def call(self, inputs, training=None):
+        if self.loss_over_steps:  # (n_iter, batch, ...): every iterate, the last one scored by the metrics
+            return tf.stack([self._as_target(output)
+                             for output in self.network(inputs, training=training, all_steps=True)])
+        return self._as_target(self.network(inputs, training=training))
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, y_pred[-1] if self.loss_over_steps else y_pred, sample_weight)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = self.reconstruction_loss(y, y_pred, sample_weight)
+        if self.loss_over_steps:
+            iterates = tf.unstack(y_pred)
+            loss = tf.add_n([self.reconstruction_loss(y, iterate, sample_weight) for iterate in iterates])
+            loss = loss / len(iterates)
+        else:
+            loss = self.reconstruction_loss(y, y_pred, sample_weight)
         if self.losses:  # regularisers, scaled for tf.distribute as the compiled loss is
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             loss = loss + tf.add_n([tf.cast(extra, loss.dtype) for extra in self.losses]) / replicas

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from fastmri_zoo import metrics
 from fastmri_zoo.data.pipelines import cartesian_dataset
-from fastmri_zoo.models import UNet, XPDNet
+from fastmri_zoo.models import RIM, UNet, XPDNet
 from fastmri_zoo.presets import from_preset, save_to_preset
 from fastmri_zoo.training import L1Loss, cartesian_training_data, finetune, fit, freeze_layers
 from fastmri_zoo.training.fit import check_learning_rate_drops, learning_rate_at
@@ -101,6 +101,26 @@ def test_fit_trains_complex_outputs_with_a_complex_loss(tmp_path, rng):
     assert result.metrics["loss"] == pytest.approx(np.abs(output - image).mean(), rel=1e-4)
     # The imaginary part of the output carries signal (it was trained against imag(image)).
     assert np.abs(output.imag - image.imag).mean() < np.abs(image.imag).mean()
+
+
+def test_fit_trains_a_rim_on_the_loss_averaged_over_its_iterates(tmp_path, rng):
+    """The RIM's objective (Putzky & Welling 2019): the loss of every iterate, averaged; the metrics
+    score the last iterate only. Checked against numpy on the trained model's iterates."""
+    size, count = 16, 4
+    image = np.abs(crandn(rng, (count, size, size))).astype(np.float32)
+    mask = (rng.random((count, 1, size)) < 0.5).astype(np.float32)
+    kspace = (np_fftc(image) * mask).astype(np.complex64)
+    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, image)).batch(2)
+    keras.utils.set_random_seed(0)
+    model = RIM(n_iter=3, hidden_channels=4)
+    result = fit(model, dataset, dataset, steps=4, steps_per_epoch=2, loss="l1", learning_rate=1e-3,
+                 run_dir=tmp_path / "run", verbose=0)
+    iterates = [x.numpy() for x in result.model({"kspace": kspace, "mask": mask}, all_steps=True)]
+    per_iterate = [np.abs(np.abs(x) - image).mean() for x in iterates]
+    assert len(set(np.round(per_iterate, 6))) == 3  # the iterates differ: the average is not the last
+    assert result.metrics["loss"] == pytest.approx(np.mean(per_iterate), rel=1e-4)
+    last_psnr = np.mean([metrics.psnr(t, np.abs(x)) for t, x in zip(image, iterates[-1])])
+    assert result.metrics["psnr"] == pytest.approx(last_psnr, abs=1e-3)
 
 
 def test_finetune_with_a_frozen_subnetwork(singlecoil_data, tmp_path):
