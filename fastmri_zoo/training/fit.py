@@ -966,8 +966,12 @@ def acquisition_from_metadata(metadata: Mapping[str, Any] | None, model) -> dict
         ndim = 3 if recorded["trajectory"] == "kooshball" else int(getattr(model, "ndim", 2) or 2)
         acquisition = {"kind": "noncartesian", "ndim": ndim, "multicoil": multicoil,
                        "trajectory": recorded["trajectory"], "acceleration": recorded.get("acceleration", 4)}
-        if "readout_oversampling" in recorded:
-            acquisition["oversampling"] = recorded["readout_oversampling"]
+        # "oversampling" / "dcomp_iterations": presets written by the trainer (the recipe's acquisition);
+        # "readout_oversampling": the earlier presets' record
+        if "oversampling" in recorded or "readout_oversampling" in recorded:
+            acquisition["oversampling"] = recorded.get("oversampling", recorded.get("readout_oversampling"))
+        if "dcomp_iterations" in recorded:
+            acquisition["dcomp_iterations"] = recorded["dcomp_iterations"]
         return acquisition
     if "mask_type" in recorded:
         return {"kind": "cartesian", "multicoil": multicoil, "mask_type": recorded["mask_type"],
