@@ -13,7 +13,9 @@ import contextlib
 import signal
 import sys
 import threading
+from pathlib import Path
 
+from .federated import require_flower  # Flower itself only once `federate` runs
 from .presets import export_hub, from_preset, push
 from .registry import TASKS, bundled_folder, info, list_entries
 from .runtime import quiet_native_output
@@ -398,15 +400,21 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_search(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="JSON search recipe: a training recipe (model NasNet, data, acquisition) "
-                        "with a 'search' block (method darts|milenas, space, nodes, steps, ...); see "
-                        "fastmri_zoo.search.recipe")
+def _add_recipe_arguments(parser: argparse.ArgumentParser, recipe: str, output: str) -> None:
+    """The arguments of the commands that run a recipe into a folder (``search``, ``federate``): the recipe
+    (help ``recipe``), ``--data`` and ``-o OUT_DIR`` (help ``output``)."""
+    parser.add_argument("recipe", help=recipe)
     parser.add_argument("--data", default=None, metavar="DATA_DIR",
                         help="data root holding the recipe's data folder (default: the recipe's folder)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
-                        help="folder for genotype.json, alpha_history.csv, cell.png, search.json (and recipe.json, "
-                             "the retraining recipe, when the recipe has a training block)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help=output)
+
+
+def _configure_search(parser: argparse.ArgumentParser) -> None:
+    _add_recipe_arguments(
+        parser, "JSON search recipe: a training recipe (model NasNet, data, acquisition) with a 'search' block "
+        "(method darts|milenas, space, nodes, steps, ...); see fastmri_zoo.search.recipe",
+        "folder for genotype.json, alpha_history.csv, cell.png, search.json (and recipe.json, the retraining "
+        "recipe, when the recipe has a training block)")
     parser.add_argument("--steps", type=int, default=None, help="search this many steps instead (a short check)")
 
 
@@ -420,6 +428,70 @@ def _run_search(args: argparse.Namespace) -> int:
     for line in describe_result(result, written):
         print(line)
     return 0
+
+
+def _configure_federate(parser: argparse.ArgumentParser) -> None:
+    _add_recipe_arguments(
+        parser, "JSON federation recipe: model, data, sites (subjects, coils, masks, accelerations) and a "
+        "'federation' block (strategy local|fedavg|fedprox|fedautomri, rounds, local_steps, ...); see "
+        "fastmri_zoo.federated.recipe",
+        "folder for metrics.csv, curves.png, federation.json, preset/ (and genotype.json, cell.png after a "
+        "FedAutoMRI search); with --app-dir, the folder the ServerApp will write into on the SuperLink's machine")
+    parser.add_argument("--rounds", type=int, default=None, help="federate this many rounds instead (a short check)")
+    parser.add_argument("--app-dir", default=None, metavar="APP_DIR",
+                        help="do not run: write the Flower app of the recipe here, for `flwr run APP_DIR CONNECTION` "
+                             "on a deployment (a SuperLink and one SuperNode per site; docs/federated.md)")
+    parser.add_argument("--cpus-per-client", type=float, default=1.0,
+                        help="simulation: CPU cores Flower's simulation engine gives each site's ClientApp")
+
+
+def _run_federate(args: argparse.Namespace) -> int:
+    try:
+        require_flower()  # before anything else: a missing extra is said at once
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+    # lazy: TensorFlow and Flower only for the commands that run a model
+    from .federated import deployment, flower, sites
+    # lazy: TensorFlow only for the commands that run a model
+    from .federated.recipe import federation_recipe_from_dict, load_federation_recipe
+
+    recipe = load_federation_recipe(args.recipe)  # every key checked before any data is read
+    if args.rounds is not None:
+        raw = dict(recipe.raw, federation={**recipe.raw["federation"], "rounds": args.rounds})
+        recipe = federation_recipe_from_dict(raw, source=recipe.source)
+    if args.cpus_per_client <= 0:
+        raise ValueError(f"--cpus-per-client: expected a positive number, got {args.cpus_per_client}.")
+    if args.app_dir is not None:
+        path = deployment.write_flower_app(recipe, args.app_dir, args.output)
+        print(f"wrote {path}")
+        print(f"run it on a deployment: flwr run {args.app_dir} CONNECTION --stream   (docs/federated.md: start the "
+              f"SuperLink, then one SuperNode per site with --node-config 'site=\"NAME\" data-dir=\"DATA_DIR\"', "
+              f"NAME among {[site.name for site in recipe.sites]})")
+        return 0
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output: {str(output)!r} is a file; expected a folder.")
+    sites.check_site_folders(recipe, args.data)  # before Flower's simulation engine starts
+    facts = flower.run_in_simulation(recipe, args.data, output, cpus_per_client=args.cpus_per_client)
+    for line in _describe_federation(facts, output):
+        print(line)
+    return 0
+
+
+def _describe_federation(facts: dict, output) -> list[str]:
+    lines = [f"federated {facts['strategy']} over {len(facts['sites'])} sites in {facts['wall_time_seconds']:.0f} s"]
+    for name, metrics in facts["last_metrics"].items():
+        if metrics:
+            ema = f" (EMA {metrics['ema_psnr']:.2f} dB)" if metrics.get("ema_psnr") is not None else ""
+            lines.append(f"  {name}: held-out PSNR {metrics['psnr']:.2f} dB{ema}, SSIM {metrics['ssim']:.3f}")
+    lines += [f"  site {entry['site']} dropped in {entry['phase']} round {entry['round']}: {entry['reason']}"
+              for entry in facts["dropped"]]
+    if facts.get("genotype"):
+        lines.append(f"  searched genotype: {facts['genotype']}")
+    lines += [f"wrote {output / name}" for name in ("metrics.csv", "curves.png", "federation.json")]
+    if facts.get("preset"):
+        lines.append(f"wrote {facts['preset']}")
+    return lines
 
 
 def _configure_finetune(parser: argparse.ArgumentParser) -> None:
@@ -551,6 +623,9 @@ COMMANDS = {
     "search": ("search the cells of a network's denoiser (DARTS or MiLeNAS) from a JSON recipe; writes the genotype, "
                "the alpha history and a drawing of the cell",
                _configure_search, _run_search),
+    "federate": ("train (or search and train) one network over sites that keep their data, with Flower: FedAvg, "
+                 "FedProx, FedAutoMRI or local-only, in Flower's simulation engine, or write the app for a deployment",
+                 _configure_federate, _run_federate),
     "finetune": ("fine-tune a checkpoint on a folder of fastMRI-layout files",
                  _configure_finetune, _run_finetune),
 }
@@ -580,6 +655,9 @@ EXAMPLES = {
               "fastmri-zoo train recipe.json --data DATA_DIR --steps 10   # a quick check"],
     "search": ["fastmri-zoo search search_recipe.json --data DATA_DIR -o searched/",
                "fastmri-zoo search search_recipe.json --data DATA_DIR -o searched/ --steps 20   # a quick check"],
+    "federate": ["fastmri-zoo federate federation.json --data DATA_DIR -o federated/",
+                 "fastmri-zoo federate federation.json --data DATA_DIR -o federated/ --rounds 2   # a quick check",
+                 "fastmri-zoo federate federation.json -o /srv/federated --app-dir fed_app/   # for flwr run"],
     "finetune": ["fastmri-zoo finetune xpdnet-cartesian-multicoil-af4 my_data/ --steps 200 -o my_xpdnet",
                  "fastmri-zoo finetune unet-cartesian-singlecoil-af4 knees/ --steps 400 --lr 1e-4 --batch 2"],
 }

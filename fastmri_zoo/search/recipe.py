@@ -49,14 +49,14 @@ import keras
 
 from ..checks import check_scalar
 from ..layers.nas import search_space_config, search_space_operations
-from ..training.config import Recipe, model_classes, read_recipe_file, recipe_from_dict
+from ..training.config import Recipe, _check_keys, model_classes, read_recipe_file, recipe_from_dict
 from ..training.fit import training_data
 from ..training.losses import get_loss
-from .darts import METHODS, EpochRecord, SearchResult, check_method, search
+from .darts import EpochRecord, SearchResult, check_method, search
 from .outputs import genotype_summary, save_cell_png, write_alpha_history, write_genotype, write_json
 
-__all__ = ["SearchOptions", "SearchRecipe", "check_search_options", "load_search_recipe", "run_search_recipe",
-           "OUTPUT_FILES"]
+__all__ = ["SearchOptions", "SearchRecipe", "check_block", "check_search_options", "check_search_space",
+           "load_search_recipe", "run_search_recipe", "OUTPUT_FILES"]
 
 #: The files ``fastmri-zoo search`` writes in OUT_DIR (``recipe.json`` only when the recipe has ``training``).
 OUTPUT_FILES = ("genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json")
@@ -85,50 +85,51 @@ class SearchOptions:
     fixed_masks: bool = False
 
 
+def check_block(where: str, cls, block, required: tuple[str, ...] = (), numbers: dict | None = None) -> dict:
+    """An options block of a recipe (``search`` here, ``federation`` of a federation recipe) checked against
+    the fields of the dataclass ``cls``: no unknown key, every key of ``required``, and the numbers of
+    ``numbers`` (key -> keyword arguments of :func:`~fastmri_zoo.checks.check_scalar`, plus ``allow_none``).
+    Returns a copy of ``block`` holding the checked numbers; a ValueError names ``where.key``."""
+    _check_keys(where, block, {f.name for f in dataclasses.fields(cls)}, required)
+    options = dict(block)
+    for key, rule in (numbers or {}).items():
+        rule = dict(rule)
+        allow_none = rule.pop("allow_none", False)
+        if key in options and not (options[key] is None and allow_none):
+            options[key] = check_scalar(f"{where}.{key}", options[key], **rule)
+    return options
+
+
+def check_search_space(space, where: str = "search.space"):
+    """The JSON form of a search space (a name of ``layers.SEARCH_SPACES`` or a list of operation names);
+    a ValueError naming ``where`` when it is neither."""
+    try:
+        search_space_operations(space)
+    except ValueError as error:  # "search_space: ..." or "operation: ...": the key here is ``where``
+        raise ValueError(f"{where}: {str(error).split(': ', 1)[-1]}") from None
+    return search_space_config(space)
+
+
 def check_search_options(block, where: str = "search") -> SearchOptions:
     """The :class:`SearchOptions` of a ``search`` block; raises a ValueError naming the offending key."""
-    if not isinstance(block, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {block!r}.")
-    fields = {f.name for f in dataclasses.fields(SearchOptions)}
-    unknown = sorted(set(block) - fields)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; accepted keys: {sorted(fields)}.")
-    missing = [key for key in ("method", "steps") if key not in block]
-    if missing:
-        raise ValueError(f"{where}: missing required key(s) {missing} (method: one of {list(METHODS)}).")
-    options = dict(block)
+    options = check_block(where, SearchOptions, block, ("method", "steps"), {
+        "steps": dict(integer=True, at_least=1), "nodes": dict(integer=True, at_least=1),
+        "steps_per_epoch": dict(integer=True, at_least=1, allow_none=True),
+        "batch_size": dict(integer=True, at_least=1),
+        "learning_rate": dict(above=0), "alpha_learning_rate": dict(above=0), "beta": dict(at_least=0),
+        "patience": dict(integer=True, at_least=1, allow_none=True), "clipnorm": dict(above=0, allow_none=True),
+        "seed": dict(integer=True, allow_none=True)})
     try:
         check_method(options["method"])
     except ValueError as error:
         raise ValueError(f"{where}.{error}") from None
-    try:
-        search_space_operations(options.get("space", "A"))
-    except ValueError as error:  # "search_space: ..." or "operation: ...": the key here is space
-        raise ValueError(f"{where}.space: {str(error).split(': ', 1)[-1]}") from None
-
-    def number(key, integer=False, at_least=None, above=None, allow_none=False):
-        if key not in options or (options[key] is None and allow_none):
-            return
-        options[key] = check_scalar(f"{where}.{key}", options[key], integer=integer, at_least=at_least, above=above)
-
-    number("steps", integer=True, at_least=1)
-    number("nodes", integer=True, at_least=1)
-    number("steps_per_epoch", integer=True, at_least=1, allow_none=True)
-    number("batch_size", integer=True, at_least=1)
-    number("learning_rate", above=0)
-    number("alpha_learning_rate", above=0)
-    number("beta", at_least=0)
-    number("patience", integer=True, at_least=1, allow_none=True)
-    number("clipnorm", above=0, allow_none=True)
-    number("seed", integer=True, allow_none=True)
     if not isinstance(options.get("fixed_masks", False), bool):
         raise ValueError(f"{where}.fixed_masks: expected true or false, got {options['fixed_masks']!r}.")
     try:
         get_loss(options.get("loss", "l1"))
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}.loss: {error}") from None
-    if "space" in options:
-        options["space"] = search_space_config(options["space"])
+    options["space"] = check_search_space(options.get("space", "A"), f"{where}.space")
     return SearchOptions(**options)
 
 
