@@ -457,6 +457,9 @@ def run_in_simulation(recipe: FederationRecipe, data_dir: str | os.PathLike | No
                 "data-dir": None if data_dir is None else str(Path(data_dir).expanduser().absolute()),
                 "out-dir": str(out_dir)}
     client_app, server_app = flower_apps(settings)
+    # Ray starts its workers (the sites' ClientApps, which do all the work here) at niceness 15, so any other
+    # process on the machine starves them; run them at the caller's priority unless the user chose otherwise.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     backend = {"client_resources": {"num_cpus": float(cpus_per_client), "num_gpus": 0.0},
                "init_args": {"num_cpus": max(1, os.cpu_count() or 1), "num_gpus": 0}}
     run_simulation(server_app=server_app, client_app=client_app, num_supernodes=len(recipe.sites),

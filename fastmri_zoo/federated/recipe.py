@@ -63,6 +63,9 @@ A federation recipe names the network, the sites and how they federate::
   (``"fedautomri"``: standard, dilated and separable convolutions), ``nodes`` (3), ``alpha_learning_rate``
   (3e-4), ``beta`` (MiLeNAS' weight of the validation gradient, 1.0), ``learning_rate`` (that of the
   federation).
+- ``card`` (optional): the model card of the checkpoint the run becomes, as in a training recipe (the
+  registry reads the name's parts from it: ``architecture``, ``variant``, ``trajectory``, ``coils``, ...);
+  the federation does not read it.
 
 Unknown keys are errors, so a typo cannot silently fall back to a default.
 """
@@ -93,7 +96,7 @@ STRATEGIES = ("local", "fedavg", "fedprox", "fedautomri")
 SOURCES = ("volumes", "cardiac")
 #: gamma of the clients' EMA when a ``fedautomri`` recipe gives none.
 DEFAULT_EMA = 0.9
-_TOP_KEYS = {"name", "model", "data", "sites", "federation", "search"}
+_TOP_KEYS = {"name", "model", "data", "sites", "federation", "search", "card"}
 _SITE_KEYS = {"name", "source", "share", "coils", "mask_type", "acceleration", "center_fraction", "synthesis"}
 _SEARCHED = ("genotype", "n_nodes", "search_space")
 
@@ -247,6 +250,8 @@ def load_federation_recipe(path: str | os.PathLike) -> FederationRecipe:
 def federation_recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> FederationRecipe:
     """Validate the federation recipe ``raw`` (the content of a recipe file) read from ``source``."""
     _check_keys("recipe", raw, _TOP_KEYS, ("model", "data", "sites", "federation"))
+    if not isinstance(raw.get("card", {}), dict):
+        raise ValueError(f"card: expected an object (the model card's fields), got {type(raw['card']).__name__}.")
     raw = copy.deepcopy(raw)
     federation = check_block("federation", FederationOptions, raw["federation"], ("strategy", "rounds", "local_steps"), {
         "rounds": dict(integer=True, at_least=1), "local_steps": dict(integer=True, at_least=1),

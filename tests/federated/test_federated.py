@@ -291,6 +291,7 @@ def test_fedautomri_searches_then_trains_the_derived_cell_with_the_ema(tmp_path,
      "model.kwargs.genotype: not in a 'fedautomri'"),
     (lambda r: r["federation"].update(min_clients=4), "federation.min_clients: 4 but the recipe has 3 sites"),
     (lambda r: r.update(search={"rounds": 1, "local_steps": 1}), "search: a search block belongs to"),
+    (lambda r: r.update(card=["fedavg"]), "card: expected an object"),
 ])
 def test_bad_recipes_are_refused_naming_the_key(change, message):
     raw = tiny_recipe()
