@@ -1,6 +1,6 @@
 """Inference and training-step times of the Cartesian networks (a benchmark, not a test).
 
-    python bench/cartesian.py [--repeats 2] [--size 320] [--coils 15] [--only NAME ...]
+    python bench/cartesian.py [--repeats 3] [--size 320] [--coils 15] [--only NAME ...] [--threads 1]
 
 Every zoo model at its paper configuration on one slice (batch 1): 320 x 320
 single-coil and 320 x 320 x 15 coils multicoil (equispaced AF 4 mask with 8 %
@@ -13,7 +13,18 @@ Side by side, in the same run, the same U-net (fastMRI baseline: 32 channels,
 4 poolings, on the zero-filled / RSS magnitude) and E2E VarNet (12 cascades of
 18-channel U-nets, sensitivity U-net 8 channels) of the ``fastmri`` package
 (PyTorch, CPU, eager; inference under ``torch.no_grad``). Both frameworks
-get the same number of intra-op threads (``--threads``, default 1).
+get the same number of intra-op threads (``--threads``, default 1), and the
+runs of the two alternate within every repeat (zoo inference, fastmri
+inference, zoo step, fastmri step), so a shared machine's load slows both alike.
+What each column includes, on both sides alike:
+
+- U-net, inference: the zero-filled image of the k-space (inverse FFT of every
+  coil and its combination: the SENSE adjoint in the zoo, the root-sum-of-squares
+  in fastmri), its magnitude and the U-net; training step: the same, the L1 loss
+  against the target magnitude, its gradient and one Adam update;
+- E2E VarNet: the whole network from the masked k-space (coil maps from the ACS
+  lines, 12 cascades, RSS output); training step as above.
+
 They are a bench-only dependency, not one of fastmri-zoo; install them in the
 environment with::
 
@@ -27,6 +38,7 @@ The last two columns are the ratios zoo / fastmri (below 1: the zoo is faster).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import statistics
@@ -44,6 +56,7 @@ from fastmri_zoo.training.fit import l1_magnitude_step  # noqa: E402
 
 
 def median_seconds(run, repeats: int) -> float:
+    """Median seconds of run() over ``repeats`` runs after a first (trace, warm-up) run."""
     run()  # trace / warm up
     times = []
     for _ in range(repeats):
@@ -71,7 +84,8 @@ def make_inputs(rng, size: int, coils: int | None):
     return {"kspace": kspace, "mask": mask, "smaps": smaps}, target
 
 
-def zoo_times(model, inputs, target, repeats):
+def zoo_runs(model, inputs, target):
+    """(parameters, inference callable, training-step callable) of a zoo model on one slice."""
     inputs = {key: tf.constant(value) for key, value in inputs.items()}
     target = tf.constant(target)
     model(inputs)
@@ -82,10 +96,23 @@ def zoo_times(model, inputs, target, repeats):
         return model(inputs)
 
     train_step = l1_magnitude_step(model, optimizer)
+    return model.count_params(), lambda: infer().numpy(), lambda: train_step(inputs, target).numpy()
 
-    inference = median_seconds(lambda: infer().numpy(), repeats)
-    training = median_seconds(lambda: train_step(inputs, target).numpy(), repeats)
-    return model.count_params(), inference, training
+
+def interleaved_medians(runs: list, repeats: int) -> list[float]:
+    """Median seconds of each callable over ``repeats`` rounds, the callables alternating within a round.
+
+    Each is run once first (trace, warm-up).
+    """
+    for run in runs:
+        run()
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, measured in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            measured.append(time.perf_counter() - start)
+    return [statistics.median(measured) for measured in times]
 
 
 # --------------------------------------------------------------------------- fastmri (PyTorch)
@@ -122,7 +149,8 @@ def fastmri_available() -> bool:
     return True
 
 
-def torch_times(kind, inputs, target, repeats):
+def torch_runs(kind, inputs, target):
+    """(parameters, inference callable, training-step callable) of fastmri's U-net or VarNet."""
     import fastmri
     import torch
     from fastmri.models import Unet, VarNet as TorchVarNet
@@ -162,7 +190,7 @@ def torch_times(kind, inputs, target, repeats):
         loss.backward()
         optimizer.step()
 
-    return params, median_seconds(infer, repeats), median_seconds(train_step, repeats)
+    return params, infer, train_step
 
 
 # --------------------------------------------------------------------------- cases
@@ -193,7 +221,7 @@ def fmt(seconds) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--coils", type=int, default=15)
     parser.add_argument("--only", nargs="*", default=None, help="substrings of model names to run")
@@ -214,7 +242,7 @@ def main() -> None:
         versions += f", torch {torch.__version__}, fastmri {fastmri.__version__}"
     versions += f"; {args.threads} intra-op thread(s) each"
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {versions}")
-    print(f"# batch 1, median of {args.repeats} after a warm-up; seconds; ratios zoo / fastmri")
+    print(f"# batch 1, median of {args.repeats} interleaved repeats after a warm-up; seconds; ratios zoo / fastmri")
     header = (
         f"{'case':<20} {'model':<26} {'params':>11} {'infer':>8} {'train':>8} | "
         f"{'fastmri params':>14} {'infer':>8} {'train':>8} | {'infer x':>7} {'train x':>7}"
@@ -229,14 +257,19 @@ def main() -> None:
         for name, build, reference in cases:
             if args.only and not any(word.lower() in name.lower() for word in args.only):
                 continue
-            params, inference, training = zoo_times(build(), inputs, target, args.repeats)
+            params, *zoo = zoo_runs(build(), inputs, target)
+            theirs = None
             ref = ("", "", "")
             ratios = ("", "")
-            if reference is not None:
-                if have_torch:
-                    ref = torch_times(reference, inputs, target, args.repeats)
-                    ratios = (f"{inference / ref[1]:7.2f}", f"{training / ref[2]:7.2f}")
-                else:
+            if reference is not None and have_torch:
+                ref_params, *theirs = torch_runs(reference, inputs, target)
+                inference, ref_inference, training, ref_training = interleaved_medians(
+                    [zoo[0], theirs[0], zoo[1], theirs[1]], args.repeats)
+                ref = (ref_params, ref_inference, ref_training)
+                ratios = (f"{inference / ref_inference:7.2f}", f"{training / ref_training:7.2f}")
+            else:
+                inference, training = interleaved_medians(zoo, args.repeats)
+                if reference is not None:
                     ref = ("not installed", "", "")
             print(
                 f"{label:<20} {name:<26} {params:>11,} {fmt(inference)} {fmt(training)} | "
@@ -244,6 +277,10 @@ def main() -> None:
                 f"{ratios[0]:>7} {ratios[1]:>7}",
                 flush=True,
             )
+            # Free the model, its traced functions and optimizer before the next (16 GB otherwise by the end).
+            del zoo, theirs
+            keras.backend.clear_session()
+            gc.collect()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Training throughput of the shipped Cartesian recipes, before and after the fast convolution
-gradients (a benchmark, not a test).
+"""Training throughput of the shipped Cartesian recipes, with the convolution gradients written as
+forward convolutions and with TensorFlow's own (a benchmark, not a test).
 
     python bench/training.py [--repeats 3] [--only NAME ...] [--threads 2]
 
@@ -11,14 +11,16 @@ generated volume (ellipsoids; only the time matters). Side by side, in one run:
 - ``data``: seconds to draw one batch (the pipeline runs in the background during training,
   so it costs nothing while it is shorter than a step);
 - ``infer``: one forward pass of the batch;
-- ``before``: one training step (forward, L1 on the magnitude, gradient, Adam) with
-  TensorFlow's own convolution gradients (``layers.convolution.tensorflow_gradients``);
-- ``after``: the same step with the zoo's convolutions (gradients as forward convolutions);
+- ``before``: one training step (forward, L1 on the magnitude, gradient, Adam) with the
+  gradients written as forward convolutions (``layers.convolution.forward_convolution_gradients``,
+  the zoo's default until they were measured slower);
+- ``after``: the same step with TensorFlow's own convolution gradients (oneDNN), the default;
 - ``XLA``: the ``after`` step compiled with ``jit_compile=True`` (``--xla``).
 
-Each time is the median of ``--repeats`` runs after one traced warm-up run. The last columns are
-steps per second before / after, the speed-up, and the step / inference ratio after (3 is what a
-backward pass costing twice the forward gives).
+Each time is the median of ``--repeats`` runs after one traced warm-up run, the runs of a
+checkpoint alternating within every repeat. The last columns are steps per second before / after,
+the speed-up, and the step / inference ratio after (3 is what a backward pass costing twice the
+forward gives).
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ import tensorflow as tf  # noqa: E402
 
 from fastmri_zoo.data import synthesized_cartesian_dataset  # noqa: E402
 from fastmri_zoo.data.synthesis import Synthesis  # noqa: E402
-from fastmri_zoo.layers.convolution import tensorflow_gradients  # noqa: E402
+from fastmri_zoo.layers.convolution import forward_convolution_gradients  # noqa: E402
 from fastmri_zoo.training.config import load_recipe  # noqa: E402
 from fastmri_zoo.training.fit import l1_magnitude_step  # noqa: E402
 
-from cartesian import median_seconds  # noqa: E402  (bench/cartesian.py, beside this script)
+from cartesian import interleaved_medians, median_seconds  # noqa: E402  (bench/cartesian.py, beside this script)
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
@@ -84,15 +86,18 @@ def measure(recipe, batch, repeats: int, xla: bool) -> dict:
     model(inputs)
     times = {"params": model.count_params()}
     infer = tf.function(lambda x: model(x))
-    times["infer"] = median_seconds(lambda: infer(inputs).numpy(), repeats)
-    with tensorflow_gradients():
+    runs = {"infer": lambda: infer(inputs).numpy()}
+    with forward_convolution_gradients():
         before = l1_magnitude_step(model, keras.optimizers.Adam(1e-4))
-        times["before"] = median_seconds(lambda: before(inputs, target).numpy(), repeats)
+        before(inputs, target)  # traced within the block
+    runs["before"] = lambda: before(inputs, target).numpy()
     after = l1_magnitude_step(model, keras.optimizers.Adam(1e-4))
-    times["after"] = median_seconds(lambda: after(inputs, target).numpy(), repeats)
+    runs["after"] = lambda: after(inputs, target).numpy()
     if xla:
         compiled = l1_magnitude_step(model, keras.optimizers.Adam(1e-4), jit_compile=True)
-        times["xla"] = median_seconds(lambda: compiled(inputs, target).numpy(), repeats)
+        runs["xla"] = lambda: compiled(inputs, target).numpy()
+    # The runs alternate within every repeat, so a shared machine's load slows them alike.
+    times.update(zip(runs, interleaved_medians(list(runs.values()), repeats)))
     return times
 
 

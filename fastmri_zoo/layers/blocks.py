@@ -14,7 +14,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from .convolution import Conv2D, Conv3D
+from .convolution import Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose
+from .normalization import GroupNormalization
 
 __all__ = ["make_activation", "ConvStack", "DnCNN", "ChannelAttention", "UNetBlock"]
 
@@ -64,7 +65,7 @@ def _check_ndim(ndim) -> int:
 
 #: Keras layer classes per number of spatial axes.
 _CONV = {2: Conv2D, 3: Conv3D}
-_CONV_TRANSPOSE = {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}
+_CONV_TRANSPOSE = {2: Conv2DTranspose, 3: Conv3DTranspose}
 _POOL = {
     ("max", 2): keras.layers.MaxPooling2D,
     ("max", 3): keras.layers.MaxPooling3D,
@@ -308,7 +309,7 @@ class UNetBlock(keras.layers.Layer):
         layers = []
         if self.normalization == "instance":
             layers.append(
-                keras.layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5, name=f"{prefix}_norm")
+                GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5, name=f"{prefix}_norm")
             )
         layers.append(make_activation(self.activation, name=f"{prefix}_activation", ndim=self.ndim))
         if self.dropout:

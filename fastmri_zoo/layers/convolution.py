@@ -1,21 +1,30 @@
-"""Convolution layers whose training gradients run on the forward-convolution kernel.
+"""Convolution layers of the zoo: ``Conv2D`` / ``Conv3D`` (with an optional gradient by forward
+convolutions) and ``Conv2DTranspose`` / ``Conv3DTranspose`` (the non-overlapping up-convolution as
+one matrix product).
 
-On the CPU, TensorFlow 2.21 runs a forward convolution through oneDNN but its two
-gradients (``Conv2DBackpropInput``, ``Conv2DBackpropFilter``) through generic Eigen
-kernels: at 2 x 128 x 128 x 32 channels the filter gradient costs 5x the forward
-convolution, and in PDNet the gradients took 80% of a training step. Both gradients of a
-stride-1 "same" convolution with an odd kernel are themselves forward convolutions:
+Gradients. TensorFlow 2.21's CPU build (oneDNN on) runs the forward convolution and both of its
+gradients (``Conv2DBackpropInput``, ``Conv2DBackpropFilter`` and their 3D forms) on oneDNN kernels.
+Both gradients of a stride-1 "same" convolution with an odd kernel can also be written as forward
+convolutions (:func:`same_convolution`): the input gradient is the convolution of the output
+gradient with the kernel flipped in space and its channel axes swapped; the filter gradient is the
+"valid" convolution of the padded input, its batch and channel axes swapped, with the output
+gradient as the kernel. That was once the default here;
+measured again on one thread (both gradients of a 3 x 3 convolution, side by side in one process),
+it is 2.2x slower than TensorFlow's own at 1 x 320 x 320 x 32 -> 32 channels, 1.3x at
+2 x 128 x 128 x 32 -> 32 and 2.0x at 1 x 320 x 320 x 2 -> 32; over a whole training step of the
+shipped Cartesian recipes (``bench/training.py``, 2 x 128 x 128, one thread) TensorFlow's gradients
+run at 0.91-1.24x the speed of the forward-convolution ones (PDNet 1.21x, U-net 1.24x, Cascade-net
+0.91x, within the noise of a shared machine for the others). So :class:`Conv2D` and :class:`Conv3D`
+use TensorFlow's gradients; within :func:`forward_convolution_gradients` they trace
+:func:`same_convolution` instead (for side-by-side timings and checks). Same weights, names and
+configuration as Keras' layers.
 
-- the input gradient is the convolution of the output gradient with the kernel flipped
-  in space and with its channel axes swapped;
-- the filter gradient is the "valid" convolution of the padded input, its batch and
-  channel axes swapped, with the output gradient used as the kernel.
-
-:func:`same_convolution` computes them that way (same numbers as TensorFlow's own gradients
-to float32 rounding; ``tests/layers/test_convolution.py``), which makes a PDNet training
-step 1.6x faster here (``bench/training.py``). :class:`Conv2D` and :class:`Conv3D` are
-the Keras layers with the same weights, names and configuration, using it where it applies
-(stride 1, dilation 1, odd kernel, "same" padding) and Keras' own convolution elsewhere.
+Up-convolutions. A transposed convolution whose kernel equals its stride ("valid", the fastMRI
+U-net's 2 x 2 stride-2 up-convolution) has no overlap: every output block of kernel size is one
+input pixel times the kernel. :class:`Conv2DTranspose` / :class:`Conv3DTranspose` compute it as one
+matrix product (input channels -> kernel positions x output channels, oneDNN) and a reshuffle of
+the positions into space, instead of TensorFlow's ``Conv2DBackpropInput``; same numbers to float32
+rounding, same weights, gradients by the same two operations.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ import threading
 import keras
 import tensorflow as tf
 
-__all__ = ["same_convolution", "Conv2D", "Conv3D", "tensorflow_gradients"]
+__all__ = ["same_convolution", "Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose",
+           "forward_convolution_gradients", "tensorflow_gradients"]
 
 _settings = threading.local()
 
@@ -66,23 +76,34 @@ def same_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
 
 
 @contextlib.contextmanager
-def tensorflow_gradients():
-    """Within this block, :class:`Conv2D` and :class:`Conv3D` trace TensorFlow's own convolution
-    and gradients (what ``keras.layers.Conv2D`` does): for side-by-side timings and checks.
-
-    It applies to what is traced inside the block (a ``tf.function`` traced earlier keeps its graph).
-    """
-    previous = getattr(_settings, "tensorflow_gradients", False)
-    _settings.tensorflow_gradients = True
+def _gradients(forward: bool):
+    previous = getattr(_settings, "forward_gradients", False)
+    _settings.forward_gradients = forward
     try:
         yield
     finally:
-        _settings.tensorflow_gradients = previous
+        _settings.forward_gradients = previous
+
+
+def forward_convolution_gradients():
+    """Within this block, :class:`Conv2D` and :class:`Conv3D` trace :func:`same_convolution` (gradients
+    by forward convolutions) where it applies: for side-by-side timings and checks.
+
+    It applies to what is traced inside the block (a ``tf.function`` traced earlier keeps its graph).
+    """
+    return _gradients(forward=True)
+
+
+def tensorflow_gradients():
+    """Within this block, :class:`Conv2D` and :class:`Conv3D` trace TensorFlow's own convolution and
+    gradients, what ``keras.layers.Conv2D`` does: the default, also inside a
+    :func:`forward_convolution_gradients` block."""
+    return _gradients(forward=False)
 
 
 def _uses_same_convolution(layer) -> bool:
     return (
-        not getattr(_settings, "tensorflow_gradients", False)
+        getattr(_settings, "forward_gradients", False)
         and layer.padding == "same"
         and layer.data_format == "channels_last"
         and layer.groups == 1
@@ -92,8 +113,8 @@ def _uses_same_convolution(layer) -> bool:
     )
 
 
-class _FastGradientConvolution:
-    """Mixin: route eligible convolutions through :func:`same_convolution`."""
+class _ForwardGradientConvolution:
+    """Mixin: route eligible convolutions through :func:`same_convolution` when asked for."""
 
     def convolution_op(self, inputs, kernel):
         if _uses_same_convolution(self):
@@ -102,10 +123,63 @@ class _FastGradientConvolution:
 
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
-class Conv2D(_FastGradientConvolution, keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with :func:`same_convolution`'s gradients where they apply."""
+class Conv2D(_ForwardGradientConvolution, keras.layers.Conv2D):
+    """``keras.layers.Conv2D``; :func:`same_convolution`'s gradients within :func:`forward_convolution_gradients`."""
 
 
 @keras.saving.register_keras_serializable(package="fastmri_zoo")
-class Conv3D(_FastGradientConvolution, keras.layers.Conv3D):
-    """``keras.layers.Conv3D`` with :func:`same_convolution`'s gradients where they apply."""
+class Conv3D(_ForwardGradientConvolution, keras.layers.Conv3D):
+    """``keras.layers.Conv3D``; :func:`same_convolution`'s gradients within :func:`forward_convolution_gradients`."""
+
+
+def block_upsample(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """Transposed convolution with stride = kernel size and "valid" padding, channels last.
+
+    x: float32 (batch, *spatial, C_in); kernel: (*k, C_out, C_in) (Keras' transposed-convolution
+    layout). Returns (batch, *(k * spatial), C_out) with out[n, k p + d, o] = sum_i x[n, p, i] kernel[d, i -> o],
+    equal to ``tf.nn.conv_transpose(x, kernel, output_shape, strides=k, padding="VALID")``.
+    """
+    k = [int(n) for n in kernel.shape[:-2]]
+    rank = len(k)
+    c_out, c_in = int(kernel.shape[-2]), int(kernel.shape[-1])
+    # (C_in, *k, C_out) as a matrix: each input pixel gives prod(k) output pixels of C_out channels.
+    matrix = tf.reshape(tf.transpose(kernel, [rank + 1] + list(range(rank)) + [rank]), [c_in, -1])
+    shape = tf.shape(x)
+    blocks = tf.matmul(tf.reshape(x, [-1, c_in]), matrix)
+    if rank == 2 and k[0] == k[1]:
+        return tf.nn.depth_to_space(tf.reshape(blocks, tf.concat([shape[:-1], [-1]], 0)), k[0])
+    # (batch, *spatial, *k, C_out) -> (batch, s_0, k_0, s_1, k_1, ..., C_out), then merge each pair.
+    blocks = tf.reshape(blocks, tf.concat([shape[:-1], k + [c_out]], 0))
+    order = [0] + [axis for i in range(rank) for axis in (1 + i, 1 + rank + i)] + [1 + 2 * rank]
+    spatial = [shape[1 + i] * k[i] for i in range(rank)]
+    return tf.reshape(tf.transpose(blocks, order), tf.concat([shape[:1], tf.stack(spatial), [c_out]], 0))
+
+
+class _BlockTransposedConvolution:
+    """Mixin: a transposed convolution with kernel = strides, "valid", by :func:`block_upsample`."""
+
+    def call(self, inputs):
+        if not (
+            self.padding == "valid"
+            and self.data_format == "channels_last"
+            and tuple(self.strides) == tuple(self.kernel_size)
+            and self.output_padding is None
+            and all(d == 1 for d in self.dilation_rate)
+        ):
+            return super().call(inputs)
+        outputs = block_upsample(inputs, tf.convert_to_tensor(self.kernel))
+        if self.use_bias:
+            outputs = outputs + self.bias
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class Conv2DTranspose(_BlockTransposedConvolution, keras.layers.Conv2DTranspose):
+    """``keras.layers.Conv2DTranspose``, by :func:`block_upsample` when the kernel equals the strides."""
+
+
+@keras.saving.register_keras_serializable(package="fastmri_zoo")
+class Conv3DTranspose(_BlockTransposedConvolution, keras.layers.Conv3DTranspose):
+    """``keras.layers.Conv3DTranspose``, by :func:`block_upsample` when the kernel equals the strides."""

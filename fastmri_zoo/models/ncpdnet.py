@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from ..layers import UNetBlock, complex_denoise
+from ..physics.acquisition import TOEPLITZ_KERNEL
 from ..physics.nufft import TABLE_OVERSAMPLING
 from ..utils import plain
 from .base import ReconstructionModel
@@ -212,6 +213,28 @@ class NCPDNet(XPDNet, NonCartesianModel):
     @property
     def normal_gradient(self) -> bool:
         return self.toeplitz
+
+    def call(self, inputs, training=None, image_shape=None):
+        """The unrolled network (``UnrolledModel.call``). Called eagerly for inference with the Toeplitz
+        embedding, the kernel is taken from its per-trajectory cache (``TOEPLITZ_KERNELS``, built at the
+        first slice of a trajectory) and the network runs as one traced graph fed with it (the sparse
+        gridding of A^H D y is then built in that graph, ~20 ms in 2D): op by op, the eager loop took 1.38x
+        its time (256 x 256, 8 coils, refiner, one thread: 1.33 s against 0.96 s; a dispatch per operation)."""
+        if not (tf.executing_eagerly() and self.toeplitz and not training):
+            return super().call(inputs, training=training, image_shape=image_shape)
+        _, operator = self.operator(inputs, image_shape)
+        if self.__dict__.get("_traced_inference") is None:
+            unrolled = super().call
+
+            def inference(inputs, image_shape):
+                return unrolled(inputs, training=False, image_shape=image_shape)
+
+            # A cache of this Python object only: set past Keras' attribute tracking, and in a tuple so that
+            # tf.saved_model's search of attributes for tf.functions does not export it with the model.
+            traced = tf.function(inference, reduce_retracing=True, autograph=False)
+            object.__setattr__(self, "_traced_inference", (traced,))
+        (traced,) = self._traced_inference
+        return traced(dict(inputs, **{TOEPLITZ_KERNEL: operator.toeplitz.kernel}), image_shape)
 
     def initial_state(self, measurements, operator, training=None) -> dict:
         state = super().initial_state(measurements, operator, training=training)

@@ -34,6 +34,7 @@ from .noncartesian import DensityWeightedNUFFT, gridded_operator
 from .nufft import TABLE_OVERSAMPLING, TRAJ_TOLERANCE, check_gridding
 
 __all__ = [
+    "TOEPLITZ_KERNEL",
     "InputSpec",
     "Acquisition",
     "CartesianAcquisition",
@@ -89,6 +90,11 @@ def _is_real(x) -> bool:
     if dtype is None:
         return not np.iscomplexobj(x)
     return not (dtype.is_complex if isinstance(dtype, tf.DType) else np.issubdtype(np.dtype(dtype), np.complexfloating))
+
+
+#: Optional key of a non-Cartesian input dict: the Toeplitz kernel of its trajectory and density
+#: weights (see ``NonCartesianAcquisition.operator``); not a model input, no check, no spec.
+TOEPLITZ_KERNEL = "toeplitz_kernel"
 
 
 def _check_keys(inputs, required: Sequence[str], model_name: str, hints: dict | None = None) -> None:
@@ -528,15 +534,22 @@ class NonCartesianAcquisition(Acquisition):
         return inputs["dcomp"] if self.dcomp else None
 
     def operator(self, inputs, image_shape=None, smaps=None, toeplitz: bool | None = None):
-        """(sqrt(dcomp) * kspace, DensityWeightedNUFFT); ``toeplitz`` overrides this acquisition's."""
+        """(sqrt(dcomp) * kspace, DensityWeightedNUFFT); ``toeplitz`` overrides this acquisition's.
+
+        ``inputs[TOEPLITZ_KERNEL]``, if present, is the Toeplitz kernel of this trajectory and
+        density (``DensityWeightedNUFFT.toeplitz.kernel`` of an operator built before, e.g. eagerly
+        from its cache), used instead of computing it (with ``toeplitz`` on; ignored otherwise).
+        """
         shape = self.image_shape_of(inputs, image_shape)
         if self.multicoil and smaps is None:
             smaps = inputs["smaps"]
+        toeplitz = self.toeplitz if toeplitz is None else bool(toeplitz)
         operator = DensityWeightedNUFFT(
             inputs["traj"], shape,
             smaps=smaps if self.multicoil else None,
             dcomp=self._dcomp(inputs),
-            toeplitz=self.toeplitz if toeplitz is None else bool(toeplitz),
+            toeplitz=toeplitz,
+            toeplitz_kernel=inputs.get(TOEPLITZ_KERNEL) if toeplitz else None,
             legacy_im_size=self.legacy_im_size,
             table_oversampling=self.table_oversampling,
             gridding=self.gridding,

@@ -7,7 +7,31 @@ import tensorflow as tf
 from ..checks import as_complex64
 from .cg import conjugate_gradient
 
-__all__ = ["LinearOperator", "as_complex64"]
+__all__ = ["LinearOperator", "as_complex64", "transpose"]
+
+
+def transpose(x: tf.Tensor, perm) -> tf.Tensor:
+    """``tf.transpose(x, perm)``; a complex64 x is moved as float32 (real, imaginary) pairs.
+
+    TensorFlow's CPU transpose of complex64 runs up to 1.5-2.5x slower than the same bytes viewed
+    as float32 pairs (8 coils of 512 x 512 moved coil-last: 15-21 ms against 10 ms on one thread
+    here), and the NUFFT and the Toeplitz embedding transpose coil images on every call. Same
+    values; the gradient is the inverse transpose, taken the same way. Used by the non-Cartesian
+    operators only: XLA has no complex bitcast, and they are not XLA-compilable anyway
+    (``physics.nufft``); Cartesian code keeps ``tf.transpose``.
+    """
+    x = tf.convert_to_tensor(x)
+    perm = [int(axis) for axis in perm]
+    if x.dtype != tf.complex64:
+        return tf.transpose(x, perm)
+    inverse = [perm.index(axis) for axis in range(len(perm))]
+
+    @tf.custom_gradient
+    def moved(x):
+        pairs = tf.transpose(tf.bitcast(x, tf.float32), perm + [len(perm)])
+        return tf.bitcast(pairs, tf.complex64), lambda upstream: transpose(upstream, inverse)
+
+    return moved(x)
 
 
 class LinearOperator:

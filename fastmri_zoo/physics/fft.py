@@ -25,7 +25,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from ..checks import check_rank
-from .base import LinearOperator, as_complex64
+from .base import LinearOperator, as_complex64, transpose
 
 __all__ = ["fftc", "ifftc", "FFT", "padded_fft", "cropped_ifft", "to_layout", "IMAGE_LAYOUT", "SPECTRUM_LAYOUT"]
 
@@ -83,7 +83,7 @@ def _rotate(x: tf.Tensor, ndim: int, to_front: bool) -> tf.Tensor:
     lead = list(range(x.shape.rank - ndim))
     spatial = [len(lead) + i for i in range(ndim)]
     spatial = spatial[-1:] + spatial[:-1] if to_front else spatial[1:] + spatial[:1]
-    return tf.transpose(x, lead + spatial)
+    return transpose(x, lead + spatial)
 
 
 def to_layout(x, ndim: int, layout: str, current: str = IMAGE_LAYOUT) -> tf.Tensor:

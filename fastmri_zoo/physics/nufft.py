@@ -64,7 +64,7 @@ from tfkbnufft.kbnufft import KbNufftModule
 
 from ..checks import check_batch, check_finite, check_in_range, check_rank, check_same_dim, static_shape
 from ..utils import LRUCache, array_digest
-from .base import LinearOperator, as_complex64
+from .base import LinearOperator, as_complex64, transpose
 from .coils import normalize_by_rss
 from .fft import cropped_ifft, padded_fft
 
@@ -117,6 +117,8 @@ def check_gridding(gridding) -> str:
 MAX_STORED_ENTRIES = 2**25
 # Entries x data columns per chunk of a streamed product (~70 MB of complex64 per temporary).
 CHUNK_ENTRIES = 2**23
+# At most this many per chunk of a streamed spreading on a large grid (~270 MB per temporary; see _stream_spread).
+SPREAD_CHUNK_ENTRIES = 2**25
 # Entries per row block of SparseGridding(storage="blocks") (~400 MB of matrix, ~1 GB while it is built).
 BLOCK_ENTRIES = 2**24
 STORAGE_MODES = ("auto", "blocks")
@@ -254,10 +256,11 @@ class SparseGridding:
             coefficients = tf.reshape(coefficients, tf.concat([tf.shape(coefficients)[:2], [-1]], 0))
         return coefficients, self._neighbour_cells_of(factors, tf.int64)
 
-    def _chunks(self, columns: tf.Tensor):
-        """Samples per chunk and number of chunks of a streamed product with these data columns."""
+    def _chunks(self, columns: tf.Tensor, entries=None):
+        """Samples per chunk and number of chunks of a streamed product with these data columns, ``entries``
+        entries x columns per chunk (default ``CHUNK_ENTRIES``)."""
         per_sample = self._blocks * self.neighbours * tf.shape(columns)[1]
-        size = tf.maximum(1, CHUNK_ENTRIES // per_sample)
+        size = tf.maximum(1, (CHUNK_ENTRIES if entries is None else entries) // per_sample)
         return size, (self._nsamples + size - 1) // size
 
     def _neighbour_cells(self, factors: list) -> tf.Tensor:
@@ -291,16 +294,16 @@ class SparseGridding:
             factors = self._axis_factors(self._traj[:, :, i * size:(i + 1) * size])
             samples = tf.gather(columns, self._neighbour_cells(factors))  # (batch, m, neighbours, K)
             shape = tf.shape(samples)
-            samples = tf.transpose(samples, [3, 0, 1, 2])  # (K, batch, m, neighbours): coefficients broadcast over K
+            samples = transpose(samples, [3, 0, 1, 2])  # (K, batch, m, neighbours): coefficients broadcast over K
             for coefficient, _ in reversed(factors):
                 samples = tf.reshape(samples, tf.concat([[width], shape[:2], [-1, self.numpoints]], 0))
                 samples = tf.linalg.matmul(samples, coefficient[..., None])
             samples = tf.reshape(samples, tf.stack([width, shape[0], shape[1]]))
-            return i + 1, parts.write(i, tf.transpose(samples, [2, 1, 0]))
+            return i + 1, parts.write(i, transpose(samples, [2, 1, 0]))
 
         parts = tf.TensorArray(tf.complex64, size=count, infer_shape=False)
         _, parts = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), parts), parallel_iterations=1)
-        return tf.reshape(tf.transpose(parts.concat(), [1, 0, 2]), tf.stack([-1, width]))
+        return tf.reshape(transpose(parts.concat(), [1, 0, 2]), tf.stack([-1, width]))
 
     def _stream_spread(self, columns: tf.Tensor) -> tf.Tensor:
         """Spreading without a stored matrix: (batch * nsamples, K) -> (batch * G, K), chunk by chunk.
@@ -308,11 +311,16 @@ class SparseGridding:
         Each sample's contributions, its value times the conjugate coefficients of its neighbours, are
         built one axis at a time (batched outer products), then summed into the grid.
         """
-        size, count = self._chunks(columns)
         width = tf.shape(columns)[1]
-        # (K, batch, nsamples): the coefficients broadcast over K
-        samples = tf.transpose(tf.reshape(columns, tf.stack([self._blocks, self._nsamples, width])), [2, 0, 1])
         cells_total = tf.cast(self._blocks, self._index_dtype) * self.grid_size
+        # Every chunk writes a whole grid (its zeroed partial sum, then the addition): chunks of at least the
+        # grid's size, up to SPREAD_CHUNK_ENTRIES, keep that traffic below the chunks' own (on the 4x grid of a
+        # kooshball's Toeplitz kernel, 83M cells: 5 chunks instead of 17, 2.2x faster).
+        written = tf.cast(cells_total, tf.int64) * tf.cast(width, tf.int64)
+        entries = tf.cast(tf.clip_by_value(written, CHUNK_ENTRIES, SPREAD_CHUNK_ENTRIES), tf.int32)
+        size, count = self._chunks(columns, entries)
+        # (K, batch, nsamples): the coefficients broadcast over K
+        samples = transpose(tf.reshape(columns, tf.stack([self._blocks, self._nsamples, width])), [2, 0, 1])
 
         def body(i, grid):
             factors = self._axis_factors(self._traj[:, :, i * size:(i + 1) * size])
@@ -321,7 +329,7 @@ class SparseGridding:
                 contributions = tf.linalg.matmul(contributions, tf.math.conj(coefficient)[..., None, :])
                 shape = tf.shape(contributions)
                 contributions = tf.reshape(contributions, tf.concat([shape[:3], [-1, 1]], 0))
-            contributions = tf.transpose(contributions[..., 0], [1, 2, 3, 0])  # (batch, m, neighbours, K)
+            contributions = transpose(contributions[..., 0], [1, 2, 3, 0])  # (batch, m, neighbours, K)
             part = tf.math.unsorted_segment_sum(
                 tf.reshape(contributions, tf.stack([-1, width])), tf.reshape(self._neighbour_cells(factors), [-1]),
                 cells_total,
@@ -396,7 +404,7 @@ class SparseGridding:
         data = tf.broadcast_to(data, tf.stack([batch, coils, length]))
         repeats = batch // blocks
         columns = tf.reshape(data, tf.stack([blocks, repeats, coils, length]))
-        columns = tf.reshape(tf.transpose(columns, [0, 3, 1, 2]), tf.stack([blocks * length, repeats * coils]))
+        columns = tf.reshape(transpose(columns, [0, 3, 1, 2]), tf.stack([blocks * length, repeats * coils]))
         if self.streamed:
             forward, backward = self._stream_interpolate, self._stream_spread
         elif self.blocks is not None:
@@ -415,7 +423,7 @@ class SparseGridding:
             return forward(columns), gradient
 
         out = tf.reshape(product(columns), tf.stack([blocks, out_length, repeats, coils]))
-        return tf.reshape(tf.transpose(out, [0, 2, 3, 1]), tf.stack([batch, coils, out_length]))
+        return tf.reshape(transpose(out, [0, 2, 3, 1]), tf.stack([batch, coils, out_length]))
 
     def interpolate(self, grid: tf.Tensor) -> tf.Tensor:
         """grid: complex64 (batch, coils, G) -> samples complex64 (batch, coils, nsamples)."""

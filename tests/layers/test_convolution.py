@@ -1,12 +1,14 @@
 """same_convolution and the Conv2D / Conv3D layers: values and both gradients equal TensorFlow's
-own convolution and its autodiff gradients (an independent kernel), and a dense numpy correlation."""
+own convolution and its autodiff gradients (an independent kernel), and a dense numpy correlation;
+Conv2DTranspose / Conv3DTranspose (block_upsample) against Keras' layers and a numpy block sum."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fastmri_zoo.layers import Conv2D, Conv3D, ConvStack, same_convolution
+from fastmri_zoo.layers import Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose, ConvStack, same_convolution
+from fastmri_zoo.layers.convolution import forward_convolution_gradients, tensorflow_gradients
 
 
 def _numpy_same_correlation(x, kernel):
@@ -82,6 +84,7 @@ def test_same_convolution_rejects_even_kernels():
         same_convolution(tf.zeros((1, 4, 4, 1)), tf.zeros((2, 2, 1, 1)))
 
 
+@pytest.mark.parametrize("forward_gradients", [False, True])
 @pytest.mark.parametrize(
     "cls, keras_cls, shape, kwargs",
     [
@@ -91,9 +94,13 @@ def test_same_convolution_rejects_even_kernels():
         (Conv2D, keras.layers.Conv2D, (2, 8, 8, 3), dict(kernel_size=3, dilation_rate=2, padding="same")),
         (Conv2D, keras.layers.Conv2D, (2, 8, 8, 3), dict(kernel_size=3, padding="valid")),
         (Conv3D, keras.layers.Conv3D, (1, 4, 6, 6, 2), dict(kernel_size=3, padding="same", use_bias=False)),
+        (Conv2DTranspose, keras.layers.Conv2DTranspose, (2, 5, 7, 3), dict(kernel_size=2, strides=2)),
+        (Conv2DTranspose, keras.layers.Conv2DTranspose, (2, 5, 7, 3), dict(kernel_size=(3, 2), strides=(3, 2))),
+        (Conv2DTranspose, keras.layers.Conv2DTranspose, (2, 5, 7, 3), dict(kernel_size=3, strides=2)),  # Keras' op
+        (Conv3DTranspose, keras.layers.Conv3DTranspose, (2, 3, 4, 5, 3), dict(kernel_size=2, strides=2)),
     ],
 )
-def test_layers_equal_keras_layers_in_values_and_gradients(cls, keras_cls, shape, kwargs):
+def test_layers_equal_keras_layers_in_values_and_gradients(cls, keras_cls, shape, kwargs, forward_gradients):
     rng = np.random.default_rng(2)
     x = tf.constant(rng.standard_normal(shape), tf.float32)
     ours, theirs = cls(4, **kwargs), keras_cls(4, **kwargs)
@@ -103,13 +110,35 @@ def test_layers_equal_keras_layers_in_values_and_gradients(cls, keras_cls, shape
     ours.set_weights(theirs.get_weights())
     results = []
     for layer in (ours, theirs):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x)
-            loss = tf.reduce_sum(y * y)
+        with forward_convolution_gradients() if forward_gradients else tensorflow_gradients():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+                loss = tf.reduce_sum(y * y)
         results.append([y] + tape.gradient(loss, [x] + layer.trainable_variables))
     for a, b in zip(*results):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape, kernel_size", [((2, 3, 4, 5), (2, 2)), ((1, 3, 2, 4), (3, 2)), ((2, 2, 3, 2, 3), (2, 2, 2))])
+def test_block_upsampling_is_a_block_sum(shape, kernel_size):
+    """out[n, k p + d, o] = bias[o] + sum_i x[n, p, i] kernel[d, o, i], in numpy, in a graph with unknown sizes."""
+    rng = np.random.default_rng(3)
+    layer = (Conv2DTranspose if len(kernel_size) == 2 else Conv3DTranspose)(4, kernel_size, strides=kernel_size)
+    layer.build(shape)
+    layer.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in layer.get_weights()])
+    kernel, bias = (w.astype(np.float64) for w in layer.get_weights())
+    x = rng.standard_normal(shape)
+    expected = np.zeros((shape[0],) + tuple(n * k for n, k in zip(shape[1:-1], kernel_size)) + (4,))
+    for offset in np.ndindex(*kernel_size):
+        window = (slice(None),) + tuple(slice(d, None, k) for d, k in zip(offset, kernel_size))
+        expected[window] = np.einsum("...i,oi->...o", x, kernel[offset])
+    expected += bias
+    unknown = tf.TensorSpec((None,) * (len(shape) - 1) + (shape[-1],), tf.float32)
+    traced = tf.function(layer, input_signature=[unknown])
+    for y in (layer(tf.constant(x, tf.float32)), traced(tf.constant(x, tf.float32))):
+        assert y.shape == expected.shape
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_blocks_use_the_layers_and_keep_their_weight_names():
@@ -134,13 +163,13 @@ def _gradient_op_types(layer, x) -> set:
     return types
 
 
-def test_gradients_are_forward_convolutions_unless_asked_for_tensorflows():
-    from fastmri_zoo.layers.convolution import tensorflow_gradients
-
+def test_gradients_are_tensorflows_unless_asked_for_forward_convolutions():
     x = tf.zeros((1, 6, 6, 2))
     layer = Conv2D(3, 3, padding="same")
     layer.build(x.shape)
-    assert "Conv2DBackpropFilter" not in _gradient_op_types(layer, x)
-    with tensorflow_gradients():
-        assert "Conv2DBackpropFilter" in _gradient_op_types(layer, x)
-    assert "Conv2DBackpropFilter" not in _gradient_op_types(layer, x)
+    assert "Conv2DBackpropFilter" in _gradient_op_types(layer, x)
+    with forward_convolution_gradients():
+        assert "Conv2DBackpropFilter" not in _gradient_op_types(layer, x)
+        with tensorflow_gradients():
+            assert "Conv2DBackpropFilter" in _gradient_op_types(layer, x)
+    assert "Conv2DBackpropFilter" in _gradient_op_types(layer, x)

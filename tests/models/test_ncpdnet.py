@@ -340,3 +340,40 @@ def test_toeplitz_kernel_cache_keeps_the_griddings_apart(rng, monkeypatch):
 def test_unknown_gridding_is_refused(cls, bad):
     with pytest.raises(ValueError, match=r"gridding: expected one of \['sparse', 'tfkbnufft'\].*got"):
         cls(gridding=bad)
+
+
+@pytest.mark.parametrize("coils", [None, 2], ids=["single", "multicoil"])
+def test_eager_inference_runs_one_traced_graph_with_the_cached_kernel(coils, rng, monkeypatch):
+    """Eagerly (inference, Toeplitz on), the kernel is computed once per trajectory and fed to a traced graph:
+    the same output as the op-by-op loop, and a graph given the kernel computes no point-spread function."""
+    from fastmri_zoo.models.unrolled import UnrolledModel
+    from fastmri_zoo.physics import toeplitz as toeplitz_module
+    from fastmri_zoo.physics.acquisition import TOEPLITZ_KERNEL
+
+    calls = []
+    original = toeplitz_module.point_spread_function
+
+    def recording(*args, **kwargs):
+        calls.append(tf.executing_eagerly())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(toeplitz_module, "point_spread_function", recording)
+    TOEPLITZ_KERNELS.clear()
+    _, inputs = acquisition(rng, coils=coils)
+    kwargs = dict(n_iter=2, n_primal=2, n_filters=4, multicoil=coils is not None)
+    if coils is None:
+        kwargs["image_shape"] = (N, N)
+    model = NCPDNet(**kwargs)
+    model(inputs)
+    random_weights(model, rng)
+    first, second = model(inputs).numpy(), model(inputs).numpy()
+    assert calls == [True]  # one eager kernel for the trajectory, none in the traced graph
+    op_by_op = UnrolledModel.call(model, {key: tf.constant(value) for key, value in inputs.items()}).numpy()
+    np.testing.assert_allclose(first, op_by_op, rtol=1e-5, atol=1e-5 * np.abs(op_by_op).max())
+    np.testing.assert_array_equal(first, second)
+    (kernel,) = TOEPLITZ_KERNELS.entries.values()
+    graph = tf.function(lambda given: model(given))
+    calls.clear()
+    given = graph({**inputs, TOEPLITZ_KERNEL: kernel}).numpy()
+    np.testing.assert_allclose(given, first, rtol=1e-5, atol=1e-5 * np.abs(first).max())
+    assert calls == []

@@ -74,3 +74,28 @@ def test_to_layout_and_bad_layout(rng):
     np.testing.assert_array_equal(to_layout(spectrum, 3, IMAGE_LAYOUT, current=SPECTRUM_LAYOUT), x)
     with pytest.raises(ValueError, match="layout"):
         padded_fft(x, (6, 8, 10), "transposed")
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.float32])
+@pytest.mark.parametrize("perm", [[0, 2, 3, 1], [3, 0, 1, 2], [2, 1, 0, 3]])
+def test_transpose_of_complex_pairs_is_numpys_in_values_and_gradient(perm, dtype):
+    from fastmri_zoo.physics.base import transpose
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(dtype)
+    weights = rng.standard_normal(np.transpose(x, perm).shape)
+    if dtype == np.complex64:
+        x = x + 1j * rng.standard_normal(x.shape).astype(np.float32)
+        weights = weights + 1j * rng.standard_normal(weights.shape)
+    x = tf.constant(x)
+    weights = tf.constant(weights.astype(dtype))
+    np.testing.assert_array_equal(transpose(x, perm).numpy(), np.transpose(x.numpy(), perm))
+    traced = tf.function(lambda v: transpose(v, perm), input_signature=[tf.TensorSpec(None, x.dtype)])
+    np.testing.assert_array_equal(traced(x).numpy(), np.transpose(x.numpy(), perm))
+    # The gradient of Re<w, P x> is the inverse permutation of conj(w) (TensorFlow: of w itself, its convention
+    # for complex gradients being d/d(conj x)), i.e. numpy's transpose back.
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.math.real(tf.reduce_sum(tf.cast(weights, x.dtype) * transpose(x, perm)))
+    expected = np.transpose(np.conj(weights.numpy()) if dtype == np.complex64 else weights.numpy(), np.argsort(perm))
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), expected, rtol=1e-6)

@@ -63,6 +63,7 @@ def storage(request, monkeypatch):
     if request.param == "streamed":
         monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 0)
         monkeypatch.setattr(nufft, "CHUNK_ENTRIES", 7000)
+        monkeypatch.setattr(nufft, "SPREAD_CHUNK_ENTRIES", 7000)
     if request.param == "blocks":
         monkeypatch.setattr(nufft, "BLOCK_ENTRIES", 7000)
         cached = nufft.sparse_gridding
@@ -282,3 +283,31 @@ def test_lru_cache_keeps_the_most_recently_used_entries():
     assert array_digest(traj, None) != array_digest(traj)
     with pytest.raises(ValueError, match="maxsize"):
         LRUCache(0)
+
+
+@pytest.mark.parametrize("spread_entries", [7000, 40000, 10**7], ids=["chunk_floor", "between", "grid_cap"])
+def test_streamed_spreading_in_grid_sized_chunks_matches_tfkbnufft(spread_entries, monkeypatch, rng):
+    """A streamed spreading takes chunks of the grid's size (cells x columns) clipped to
+    [CHUNK_ENTRIES, SPREAD_CHUNK_ENTRIES]: several chunks, one, or the floor; the adjoint is tfkbnufft's whatever
+    the chunking (3D, 2 coils: the 16 x 20 x 24 grid x 2 columns is 15,360 x 2 cells)."""
+    monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 0)
+    monkeypatch.setattr(nufft, "CHUNK_ENTRIES", 7000)
+    monkeypatch.setattr(nufft, "SPREAD_CHUNK_ENTRIES", spread_entries)
+    GRIDDING_CACHE.clear()
+    shape = (8, 10, 12)
+    traj = random_traj(rng, shape, 1, 400)
+    smaps = unit_smaps(rng, 1, 2, shape)
+    y = crandn(rng, (1, 2, 400))
+    sparse, reference = operators(traj, shape, smaps=smaps)
+    assert sparse._sparse.streamed
+    requested = []
+    chunks = SparseGridding._chunks
+
+    def recording(self, columns, entries=None):
+        requested.append(None if entries is None else int(entries))
+        return chunks(self, columns, entries)
+
+    monkeypatch.setattr(SparseGridding, "_chunks", recording)
+    assert relative_error(sparse.adjoint(y), reference.adjoint(y).numpy()) < 1e-4
+    assert requested == [min(max(16 * 20 * 24 * 2, 7000), spread_entries)]
+    GRIDDING_CACHE.clear()
