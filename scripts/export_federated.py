@@ -75,7 +75,7 @@ def table(runs: list[tuple[str, dict]], baseline: dict[str, dict]) -> str:
     for label, run in runs:
         last = last_evaluation(run["rows"])
         parameters = run["facts"].get("parameters", {}).get("train")
-        heading = label + (f" ({parameters / 1e3:.0f}k parameters)" if parameters else "")
+        heading = label + (f" ({parameters:,} parameters)" if parameters else "")
         columns.append(heading)
         for site in sites:
             cells[site].append(last.get(site) or {})
@@ -122,7 +122,9 @@ def _sites_paragraph(recipe, facts) -> str:
     for site in recipe.sites:
         data = f"IXI subjects, share {site.share:g}" if site.source == "volumes" else "bundled cardiac images"
         count = facts["sites"].get(site.name, {}).get("training_examples", "?")
-        lines.append(f"| {site.name} | {data} | {site.coils} | {site.mask_type} | {site.acceleration:g} | {count} |")
+        acquisition = site.acquisition
+        lines.append(f"| {site.name} | {data} | {site.coils} | {acquisition['mask_type']} (centre "
+                     f"{acquisition['center_fraction']:g}) | {acquisition['acceleration']:g} | {count} |")
     return "\n".join(lines)
 
 
@@ -135,12 +137,15 @@ def _export_command(args) -> int:
     card = dict(recipe.raw.get("card") or {})
     if not card:
         raise SystemExit(f"{args.recipe}: no 'card' block; it names the checkpoint.")
+    name = preset_entry_name(card)
+    if recipe.raw.get("name") != name:
+        raise SystemExit(f"{args.recipe}: name {recipe.raw.get('name')!r}; its card spells {name!r} (they must agree).")
     run = _run(args.out_dir)
-    def without_card(raw):
-        return {key: value for key, value in raw.items() if key != "card"}
+    def settings(raw):  # the name and the card label the run; everything else must be what ran
+        return {key: value for key, value in raw.items() if key not in ("name", "card")}
 
-    if without_card(run["facts"]["recipe"]) != without_card(recipe.raw):
-        raise SystemExit(f"{args.out_dir}: the run's recipe differs from {args.recipe} (other than its card).")
+    if settings(run["facts"]["recipe"]) != settings(recipe.raw):
+        raise SystemExit(f"{args.out_dir}: the run's recipe differs from {args.recipe} (other than its name and card).")
     preset = os.path.join(args.out_dir, "preset")
     model = from_preset(preset)
     example = zeros_like_signature(verify_preset_folder(preset)["input_signature"])
@@ -159,7 +164,7 @@ def _export_command(args) -> int:
         f"(Adam, lr {options.learning_rate:g}, new at every round; loss {options.loss}; seed {options.seed}"
         + (f"; each site trains from its bias-corrected EMA of the global weights, gamma {options.ema:g}" if options.ema
            else "")
-        + f"); {hours:.1f} h of wall time on a 2-core CPU. The sites (every slice synthesised afresh from the IXI "
+        + f"); {hours:.2f} h of wall time on a 2-core CPU. The sites (every slice synthesised afresh from the IXI "
         "T1 volumes of the site's subjects or the bundled cardiac images; FedAvg weights each site by its training "
         "slices):\n\n" + _sites_paragraph(recipe, facts)
         + "\n\nHeld-out PSNR and training loss of every site against the rounds (dashed: the EMA):\n\n"
@@ -168,9 +173,9 @@ def _export_command(args) -> int:
         training += ("\n\nThe cell found by the federated search (`genotype.json`): "
                      f"`{json.dumps(genotype)}`\n\n![cell](cell.png)")
     evaluation = (
-        f"Each site's held-out examples ({options.eval_examples or 'synthesis.val_examples'} per site: slices of "
-        "the site's held-out IXI subjects, or the 8 held-out cardiac images, under the site's own coils, mask and "
-        "acceleration), scored after the last round; PSNR (dB) / SSIM, fastMRI conventions"
+        f"Each site's fixed held-out examples ({options.eval_examples or 'synthesis.val_examples'} per site, drawn "
+        "from the site's held-out IXI subjects or from the 8 held-out cardiac images, under the site's own coils, mask "
+        "and acceleration), scored after the last round; PSNR (dB) / SSIM, fastMRI conventions"
         + (", against the runs of the same recipe with the other strategies" if args.compare else "") + ":\n\n"
         + scores)
     card_fields = {key: card[key] for key in ("description", "paper", "license", "datasets", "tags", "trajectory",
@@ -185,7 +190,6 @@ def _export_command(args) -> int:
     counts = np.array([float(row["num_examples"]) for row in last.values()])
     metrics = {key: round(float(np.sum(counts * [row[key] for row in last.values()]) / counts.sum()), 4)
                for key in ("psnr", "ssim", "nmse")}
-    name = preset_entry_name(card)
     target = os.path.join(args.weights_dir, name)
     save_to_preset(model, target, example_inputs=example, name=name,
                    training_command="fastmri-zoo federate recipe.json --data DATA_DIR -o OUT_DIR",
