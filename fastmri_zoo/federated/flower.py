@@ -203,6 +203,20 @@ def _keep_ema(context, ema, genotype: str) -> None:
     context.state["ema-meta"] = ConfigRecord({"genotype": genotype, "steps": ema.steps})
 
 
+def _optimizer_state(context, phase: str, genotype: str) -> list[np.ndarray] | None:
+    """The site's optimizer state kept from its last round of this network (``optimizer_state: "kept"``)."""
+    meta = context.state.config_records.get("optimizer-meta")
+    if meta is None or meta["phase"] != phase or meta["genotype"] != genotype:
+        return None
+    arrays = _state_arrays(context, "optimizer")
+    return [arrays[key] for key in sorted(arrays)]
+
+
+def _keep_optimizer_state(context, state: list[np.ndarray], phase: str, genotype: str) -> None:
+    context.state["optimizer"] = _array_record({f"{index:05d}": value for index, value in enumerate(state)})
+    context.state["optimizer-meta"] = ConfigRecord({"phase": phase, "genotype": genotype})
+
+
 def _uses_ema(recipe: FederationRecipe, phase: str) -> bool:
     return recipe.ema is not None and phase == "train"
 
@@ -244,17 +258,21 @@ def _train(settings: dict | None, message, context) -> Message:
     set_model_arrays(model, start)
     mu = message.content["config"].get("proximal-mu")
     worker = site.worker(phase, genotype, proximal=mu is not None)
+    kept = options.optimizer_state == "kept"
+    state = _optimizer_state(context, phase, genotype) if kept else None
     if phase == "search":
         steps = recipe.search.local_steps
         losses = worker.run(site.data.training_batches(phase, request.server_round, steps, options.batch_size),
                             site.data.training_batches(phase, request.server_round, steps, options.batch_size,
-                                                       split="val"), steps)
+                                                       split="val"), steps, optimizer_state=state)
         metrics = {"train-loss": losses["train_loss"], "alpha-loss": losses["val_loss"]}
     else:
         batches = site.data.training_batches(phase, request.server_round, options.local_steps, options.batch_size)
         # FedProx pulls towards the global weights received, also when the site trains from its EMA of them
         metrics = {"train-loss": worker.run(batches, None if mu is None else float(mu),
-                                            anchor=None if mu is None else request.received)}
+                                            anchor=None if mu is None else request.received, optimizer_state=state)}
+    if kept:
+        _keep_optimizer_state(context, worker.optimizer_state(), phase, genotype)
     metrics["num-examples"] = site.count
     trained = model_arrays(model)
     content = RecordDict({"metrics": MetricRecord(metrics)})

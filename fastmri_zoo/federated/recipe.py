@@ -47,7 +47,10 @@ A federation recipe names the network, the sites and how they federate::
   sample counts, then the derived network trained as FedAvg with the clients' EMA); ``rounds``
   (required) and ``local_steps`` (required): optimizer steps per client and round (E local epochs of
   an endless synthesised stream); ``batch_size`` (2), ``learning_rate`` (1e-3), ``optimizer``
-  (``"adam"``, new at every round), ``clipnorm`` (1.0), ``loss`` (``"l1"``), ``proximal_mu``
+  (``"adam"``), ``optimizer_state`` (``"fresh"``: each site starts a new optimizer at every round, the
+  default; ``"kept"``: each site's optimizer state - moments, step count - carries over from one round to
+  the next in the site's node state, as the FedAutoMRI authors' code keeps its clients' optimizers; it
+  restarts when the network changes), ``clipnorm`` (1.0), ``loss`` (``"l1"``), ``proximal_mu``
   (``fedprox`` only, default 0.01), ``ema`` (gamma of the client-side moving average of the global
   weights, m_t = gamma m_{t-1} + (1 - gamma) w_t, m_0 = 0, trained from m_t / (1 - gamma^t); null for
   none; default 0.9 for ``fedautomri``, null otherwise; not with ``local``), ``min_clients`` (the
@@ -135,6 +138,11 @@ class FederationOptions:
     timeout: float = 3600.0
     connect_timeout: float = 600.0
     save_updates: bool = False
+    optimizer_state: str = "fresh"
+
+
+#: What ``federation.optimizer_state`` may say.
+OPTIMIZER_STATES = ("fresh", "kept")
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,9 @@ def federation_recipe_from_dict(raw: Any, source: str | os.PathLike | None = Non
         raise ValueError("federation.ema: a moving average of the global weights; strategy 'local' has none.")
     if strategy == "fedautomri" and "ema" not in federation:
         federation["ema"] = DEFAULT_EMA
+    if federation.get("optimizer_state", "fresh") not in OPTIMIZER_STATES:
+        raise ValueError(f"federation.optimizer_state: expected one of {list(OPTIMIZER_STATES)}, got "
+                         f"{federation['optimizer_state']!r}.")
     if not isinstance(federation.get("save_updates", False), bool):
         raise ValueError(f"federation.save_updates: expected true or false, got {federation['save_updates']!r}.")
     options = FederationOptions(**federation)

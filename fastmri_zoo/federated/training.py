@@ -107,9 +107,17 @@ class _FreshOptimizers:
         self.variables = [v for optimizer in optimizers for v in optimizer.variables]
         self.values = [np.array(v.numpy()) for v in self.variables]
 
-    def __call__(self) -> None:
-        for variable, value in zip(self.variables, self.values):
-            variable.assign(value)
+    def __call__(self, values: list[np.ndarray] | None = None) -> None:
+        """Put the optimizers back in their built state, or in ``values`` (a list :meth:`state` returned)."""
+        values = self.values if values is None else values
+        if len(values) != len(self.variables):
+            raise ValueError(f"optimizer state: expected {len(self.variables)} arrays, got {len(values)}.")
+        for variable, value in zip(self.variables, values):
+            variable.assign(np.reshape(value, variable.shape))
+
+    def state(self) -> list[np.ndarray]:
+        """The optimizers' variables now (moments, step counts), to carry to the next round."""
+        return [np.array(variable.numpy()) for variable in self.variables]
 
 
 class LocalTraining:
@@ -143,16 +151,17 @@ class LocalTraining:
         return data_loss
 
     def run(self, batches: Iterable, proximal_mu: float | None = None,
-            anchor: Mapping[str, np.ndarray] | None = None) -> float:
+            anchor: Mapping[str, np.ndarray] | None = None, optimizer_state: list[np.ndarray] | None = None) -> float:
         """One optimizer step per batch ``(inputs, target)`` from the model's current weights; with
         ``proximal_mu`` (an instance made with ``proximal=True``) the proximal term pulls towards ``anchor``,
         the global weights w_global (``{name: array}`` as :func:`model_arrays` names them; default: the
-        model's weights at the start). Returns the mean data loss."""
+        model's weights at the start). The optimizer starts fresh, or from ``optimizer_state`` (what
+        :meth:`optimizer_state` returned after an earlier run). Returns the mean data loss."""
         if (proximal_mu is not None) != self.proximal:
             raise ValueError("proximal_mu: given exactly when the training was made with proximal=True.")
         if anchor is not None and not self.proximal:
             raise ValueError("anchor: the weights of FedProx's proximal term; this training has none.")
-        self._reset()
+        self._reset(optimizer_state)
         if self.proximal:
             self.mu.assign(float(proximal_mu))
             names = {id(variable): name for name, variable in zip(_variable_names(self.model), self.model.weights)}
@@ -163,6 +172,10 @@ class LocalTraining:
         if not losses:
             raise ValueError("batches: expected at least one batch.")
         return float(np.mean(losses))
+
+    def optimizer_state(self) -> list[np.ndarray]:
+        """The optimizer's state after the last :meth:`run` (give it to the next run to continue it)."""
+        return self._reset.state()
 
 
 class LocalSearch:
@@ -176,10 +189,16 @@ class LocalSearch:
                                            clipnorm=clipnorm, loss=loss)
         self._reset = _FreshOptimizers([self.searcher.network_optimizer, self.searcher.architecture_optimizer])
 
-    def run(self, train_batches: Iterable, alpha_batches: Iterable, steps: int) -> dict[str, float]:
-        """``steps`` MiLeNAS steps, w on ``train_batches``, alpha on both; the mean ``train_loss`` and ``val_loss``."""
-        self._reset()
+    def run(self, train_batches: Iterable, alpha_batches: Iterable, steps: int,
+            optimizer_state: list[np.ndarray] | None = None) -> dict[str, float]:
+        """``steps`` MiLeNAS steps, w on ``train_batches``, alpha on both, from fresh optimizers or from
+        ``optimizer_state``; the mean ``train_loss`` and ``val_loss``."""
+        self._reset(optimizer_state)
         return self.searcher.epoch(iter(train_batches), iter(alpha_batches), steps)
+
+    def optimizer_state(self) -> list[np.ndarray]:
+        """Both optimizers' state after the last :meth:`run`."""
+        return self._reset.state()
 
 
 def evaluate(model, dataset, loss="l1") -> dict[str, float]:

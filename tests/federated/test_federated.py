@@ -21,7 +21,8 @@ from fastmri_zoo.federated.flower import _build, _server_settings, flower_apps, 
 from fastmri_zoo.federated.outputs import FederationLog, read_metrics  # noqa: E402
 from fastmri_zoo.federated.recipe import federation_recipe_from_dict  # noqa: E402
 from fastmri_zoo.federated.sites import check_site_folders, load_site_data, split_by_share  # noqa: E402
-from fastmri_zoo.federated.training import BiasCorrectedEMA, LocalTraining, model_arrays  # noqa: E402
+from fastmri_zoo.federated.training import (  # noqa: E402
+    BiasCorrectedEMA, LocalTraining, model_arrays, set_model_arrays)
 from fastmri_zoo.training.fit import _model_inputs  # noqa: E402
 
 
@@ -191,6 +192,58 @@ def test_the_proximal_term_pulls_towards_the_global_weights_given(data_root):
         LocalTraining(model).run(site.training_batches("train", 1, 1, 1), anchor=anchor)
 
 
+# ------------------------------------------------------------------------------------------ optimizer state
+
+
+def test_a_kept_optimizer_state_continues_the_run_exactly(data_root):
+    """Two runs of 2 steps, the second from the first's weights and optimizer state, equal one run of the same
+    4 batches with one optimizer; the second run started fresh differs (Adam's moments and step count)."""
+    recipe = federation_recipe_from_dict(tiny_recipe())
+    site = load_site_data(recipe, "ixi-large", data_root)
+    batches = list(site.training_batches("train", 1, 4, 1))
+    model = recipe.build_model()
+    model(_model_inputs(batches[0][0]))
+    start = model_arrays(model)
+    training = LocalTraining(model, learning_rate=1e-2)
+    training.run(batches)
+    continuous = model_arrays(model)
+
+    set_model_arrays(model, start)
+    training.run(batches[:2])
+    state = training.optimizer_state()
+    training.run(batches[2:], optimizer_state=state)
+    for key in continuous:
+        np.testing.assert_allclose(model_arrays(model)[key], continuous[key], rtol=1e-6, atol=1e-7)
+
+    set_model_arrays(model, start)
+    training.run(batches[:2])
+    training.run(batches[2:])  # a fresh Adam for the second half
+    assert max(np.max(np.abs(model_arrays(model)[k] - continuous[k])) for k in continuous) > 1e-4
+    with pytest.raises(ValueError, match="optimizer state: expected"):
+        training.run(batches[:1], optimizer_state=state[:-1])
+
+
+def test_sites_keep_their_optimizer_state_between_rounds(tmp_path, data_root, server_task):
+    """With optimizer_state "kept" each site's node state holds its optimizer after a round (step count =
+    local steps), and the next round continues it (step count doubled); "fresh" keeps nothing."""
+    for kept in ("kept", "fresh"):
+        raw = tiny_recipe(local_steps=2, optimizer_state=kept)
+        recipe = federation_recipe_from_dict(raw)
+        client_app, _ = _apps(raw, data_root, tmp_path / kept)
+        arrays = model_arrays(_build(recipe, "train"))
+        node_contexts = contexts(3)
+        strategy = make_strategy(recipe, _log(recipe, tmp_path / kept, [100, 101, 102]))
+        for server_round in (1, 2):
+            arrays, _ = train_round(strategy, client_app, arrays, node_contexts, server_round=server_round)
+            for context in node_contexts.values():
+                record = context.state.array_records.get("optimizer")
+                if kept == "fresh":
+                    assert record is None
+                    continue
+                steps = [value.numpy() for value in record.values() if value.numpy().dtype.kind == "i"]
+                assert steps and all(s.size == 1 and s.item() == 2 * server_round for s in steps), steps
+
+
 # ------------------------------------------------------------------------------------------ messages
 
 
@@ -292,6 +345,7 @@ def test_fedautomri_searches_then_trains_the_derived_cell_with_the_ema(tmp_path,
     (lambda r: r["federation"].update(min_clients=4), "federation.min_clients: 4 but the recipe has 3 sites"),
     (lambda r: r.update(search={"rounds": 1, "local_steps": 1}), "search: a search block belongs to"),
     (lambda r: r.update(card=["fedavg"]), "card: expected an object"),
+    (lambda r: r["federation"].update(optimizer_state="reset"), "federation.optimizer_state: expected one of"),
 ])
 def test_bad_recipes_are_refused_naming_the_key(change, message):
     raw = tiny_recipe()
