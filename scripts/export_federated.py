@@ -48,9 +48,10 @@ def last_evaluation(rows: list[dict]) -> dict[str, dict]:
 def zero_filled(recipe, data_dir: str) -> dict[str, dict]:
     """``{site: {"psnr", "ssim"}}``: zero-filled (RSS over coils of the inverse FFT) on the held-out examples each
     site scores the networks on (the same fixed examples: same seed, same count)."""
+    from evaluate_ixi import _baseline_magnitude  # the scripts' one zero-filled baseline
+
     from fastmri_zoo import metrics
     from fastmri_zoo.federated.sites import load_site_data
-    from fastmri_zoo.physics import ifftc, rss
 
     options = recipe.options
     scores = {}
@@ -59,8 +60,8 @@ def zero_filled(recipe, data_dir: str) -> dict[str, dict]:
         examples = options.eval_examples or data.synthesis.val_examples
         psnr, ssim = [], []
         for inputs, target in data.heldout(examples, options.batch_size):
-            kspace = inputs["kspace"] if site.coils > 1 else inputs["kspace"][:, None]
-            estimate = rss(ifftc(kspace, 2), axis=1).numpy()
+            estimate = _baseline_magnitude(inputs, {"kind": "cartesian", "multicoil": site.coils > 1},
+                                           tuple(target.shape[-2:]))
             for truth, image in zip(np.asarray(target), estimate):
                 psnr.append(metrics.psnr(truth, image))
                 ssim.append(metrics.ssim(truth, image))
@@ -129,6 +130,7 @@ def _sites_paragraph(recipe, facts) -> str:
 
 
 def _export_command(args) -> int:
+    from fastmri_zoo.federated.outputs import last_metrics
     from fastmri_zoo.federated.recipe import load_federation_recipe
     from fastmri_zoo.presets import from_preset, save_to_preset, verify_preset_folder, zeros_like_signature
     from fastmri_zoo.registry import preset_entry
@@ -186,10 +188,7 @@ def _export_command(args) -> int:
     card_fields["training_data"] = training
     card_fields["intended_use"] = (card.get("intended_use") or "") + "\n\n" + evaluation
     card_fields["acquisition"] = card.get("acquisition")
-    last = last_evaluation(run["rows"])
-    counts = np.array([float(row["num_examples"]) for row in last.values()])
-    metrics = {key: round(float(np.sum(counts * [row[key] for row in last.values()]) / counts.sum()), 4)
-               for key in ("psnr", "ssim", "nmse")}
+    metrics = {key: round(value, 4) for key, value in last_metrics(run["rows"], "train").items()}
     target = os.path.join(args.weights_dir, name)
     save_to_preset(model, target, example_inputs=example, name=name,
                    training_command="fastmri-zoo federate recipe.json --data DATA_DIR -o OUT_DIR",

@@ -190,31 +190,41 @@ def _array_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
     return ArrayRecord({name: Array(np.ascontiguousarray(value)) for name, value in arrays.items()})
 
 
+def _kept(context, key: str, **network) -> tuple[dict[str, np.ndarray], dict] | None:
+    """``(arrays, meta)`` a site kept under ``key`` in its node state between rounds, or None when it kept
+    none or kept them for another network (``network``: the phase and / or genotype they belong to)."""
+    meta = context.state.config_records.get(f"{key}-meta")
+    if meta is None or any(meta[name] != value for name, value in network.items()):
+        return None
+    return _state_arrays(context, key), dict(meta)
+
+
+def _keep(context, key: str, arrays: dict[str, np.ndarray], **meta) -> None:
+    """Keep ``arrays`` (and ``meta``: the network they belong to, counters) in the node state for the next round."""
+    context.state[key] = _array_record(arrays)
+    context.state[f"{key}-meta"] = ConfigRecord(meta)
+
+
 def _ema(context, recipe: FederationRecipe, genotype: str):
     """The site's EMA of the global weights of this network (a new one when the network changed)."""
-    meta = context.state.config_records.get("ema-meta")
-    if meta is None or meta["genotype"] != genotype:
-        return BiasCorrectedEMA(recipe.ema)
-    return BiasCorrectedEMA(recipe.ema, _state_arrays(context, "ema"), int(meta["steps"]))
+    kept = _kept(context, "ema", genotype=genotype)
+    return BiasCorrectedEMA(recipe.ema) if kept is None else BiasCorrectedEMA(recipe.ema, kept[0], int(kept[1]["steps"]))
 
 
 def _keep_ema(context, ema, genotype: str) -> None:
-    context.state["ema"] = _array_record(ema.average)  # float64: the average keeps its precision between rounds
-    context.state["ema-meta"] = ConfigRecord({"genotype": genotype, "steps": ema.steps})
+    # float64: the average keeps its precision between rounds
+    _keep(context, "ema", ema.average, genotype=genotype, steps=ema.steps)
 
 
 def _optimizer_state(context, phase: str, genotype: str) -> list[np.ndarray] | None:
     """The site's optimizer state kept from its last round of this network (``optimizer_state: "kept"``)."""
-    meta = context.state.config_records.get("optimizer-meta")
-    if meta is None or meta["phase"] != phase or meta["genotype"] != genotype:
-        return None
-    arrays = _state_arrays(context, "optimizer")
-    return [arrays[key] for key in sorted(arrays)]
+    kept = _kept(context, "optimizer", phase=phase, genotype=genotype)
+    return None if kept is None else [kept[0][key] for key in sorted(kept[0])]
 
 
 def _keep_optimizer_state(context, state: list[np.ndarray], phase: str, genotype: str) -> None:
-    context.state["optimizer"] = _array_record({f"{index:05d}": value for index, value in enumerate(state)})
-    context.state["optimizer-meta"] = ConfigRecord({"phase": phase, "genotype": genotype})
+    _keep(context, "optimizer", {f"{index:05d}": value for index, value in enumerate(state)}, phase=phase,
+          genotype=genotype)
 
 
 def _uses_ema(recipe: FederationRecipe, phase: str) -> bool:

@@ -36,7 +36,7 @@ from ..version import __version__
 from ..viz import _figure, _save_figure
 from .recipe import FederationRecipe
 
-__all__ = ["FederationLog", "METRIC_COLUMNS", "read_metrics", "save_curves_png"]
+__all__ = ["FederationLog", "METRIC_COLUMNS", "last_metrics", "read_metrics", "save_curves_png"]
 
 #: The columns of ``metrics.csv``.
 METRIC_COLUMNS = ("phase", "round", "site", "stage", "status", "num_examples", "train_loss", "alpha_loss", "loss",
@@ -199,15 +199,20 @@ class FederationLog:
         return {key: value for key, value in rows[-1].items() if key in METRIC_COLUMNS[6:]} if rows else {}
 
     def last_metrics(self, phase: str, weighted: bool = True) -> dict:
-        """The held-out metrics of the last evaluation of ``phase``, averaged over the sites (weighted by
-        their held-out examples)."""
-        rows = [row for row in self.rows if row["phase"] == phase and row["stage"] == "evaluate" and row["status"] == "ok"]
-        if not rows:
-            return {}
-        last = [row for row in rows if row["round"] == rows[-1]["round"]]
-        weights = np.array([float(row["num_examples"]) if weighted else 1.0 for row in last])
-        return {key: float(np.sum(weights * [row[key] for row in last]) / weights.sum())
-                for key in ("psnr", "ssim", "nmse")}
+        """:func:`last_metrics` of this federation's rows."""
+        return last_metrics(self.rows, phase, weighted)
+
+
+def last_metrics(rows: list[dict], phase: str, weighted: bool = True) -> dict:
+    """The held-out metrics of the last evaluation of ``phase``, averaged over the sites (weighted by
+    their held-out examples); ``rows``: :class:`FederationLog` rows or :func:`read_metrics`'s."""
+    rows = [row for row in rows if row["phase"] == phase and row["stage"] == "evaluate" and row["status"] == "ok"]
+    if not rows:
+        return {}
+    last = [row for row in rows if row["round"] == rows[-1]["round"]]
+    weights = np.array([float(row["num_examples"]) if weighted else 1.0 for row in last])
+    return {key: float(np.sum(weights * [row[key] for row in last]) / weights.sum())
+            for key in ("psnr", "ssim", "nmse")}
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:

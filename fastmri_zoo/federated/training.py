@@ -122,7 +122,7 @@ class _FreshOptimizers:
 
 class LocalTraining:
     """Local optimizer steps on a built ``model`` (module docstring); one instance serves every round:
-    :meth:`run` starts from fresh optimizer state each time."""
+    :meth:`run` starts from fresh optimizer state, or from the state an earlier run left."""
 
     def __init__(self, model, *, loss="l1", optimizer="adam", learning_rate: float = 1e-3,
                  clipnorm: float | None = 1.0, proximal: bool = False):
