@@ -19,7 +19,7 @@ from tests.models.conftest import np_fftc
 
 
 def tiny_unet(**kwargs):
-    return UNet(layers_n_channels=(4, 8), residual=True, **kwargs)
+    return UNet(layers_n_channels=(8, 16), residual=True, **kwargs)
 
 
 def strip(inputs):
@@ -34,7 +34,7 @@ def predictions(model, dataset):
     return np.concatenate(targets), np.concatenate(preds)
 
 
-@pytest.mark.slow  # 15-25 s on two busy cores
+@pytest.mark.slow  # 20-40 s on two busy cores
 def test_fit_reduces_the_loss_and_reports_true_metrics(singlecoil_data, tmp_path):
     train, val = cartesian_training_data(singlecoil_data / "train", singlecoil_data / "val", batch_size=2,
                                          fixed_train_masks=True)
@@ -44,12 +44,14 @@ def test_fit_reduces_the_loss_and_reports_true_metrics(singlecoil_data, tmp_path
     gt, before = predictions(model, val)
     loss_before = np.abs(before - gt).mean()
 
-    result = fit(model, train, val, steps=60, steps_per_epoch=20, learning_rate=3e-3, run_dir=tmp_path / "run",
+    # 120 steps: the mean absolute error falls to 0.58-0.67 of its initial value over seeds 0-5; after 60
+    # steps it was 0.71-0.98 with (4, 8) channels, too close to the bound for numerics that differ by machine.
+    result = fit(model, train, val, steps=120, steps_per_epoch=20, learning_rate=3e-3, run_dir=tmp_path / "run",
                  preset_dir=tmp_path / "preset", verbose=0, data_description="two phantoms")
     gt, after = predictions(result.model, val)
     loss_after = np.abs(after - gt).mean()
     assert loss_after < 0.8 * loss_before
-    assert result.steps == 60 and result.epochs == 3 and result.batch_size == 2
+    assert result.steps == 120 and result.epochs == 6 and result.batch_size == 2
 
     # Validation metrics are per-image means of the fastMRI metrics (data range: each target's max).
     psnr = np.mean([metrics.psnr(g, p) for g, p in zip(gt, after)])
@@ -62,13 +64,13 @@ def test_fit_reduces_the_loss_and_reports_true_metrics(singlecoil_data, tmp_path
 
     run = tmp_path / "run"
     rows = list(csv.DictReader((run / "log.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
     assert {"loss", "val_loss", "val_psnr", "val_ssim", "val_nmse"} <= set(rows[0])
     assert (run / "validation_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = list((run / "logs").rglob("events.out.tfevents.*"))
     assert {p.parent.name for p in events} >= {"train", "validation"}
     record = json.loads((run / "run.json").read_text())
-    assert record["optimizer_iterations"] == 60 and record["batch_size"] == 2 and record["seed"] == 0
+    assert record["optimizer_iterations"] == 120 and record["batch_size"] == 2 and record["seed"] == 0
     assert record["validation_metrics"]["psnr"] == pytest.approx(result.metrics["psnr"])
 
     # The preset holds the trained network and a card filled from the run.
@@ -76,7 +78,7 @@ def test_fit_reduces_the_loss_and_reports_true_metrics(singlecoil_data, tmp_path
     inputs = strip(next(iter(val))[0])
     np.testing.assert_allclose(loaded(inputs).numpy(), result.model(inputs).numpy(), atol=1e-6)
     card = (tmp_path / "preset" / "README.md").read_text()
-    for fact in ("60 steps of batch 2", "Adam", "L1Loss", "seed 0", "two phantoms", f"{result.metrics['psnr']:g}"):
+    for fact in ("120 steps of batch 2", "Adam", "L1Loss", "seed 0", "two phantoms", f"{result.metrics['psnr']:g}"):
         assert fact in card, fact
 
 
