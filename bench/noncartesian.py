@@ -58,7 +58,8 @@ weights of 10 iterations), on the bundled held-out IXI volume with a smooth
 phase. Each repeat (default 3) times, in order:
 
 - trajectory: ``sampling.kooshball_trajectory``;
-- density weights: ``NonCartesianPreprocessor.density`` (Pipe-Menon), its cache emptied first;
+- density weights: ``NonCartesianPreprocessor.density`` (Pipe-Menon), its cache and the gridding
+  matrices' (``nufft.GRIDDING_CACHE``) emptied first;
 - acquisition: the forward NUFFT of the volume (the simulated k-space of the pipelines);
 - preprocessing: the preprocessor's A^H D y and scale (and coil maps when multicoil);
 - the network on the prepared inputs (eager), its Toeplitz kernel built (the first volume of
@@ -92,7 +93,7 @@ from fastmri_zoo.data.simulate import simulate_coil_maps, smooth_phase  # noqa: 
 from fastmri_zoo.demo import bundled_sample  # noqa: E402
 from fastmri_zoo.models import NCPDNet  # noqa: E402
 from fastmri_zoo.physics import NUFFT, ToeplitzNormal, pipe_menon_density  # noqa: E402
-from fastmri_zoo.physics.nufft import SparseGridding, grid_shape_for, kb_operators  # noqa: E402
+from fastmri_zoo.physics.nufft import GRIDDING_CACHE, SparseGridding, grid_shape_for, kb_operators  # noqa: E402
 from fastmri_zoo.physics.toeplitz import TOEPLITZ_KERNELS  # noqa: E402
 from fastmri_zoo.sampling import kooshball_trajectory, radial_trajectory  # noqa: E402
 from fastmri_zoo.training.fit import l1_magnitude_step  # noqa: E402
@@ -390,6 +391,7 @@ def prepare_3d(quick: bool, repeats: int) -> None:
     def one_volume():
         preprocessing.DENSITY_CACHE.clear()
         TOEPLITZ_KERNELS.clear()
+        GRIDDING_CACHE.clear()
         times = {}
         traj, *times["trajectory"] = clocked(
             lambda: tf.constant(kooshball_trajectory(shape, acceleration, oversampling=oversampling).reshape(3, -1)))

@@ -82,6 +82,10 @@ class LRUCache:
     def clear(self) -> None:
         self.entries.clear()
 
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key`` (nothing if it is not stored)."""
+        self.entries.pop(key, None)
+
     def __repr__(self) -> str:
         return f"LRUCache({len(self.entries)}/{self.maxsize} entries)"
 

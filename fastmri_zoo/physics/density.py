@@ -61,9 +61,10 @@ def normalize_density(dcomp, traj, image_shape: Sequence[int]) -> tf.Tensor:
     return _normalized(dcomp, _gridding(traj, image_shape))
 
 
-def _gridding(traj: tf.Tensor, image_shape: tuple, numpoints: int = 6) -> SparseGridding:
+def _gridding(traj: tf.Tensor, image_shape: tuple, numpoints: int = 6, storage: str = "auto") -> SparseGridding:
     """The NUFFT's (``NUFFT``'s defaults: 2x grid, the cached matrices) ``SparseGridding`` of traj on image_shape."""
-    return sparse_gridding(traj, image_shape, grid_shape_for(image_shape, 2.0), int(numpoints), TABLE_OVERSAMPLING)
+    return sparse_gridding(traj, image_shape, grid_shape_for(image_shape, 2.0), int(numpoints), TABLE_OVERSAMPLING,
+                           storage)
 
 
 def _normalized(dcomp: tf.Tensor, gridding: SparseGridding) -> tf.Tensor:
@@ -94,12 +95,16 @@ def pipe_menon_density(traj, image_shape: Sequence[int], num_iterations: int = 1
     the module docstring.
 
     The 2 ``num_iterations`` products use one matrix G: a trajectory too large
-    for the NUFFT's cached matrices (``nufft.MAX_STORED_ENTRIES``, e.g. a 3D
-    kooshball) but within ``max_stored_entries`` (batch x samples x
-    numpoints**ndim) stores G for the iterations only (``SparseGridding`` with
-    ``storage="blocks"``, 24 bytes per entry: 3.4 GB for 648k samples in 3D,
-    freed on return), 4-5x faster than recomputing it in every product; past
-    it, every product is streamed.
+    for the NUFFT's cached TensorFlow matrices (``nufft.MAX_STORED_ENTRIES``,
+    e.g. a 3D kooshball) but within ``max_stored_entries`` (batch x samples x
+    numpoints**ndim), when eager, stores G as scipy CSR row blocks
+    (``SparseGridding`` with ``storage="csr"``, 12 bytes per entry: 1.7 GB for
+    648k samples in 3D), about 4x faster per product than recomputing it in
+    every product (streamed) and than TensorFlow's sparse products of the
+    earlier stored blocks (24 bytes per entry). That matrix stays in
+    ``nufft.GRIDDING_CACHE``, so the NUFFTs of the same trajectory that follow
+    (simulating or reconstructing k-space) use it too. Past
+    ``max_stored_entries``, or inside ``tf.function``, every product is streamed.
 
     traj: float32 (batch, ndim, nsamples) or (ndim, nsamples); image_shape:
     (H, W) or (D, H, W). Returns float32 (batch, nsamples) or (nsamples,).
@@ -111,11 +116,8 @@ def pipe_menon_density(traj, image_shape: Sequence[int], num_iterations: int = 1
     om = tf.stop_gradient(prepare_traj(traj, len(image_shape)))
     batch, _, nsamples = om.shape
     entries = None if None in (batch, nsamples) else batch * nsamples * int(numpoints) ** len(image_shape)
-    if entries is not None and nufft.MAX_STORED_ENTRIES < entries <= max_stored_entries:
-        geometry = (image_shape, grid_shape_for(image_shape, 2.0), int(numpoints), TABLE_OVERSAMPLING)
-        gridding = SparseGridding(om, *geometry, storage="blocks")
-    else:
-        gridding = _gridding(om, image_shape, numpoints)
+    many_products = entries is not None and nufft.MAX_STORED_ENTRIES < entries <= max_stored_entries
+    gridding = _gridding(om, image_shape, numpoints, "csr" if many_products else "auto")
     weights = tf.ones_like(om[:, :1, :], dtype=tf.complex64)
     for _ in range(num_iterations):
         density = tf.abs(gridding.interpolate(gridding.spread(weights)))

@@ -32,12 +32,12 @@ def test_pipe_menon_agrees_with_radial_closed_form(samples_per_spoke):
 
 @pytest.mark.parametrize(
     "shape, storage",
-    [((24, 20), "stored"), ((8, 10, 12), "stored"), ((8, 10, 12), "blocks"), ((8, 10, 12), "streamed")],
+    [((24, 20), "stored"), ((8, 10, 12), "stored"), ((8, 10, 12), "csr"), ((8, 10, 12), "streamed")],
 )
 def test_pipe_menon_matches_tfkbnufft_gridding_iteration(shape, storage, monkeypatch):
     """The iteration d <- d / |G G^H d| run with tfkbnufft's own interpolation and spreading, then normalised.
 
-    storage: the NUFFT's cached matrices, the matrix stored for the iterations only in row blocks (past
+    storage: the NUFFT's cached matrices, the matrix stored as scipy CSR row blocks (past
     ``nufft.MAX_STORED_ENTRIES``), or every product streamed (past ``max_stored_entries`` too).
     """
     from tfkbnufft.nufft.interp_functions import adjkbinterp, kbinterp
@@ -61,6 +61,31 @@ def test_pipe_menon_matches_tfkbnufft_gridding_iteration(shape, storage, monkeyp
     got = pipe_menon_density(traj, shape, num_iterations=4, max_stored_entries=0 if storage == "streamed" else 2**28)
     GRIDDING_CACHE.clear()
     assert relative_error(got.numpy(), expected) < 1e-4
+
+
+def test_pipe_menon_leaves_its_matrix_to_the_nufft_of_the_same_trajectory(monkeypatch):
+    """Past the NUFFT's stored size, the iterations' CSR matrix replaces the cached streamed gridding, and
+    the NUFFTs that follow use it: the same k-space (to float32 rounding) as the dense NDFT gives."""
+    from fastmri_zoo.physics import nufft
+    from fastmri_zoo.physics.nufft import GRIDDING_CACHE
+
+    shape = (6, 8, 10)
+    rng = np.random.default_rng(3)
+    traj = rng.uniform(-np.pi, np.pi, (3, 200)).astype(np.float32)
+    image = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    expected = ndft_matrix(traj, shape)[0] @ image.reshape(-1)
+    monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 0)
+    GRIDDING_CACHE.clear()
+    streamed = NUFFT(traj, shape).forward(image[None]).numpy()[0]
+    (cached,) = GRIDDING_CACHE.entries.values()
+    assert cached.streamed and cached.csr is None
+    pipe_menon_density(traj, shape, num_iterations=2)
+    (cached,) = GRIDDING_CACHE.entries.values()
+    assert not cached.streamed and cached.csr is not None
+    stored = NUFFT(traj, shape).forward(image[None]).numpy()[0]
+    GRIDDING_CACHE.clear()
+    assert relative_error(streamed, expected) < 2e-3  # the NUFFT's own accuracy against the NDFT
+    assert relative_error(stored, streamed) < 1e-5
 
 
 def test_radial_closed_form_values():

@@ -56,18 +56,18 @@ def test_default_is_sparse():
     assert NUFFT(np.zeros((2, 5), np.float32), (8, 8)).gridding == "sparse"
 
 
-@pytest.fixture(params=["stored", "streamed", "blocks"])
+@pytest.fixture(params=["stored", "streamed", "csr"])
 def storage(request, monkeypatch):
     """Stored sparse matrices, streamed products (nothing stored, chunks of a few samples plus a remainder), or
-    the interpolation matrix alone in row blocks (``storage="blocks"``, a few blocks plus a remainder)."""
+    the interpolation matrix alone as scipy CSR row blocks (``storage="csr"``, a few blocks plus a remainder)."""
     if request.param == "streamed":
         monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 0)
         monkeypatch.setattr(nufft, "CHUNK_ENTRIES", 7000)
         monkeypatch.setattr(nufft, "SPREAD_CHUNK_ENTRIES", 7000)
-    if request.param == "blocks":
+    if request.param == "csr":
         monkeypatch.setattr(nufft, "BLOCK_ENTRIES", 7000)
         cached = nufft.sparse_gridding
-        monkeypatch.setattr(nufft, "sparse_gridding", lambda traj, *geometry: SparseGridding(traj, *geometry, storage="blocks")
+        monkeypatch.setattr(nufft, "sparse_gridding", lambda traj, *geometry: SparseGridding(traj, *geometry, storage="csr")
                             if traj.shape.is_fully_defined() else cached(traj, *geometry))
     GRIDDING_CACHE.clear()
     yield request.param
@@ -78,7 +78,7 @@ def test_forward_and_adjoint_match_tfkbnufft(case, storage):
     shape, traj, smaps, x, y = case
     sparse, reference = operators(traj, shape, smaps=smaps)
     assert sparse._sparse.streamed == (storage == "streamed")
-    assert (sparse._sparse.blocks is not None) == (storage == "blocks")
+    assert (sparse._sparse.csr is not None) == (storage == "csr")
     assert relative_error(sparse.forward(x), reference.forward(x).numpy()) < 1e-4
     assert relative_error(sparse.adjoint(y), reference.adjoint(y).numpy()) < 1e-4
 
@@ -253,12 +253,12 @@ def test_large_trajectories_stream_instead_of_storing(rng, monkeypatch):
     monkeypatch.setattr(nufft, "MAX_STORED_ENTRIES", 2 * 50 * 4**3 - 1)
     gridding = SparseGridding(traj, shape, grid, 4, 2**8)
     assert gridding.streamed and not hasattr(gridding, "interpolation")
-    # storage="blocks" stores the interpolation matrix alone, whatever its size: 2 x 50 samples in blocks of 30.
+    # storage="csr" stores the interpolation matrix alone, whatever its size: 2 x 50 samples in blocks of 30.
     monkeypatch.setattr(nufft, "BLOCK_ENTRIES", 2 * 15 * 4**3)
-    gridding = SparseGridding(traj, shape, grid, 4, 2**8, storage="blocks")
+    gridding = SparseGridding(traj, shape, grid, 4, 2**8, storage="csr")
     assert not gridding.streamed and not hasattr(gridding, "spreading")
-    assert [start for start, _ in gridding.blocks] == [0, 15, 30, 45]
-    assert [tuple(block.shape) for _, block in gridding.blocks] == [(30, 2 * int(np.prod(grid)))] * 3 + [(10, 2 * int(np.prod(grid)))]
+    assert [start for start, _ in gridding.csr] == [0, 15, 30, 45]
+    assert [tuple(block.shape) for _, block in gridding.csr] == [(30, 2 * int(np.prod(grid)))] * 3 + [(10, 2 * int(np.prod(grid)))]
     with pytest.raises(ValueError, match="storage"):
         SparseGridding(traj, shape, grid, 4, 2**8, storage="dense")
 
