@@ -436,7 +436,9 @@ def _configure_federate(parser: argparse.ArgumentParser) -> None:
         "'federation' block (strategy local|fedavg|fedprox|fedautomri, rounds, local_steps, ...); see "
         "fastmri_zoo.federated.recipe",
         "folder for metrics.csv, curves.png, federation.json, preset/ (and genotype.json, cell.png after a "
-        "FedAutoMRI search); with --app-dir, the folder the ServerApp will write into on the SuperLink's machine")
+        "FedAutoMRI search) and checkpoint/, written after every round: the same command resumes an interrupted "
+        "federation (or runs more rounds); with --app-dir, the folder the ServerApp will write into on the "
+        "SuperLink's machine")
     parser.add_argument("--rounds", type=int, default=None, help="federate this many rounds instead (a short check)")
     parser.add_argument("--app-dir", default=None, metavar="APP_DIR",
                         help="do not run: write the Flower app of the recipe here, for `flwr run APP_DIR CONNECTION` "
@@ -451,7 +453,7 @@ def _run_federate(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise ValueError(str(error)) from None
     # lazy: TensorFlow and Flower only for the commands that run a model
-    from .federated import deployment, flower, sites
+    from .federated import deployment, flower, outputs, sites
     # lazy: TensorFlow only for the commands that run a model
     from .federated.recipe import federation_recipe_from_dict, load_federation_recipe
 
@@ -472,6 +474,10 @@ def _run_federate(args: argparse.Namespace) -> int:
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output: {str(output)!r} is a file; expected a folder.")
     sites.check_site_folders(recipe, args.data)  # before Flower's simulation engine starts
+    checkpoint = outputs.read_checkpoint(output, recipe)  # another recipe's checkpoint: refused here, before it
+    if checkpoint is not None:
+        print(f"resuming {recipe.name} after {checkpoint['phase']} round {checkpoint['round']} "
+              f"({output / outputs.CHECKPOINT_DIR})")
     facts = flower.run_in_simulation(recipe, args.data, output, cpus_per_client=args.cpus_per_client)
     for line in _describe_federation(facts, output):
         print(line)

@@ -32,6 +32,7 @@ config, each SuperNode names its site and data root in its node config, see ``do
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -44,8 +45,9 @@ import tensorflow as tf
 
 from ..data.synthesis import Synthesis
 from ..training.fit import _model_inputs
+from ..utils import atomic_write
 from . import require_flower
-from .outputs import FederationLog
+from .outputs import CHECKPOINT_DIR, FederationLog, read_checkpoint
 from .recipe import FederationRecipe, federation_recipe_from_dict
 from .sites import load_site_data
 from .training import BiasCorrectedEMA, LocalSearch, LocalTraining, evaluate, model_arrays, set_model_arrays
@@ -64,7 +66,9 @@ __all__ = ["flower_apps", "serve", "make_strategy", "example_inputs", "run_in_si
 #: What the run config of a deployment holds (``flwr run``: ``[tool.flwr.app.config]`` of the app).
 RUN_CONFIG_KEYS = {"recipe": "the federation recipe, one JSON line", "out-dir": "where the ServerApp writes"}
 #: What each SuperNode of a deployment gives in ``--node-config``.
-NODE_CONFIG_KEYS = {"site": "its site's name in the recipe", "data-dir": "its data root (not for the cardiac site)"}
+NODE_CONFIG_KEYS = {"site": "its site's name in the recipe", "data-dir": "its data root (not for the cardiac site)",
+                    "state-dir": "optional: where it keeps its own state after every round (EMA, optimizer, local "
+                                 "weights), so that a resumed federation continues it"}
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -76,6 +80,7 @@ class _Settings:
     out_dir: Path | None = None
     data_dir: str | None = None
     shared_data: bool = True
+    state_dir: Path | None = None
 
 
 _RECIPES: dict[str, FederationRecipe] = {}
@@ -104,13 +109,17 @@ def _client_settings(settings: dict | None, context) -> tuple[_Settings, str]:
     node = context.node_config
     if settings is not None:
         recipe = _recipe(settings["recipe"], settings.get("source"))
-        return _Settings(recipe, None, settings.get("data-dir"), True), recipe.sites[int(node["partition-id"])].name
+        # a simulation's sites share the server's disk: they keep their state beside its checkpoint
+        state_dir = Path(settings["out-dir"]) / CHECKPOINT_DIR / "sites"
+        return (_Settings(recipe, None, settings.get("data-dir"), True, state_dir),
+                recipe.sites[int(node["partition-id"])].name)
     recipe = _recipe(str(context.run_config["recipe"]))
     if "site" not in node:
         raise ValueError(f"node config: no 'site'; start the SuperNode with --node-config 'site=\"NAME\" "
                          f"data-dir=\"DATA_DIR\"', NAME one of {[s.name for s in recipe.sites]}.")
-    data_dir = node.get("data-dir")
-    return _Settings(recipe, None, None if data_dir is None else str(data_dir), False), str(node["site"])
+    data_dir, state_dir = node.get("data-dir"), node.get("state-dir")
+    return (_Settings(recipe, None, None if data_dir is None else str(data_dir), False,
+                      None if state_dir is None else Path(str(state_dir)).expanduser()), str(node["site"]))
 
 
 # ------------------------------------------------------------------------------------------------ the client
@@ -231,6 +240,51 @@ def _uses_ema(recipe: FederationRecipe, phase: str) -> bool:
     return recipe.ema is not None and phase == "train"
 
 
+#: The node-state records a site keeps between rounds (with their ``-meta`` config records).
+_KEPT = ("ema", "optimizer", "local")
+
+
+def _state_file(state_dir: Path, name: str, phase: str, server_round: int) -> Path:
+    return state_dir / f"{name}-{phase}-round{server_round:03d}.npz"
+
+
+def _save_site_state(settings: _Settings, name: str, context, phase: str, server_round: int) -> None:
+    """Write what the site keeps in its node state to ``state_dir`` after its training of a round (atomically;
+    the last two rounds' files are kept: the server's checkpoint may be a round behind the site's)."""
+    if settings.state_dir is None:
+        return
+    arrays, meta = {}, {}
+    for key in _KEPT:
+        kept = _state_arrays(context, key)
+        if kept is None:
+            continue
+        meta[key] = {"names": list(kept), "meta": dict(context.state.config_records.get(f"{key}-meta") or {})}
+        arrays.update({f"{key}_{j}": value for j, value in enumerate(kept.values())})
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    with atomic_write(_state_file(settings.state_dir, name, phase, server_round)) as temporary:
+        Path(temporary).write_bytes(buffer.getvalue())
+    for old in settings.state_dir.glob(f"{name}-*.npz"):
+        if old.name not in {_state_file(settings.state_dir, name, phase, r).name for r in (server_round, server_round - 1)}:
+            old.unlink()
+
+
+def _restore_site_state(settings: _Settings, name: str, context, phase: str, server_round: int) -> None:
+    """Once per node state (a new process or a new run): a resumed federation's round r finds the state the
+    site kept after round r - 1 of the same phase in ``state_dir``, and continues from it."""
+    if "restored" in context.state.config_records:
+        return
+    context.state["restored"] = ConfigRecord({"round": server_round})
+    path = None if settings.state_dir is None else _state_file(settings.state_dir, name, phase, server_round - 1)
+    if path is None or not path.is_file():
+        return
+    with np.load(path, allow_pickle=False) as stored:
+        meta = json.loads(str(stored["meta"]))
+        for key, kept in meta.items():
+            _keep(context, key, {n: stored[f"{key}_{j}"] for j, n in enumerate(kept["names"])}, **kept["meta"])
+
+
 @dataclass
 class _Request:
     """What a train or evaluate message asks of a site: its network (phase and genotype), the weights
@@ -238,6 +292,8 @@ class _Request:
     trained)."""
 
     site: _Site
+    settings: _Settings
+    name: str
     phase: str
     genotype: str
     server_round: int
@@ -250,9 +306,11 @@ def _request(settings: dict | None, message, context) -> _Request:
     site_settings, name = _client_settings(settings, context)
     site = _site(site_settings, name)
     config = message.content["config"]
+    _restore_site_state(site_settings, name, context, str(config["phase"]), int(config["server-round"]))
     received = _received(message)
     local = site.recipe.options.strategy == "local"
-    return _Request(site, str(config["phase"]), str(config["genotype"]), int(config["server-round"]), received,
+    return _Request(site, site_settings, name, str(config["phase"]), str(config["genotype"]),
+                    int(config["server-round"]), received,
                     (_state_arrays(context, "local") or received) if local else received, local)
 
 
@@ -290,6 +348,7 @@ def _train(settings: dict | None, message, context) -> Message:
         context.state["local"] = _array_record(trained)
     else:
         content["arrays"] = _array_record(trained)
+    _save_site_state(request.settings, request.name, context, phase, request.server_round)
     return Message(content, reply_to=message)
 
 
@@ -321,9 +380,13 @@ def _tracking(base):
     """``base`` (a Flower strategy) whose rounds are recorded in a :class:`~.outputs.FederationLog`."""
 
     class Tracked(base):
-        def __init__(self, *args, log, phase: str, **kwargs):
+        """Rounds numbered from ``first_round`` + 1 (a resumed phase), each recorded, and the global weights
+        checkpointed after each round's evaluation (``checkpoint``: ``(phases, initial arrays)`` or None)."""
+
+        def __init__(self, *args, log, phase: str, first_round: int = 0, checkpoint=None, **kwargs):
             super().__init__(*args, **kwargs)
-            self.log, self.phase = log, phase
+            self.log, self.phase, self.first_round = log, phase, int(first_round)
+            self.phases, self._latest = checkpoint if checkpoint is not None else (None, None)
 
         def _sent(self, stage: str, server_round: int, messages) -> list:
             messages = list(messages)
@@ -336,34 +399,44 @@ def _tracking(base):
             return replies
 
         def configure_train(self, server_round, arrays, config, grid):
+            server_round += self.first_round
             return self._sent("train", server_round, super().configure_train(server_round, arrays, config, grid))
 
         def configure_evaluate(self, server_round, arrays, config, grid):
+            server_round += self.first_round
             return self._sent("evaluate", server_round, super().configure_evaluate(server_round, arrays, config, grid))
 
         def aggregate_train(self, server_round, replies):
+            server_round += self.first_round
             replies = self._received("train", server_round, replies)
             arrays, metrics = self._aggregate_train(server_round, replies)
             self.log.aggregated(self.phase, server_round, replies, arrays)
+            if arrays is not None:
+                self._latest = {key: array.numpy() for key, array in arrays.items()}
             return arrays, metrics
 
         def _aggregate_train(self, server_round, replies):
             return super().aggregate_train(server_round, replies)
 
         def aggregate_evaluate(self, server_round, replies):
-            return super().aggregate_evaluate(server_round, self._received("evaluate", server_round, replies))
+            server_round += self.first_round
+            result = super().aggregate_evaluate(server_round, self._received("evaluate", server_round, replies))
+            if self.phases is not None:
+                self.log.checkpoint(self.phases, self.phase, server_round, self._latest)
+            return result
 
     Tracked.__name__ = Tracked.__qualname__ = base.__name__
     return Tracked
 
 
-def make_strategy(recipe: FederationRecipe, log, phase: str = "train"):
+def make_strategy(recipe: FederationRecipe, log, phase: str = "train", first_round: int = 0, checkpoint=None):
     """Flower's strategy of the recipe, recording into ``log``: ``FedAvg`` (``fedavg``, and ``fedautomri``:
     its search averages w and alpha alike), ``FedProx`` with ``proximal_mu`` (``fedprox``), and for
-    ``local`` a FedAvg that averages nothing (each site keeps its weights)."""
+    ``local`` a FedAvg that averages nothing (each site keeps its weights). Its rounds are numbered from
+    ``first_round`` + 1; ``checkpoint`` ``(phases, initial arrays)``: the log checkpoints every round."""
     minimum = recipe.min_clients
     common = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=minimum, min_evaluate_nodes=minimum,
-                  min_available_nodes=minimum, log=log, phase=phase)
+                  min_available_nodes=minimum, log=log, phase=phase, first_round=first_round, checkpoint=checkpoint)
     strategy = recipe.options.strategy
     if strategy == "fedprox":
         return _tracking(FedProx)(proximal_mu=recipe.options.proximal_mu, **common)
@@ -424,22 +497,37 @@ def _build(recipe: FederationRecipe, phase: str, genotype=None):
 
 def serve(grid, settings: _Settings) -> dict:
     """The ServerApp's work: identify the sites, run the recipe's phases with Flower's strategies, write the
-    outputs (:mod:`.outputs`); returns the facts of the run (``federation.json``)."""
+    outputs (:mod:`.outputs`, a checkpoint after every round); returns the facts of the run
+    (``federation.json``). A checkpoint of the same recipe in the output folder is resumed: the phases and
+    rounds it reached are not run again, the sites restore their own state (``state-dir``)."""
     recipe, options = settings.recipe, settings.recipe.options
     log = FederationLog(recipe, settings.out_dir)
-    _identify_sites(grid, recipe, log)
+    resume = read_checkpoint(settings.out_dir, recipe)
     phases = ([("search", recipe.search.rounds)] if recipe.search is not None else []) + [("train", options.rounds)]
-    genotype = None
+    names = [phase for phase, _ in phases]
+    if resume is not None:
+        log.restore(resume)
+    _identify_sites(grid, recipe, log)
+    genotype = None if resume is None or resume["phase"] == "search" else resume["genotype"]
     model = None
-    for phase, rounds in phases:
+    for index, (phase, rounds) in enumerate(phases):
+        first = 0
+        if resume is not None and index < names.index(resume["phase"]):
+            continue  # finished before the checkpoint (its genotype is the checkpoint's)
         model = _build(recipe, phase, genotype)
-        strategy = make_strategy(recipe, log, phase)
-        config = {"phase": phase, "genotype": "" if genotype is None else json.dumps(genotype)}
-        result = strategy.start(grid=grid, initial_arrays=_array_record(model_arrays(model)), num_rounds=rounds,
-                                timeout=options.timeout, train_config=ConfigRecord(dict(config)),
-                                evaluate_config=ConfigRecord(dict(config)))
-        if options.strategy != "local" and result.arrays is not None:
-            set_model_arrays(model, {key: array.numpy() for key, array in result.arrays.items()})
+        if resume is not None and phase == resume["phase"]:
+            first = min(int(resume["round"]), rounds)
+            if resume["arrays"] is not None:
+                set_model_arrays(model, resume["arrays"])
+        if first < rounds:
+            initial = model_arrays(model)
+            strategy = make_strategy(recipe, log, phase, first_round=first, checkpoint=(names, initial))
+            config = {"phase": phase, "genotype": "" if genotype is None else json.dumps(genotype)}
+            result = strategy.start(grid=grid, initial_arrays=_array_record(initial), num_rounds=rounds - first,
+                                    timeout=options.timeout, train_config=ConfigRecord(dict(config)),
+                                    evaluate_config=ConfigRecord(dict(config)))
+            if options.strategy != "local" and result.arrays is not None:
+                set_model_arrays(model, {key: array.numpy() for key, array in result.arrays.items()})
         log.phase_done(phase, model)
         if phase == "search":
             genotype = model.derived_genotype().to_config()

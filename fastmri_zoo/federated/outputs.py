@@ -14,7 +14,12 @@
 - ``genotype.json`` and ``cell.png`` (FedAutoMRI): the cell derived from the averaged alpha;
 - ``preset/``: the final global network as a zoo checkpoint (not for ``local``: there is none);
 - ``updates/PHASE-roundNNN.npz`` (``save_updates``): what each site sent and the aggregate, an audit of
-  the averaging: ``sites``, ``counts``, ``keys`` and arrays ``update_I_J`` (site I, weight J) and ``global_J``.
+  the averaging: ``sites``, ``counts``, ``keys`` and arrays ``update_I_J`` (site I, weight J) and ``global_J``;
+- ``checkpoint/`` (after every round): ``state.json`` (the recipe, the phase and round reached, the genotype,
+  the log's events, drops and parameter counts, the wall time so far) and ``global-PHASE-roundNNN.npz`` (the
+  global weights then), from which the same command resumes the federation (:func:`read_checkpoint`); and
+  ``sites/`` in a simulation (the sites' own state: EMA, optimizer, local weights; a deployment's sites keep
+  theirs in their node config's ``state-dir``).
 """
 
 from __future__ import annotations
@@ -36,12 +41,40 @@ from ..version import __version__
 from ..viz import _figure, _save_figure
 from .recipe import FederationRecipe
 
-__all__ = ["FederationLog", "METRIC_COLUMNS", "last_metrics", "read_metrics", "save_curves_png"]
+__all__ = ["FederationLog", "METRIC_COLUMNS", "CHECKPOINT_DIR", "last_metrics", "read_checkpoint", "read_metrics",
+           "save_curves_png"]
 
 #: The columns of ``metrics.csv``.
 METRIC_COLUMNS = ("phase", "round", "site", "stage", "status", "num_examples", "train_loss", "alpha_loss", "loss",
                   "psnr", "ssim", "nmse", "ema_loss", "ema_psnr", "ema_ssim", "ema_nmse")
 _LOGGER = logging.getLogger("fastmri_zoo.federated")
+#: The folder of OUT_DIR a federation resumes from.
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _comparable(raw: dict) -> dict:
+    """A recipe without what a resumed federation may change: the number of rounds of the training phase."""
+    raw = json.loads(json.dumps(raw))
+    raw.get("federation", {}).pop("rounds", None)
+    return raw
+
+
+def read_checkpoint(out_dir: str | os.PathLike, recipe: FederationRecipe) -> dict | None:
+    """The checkpoint a federation left in ``out_dir`` (``state.json``'s content, with ``arrays``: the global
+    weights, a dict of numpy arrays, or None), or None when there is none. A checkpoint of another recipe
+    (anything but ``federation.rounds`` changed) is refused: its weights would not fit."""
+    folder = Path(out_dir) / CHECKPOINT_DIR
+    if not (folder / "state.json").is_file():
+        return None
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    if _comparable(state["recipe"]) != _comparable(recipe.raw):
+        raise ValueError(f"OUT_DIR {str(out_dir)!r} holds a federation of another recipe (its "
+                         f"{CHECKPOINT_DIR}/state.json); choose a new OUT_DIR, or run that recipe to resume it.")
+    state["arrays"] = None
+    if state.get("arrays_file"):
+        with np.load(folder / state["arrays_file"], allow_pickle=False) as stored:
+            state["arrays"] = {key: stored[f"global_{j}"] for j, key in enumerate(state["array_keys"])}
+    return state
 
 
 class FederationLog:
@@ -63,6 +96,40 @@ class FederationLog:
         self.parameters: dict[str, int] = {}
         self._sent: dict[tuple, list[int]] = {}
         self._start = time.time()
+
+    def restore(self, state: dict) -> None:
+        """Continue the record of a federation from its checkpoint (:func:`read_checkpoint`): the rows of
+        ``metrics.csv`` up to the round it reached, its events, drops, genotype, parameter counts, wall time."""
+        phases = state["phases"]
+        reached = (phases.index(state["phase"]), int(state["round"]))
+        path = self.out_dir / "metrics.csv"
+        rows = read_metrics(path) if path.is_file() else []
+        self.rows = [row for row in rows if (phases.index(row["phase"]), int(row["round"])) <= reached]
+        self.events, self.dropped = list(state["events"]), list(state["dropped"])
+        self.genotype, self.parameters = state["genotype"], dict(state["parameters"])
+        self._start = time.time() - float(state["wall_time_seconds"])
+        self.event(f"resumed after {state['phase']} round {state['round']} (from {CHECKPOINT_DIR}/state.json)")
+
+    def checkpoint(self, phases: list[str], phase: str, server_round: int, arrays: dict | None) -> None:
+        """Write ``checkpoint/`` (module docstring): the global weights first, then ``state.json`` naming them,
+        then the older weights files are removed; an interruption at any point leaves a consistent pair."""
+        folder = self.out_dir / CHECKPOINT_DIR
+        folder.mkdir(exist_ok=True)
+        name = None
+        if arrays is not None:
+            name = f"global-{phase}-round{server_round:03d}.npz"
+            buffer = io.BytesIO()
+            np.savez(buffer, **{f"global_{j}": value for j, value in enumerate(arrays.values())})
+            with atomic_write(folder / name) as temporary:
+                Path(temporary).write_bytes(buffer.getvalue())
+        write_json(folder / "state.json", {
+            "recipe": self.recipe.raw, "phases": list(phases), "phase": phase, "round": int(server_round),
+            "arrays_file": name, "array_keys": [] if arrays is None else list(arrays),
+            "genotype": self.genotype, "events": self.events, "dropped": self.dropped,
+            "parameters": self.parameters, "wall_time_seconds": time.time() - self._start})
+        for old in folder.glob("global-*.npz"):
+            if old.name != name:
+                old.unlink()
 
     def add_site(self, node_id: int, name: str, count: int) -> None:
         if name in self.site_of.values():

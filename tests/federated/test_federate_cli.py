@@ -35,6 +35,20 @@ def test_missing_data_is_refused_before_the_simulation(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_checkpoint_of_another_recipe_is_refused_before_the_simulation(tmp_path, capsys, data_root):
+    pytest.importorskip("flwr")
+    from fastmri_zoo.federated.outputs import FederationLog
+    from fastmri_zoo.federated.recipe import federation_recipe_from_dict
+
+    out = tmp_path / "out"
+    FederationLog(federation_recipe_from_dict(tiny_recipe()), out).checkpoint(["train"], "train", 1, None)
+    before = sorted(path.name for path in out.rglob("*"))
+    other = tiny_recipe(learning_rate=0.01)
+    assert main(["federate", _write(tmp_path, other), "--data", str(data_root), "-o", str(out)]) == 2
+    assert "holds a federation of another recipe" in capsys.readouterr().err
+    assert sorted(path.name for path in out.rglob("*")) == before  # nothing written, nothing removed
+
+
 def test_the_app_of_a_deployment_carries_the_recipe(tmp_path, capsys):
     pytest.importorskip("flwr")
     raw = tiny_recipe()

@@ -329,6 +329,61 @@ def test_fedautomri_searches_then_trains_the_derived_cell_with_the_ema(tmp_path,
     assert json.loads((tmp_path / "preset" / "config.json").read_text())["config"]["genotype"] == genotype
 
 
+# ------------------------------------------------------------------------------------------ resuming
+
+
+def _run(raw, data_root, out_dir):
+    """The whole ServerApp over a Grid handing the messages to the ClientApp in this process, with new
+    SuperNode contexts (a new run: nothing kept in memory from an earlier one)."""
+    settings = {"recipe": raw, "source": None, "data-dir": str(data_root), "out-dir": str(out_dir)}
+    client_app, _ = flower_apps(settings)
+    return serve(FakeGrid(contexts(3), client_app), _server_settings(settings, None))
+
+
+@pytest.mark.parametrize("strategy", ["fedautomri", "local"])
+def test_an_interrupted_federation_resumes_where_it_stopped(tmp_path, data_root, server_task, strategy):
+    """Three training rounds in one run, or one round, then the same recipe again in a new run: the resumed
+    run trains rounds 2-3 only, from the checkpoint's global weights and the sites' kept state (the EMA and
+    the optimizer, or a local site's own weights), and ends with the same metrics and weights."""
+    from fastmri_zoo.presets import from_preset
+
+    raw = tiny_recipe(strategy=strategy, rounds=3, local_steps=2, optimizer_state="kept",
+                      **({"ema": 0.5} if strategy == "fedautomri" else {}))
+    if strategy == "fedautomri":
+        raw["model"]["kwargs"].pop("genotype")
+        raw["search"] = {"rounds": 1, "local_steps": 1, "nodes": 1, "space": ["conv_3x3", "sep_conv_3x3"]}
+    straight = _run(raw, data_root, tmp_path / "straight")
+    first = dict(raw, federation={**raw["federation"], "rounds": 1})
+    _run(first, data_root, tmp_path / "resumed")
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert (state["phase"], state["round"]) == ("train", 1)
+    resumed = _run(raw, data_root, tmp_path / "resumed")
+    assert any("resumed after train round 1" in event for event in resumed["events"])
+    rows = {name: read_metrics(tmp_path / name / "metrics.csv") for name in ("straight", "resumed")}
+    assert [(r["phase"], r["round"], r["site"], r["stage"]) for r in rows["resumed"]] == [
+        (r["phase"], r["round"], r["site"], r["stage"]) for r in rows["straight"]]
+    for a, b in zip(rows["straight"], rows["resumed"]):
+        for key in ("train_loss", "psnr", "ema_psnr"):
+            if a[key] is not None:
+                assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a["phase"], a["round"], key)
+    assert resumed["genotype"] == straight["genotype"]
+    if strategy != "local":
+        for a, b in zip(from_preset(str(tmp_path / "straight" / "preset")).weights,
+                        from_preset(str(tmp_path / "resumed" / "preset")).weights):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)
+    # each site keeps the state of its last two rounds, no more
+    kept = sorted(path.name for path in (tmp_path / "resumed" / "checkpoint" / "sites").glob("ixi-large-*"))
+    assert kept == ["ixi-large-train-round002.npz", "ixi-large-train-round003.npz"]
+
+
+def test_a_checkpoint_of_another_recipe_is_refused(tmp_path, data_root, server_task):
+    raw = tiny_recipe(rounds=1)
+    _run(raw, data_root, tmp_path)
+    other = tiny_recipe(rounds=1, learning_rate=0.01)
+    with pytest.raises(ValueError, match="holds a federation of another recipe"):
+        _run(other, data_root, tmp_path)
+
+
 # ------------------------------------------------------------------------------------------ recipes
 
 
