@@ -29,6 +29,7 @@ RUNS = {
     "kikinet-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "pdnet-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "irim-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
+    "rim-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "xpdnet-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af8": ["ixi_heldout_multicoil"],
     "ncpdnet-radial-singlecoil": ["nc_radial_singlecoil"],
