@@ -250,8 +250,12 @@ def _cartesian_example(preprocessor, kspace, mask, num_low, target):
 
 
 def _synthesis_options(synthesis: Synthesis | dict | None, multicoil: bool) -> Synthesis:
-    """The checked synthesis options of a pipeline: ``synthesis.coils`` 1 single-coil, at least 2 multicoil."""
+    """The checked synthesis options of a pipeline: ``synthesis.coils`` 1 single-coil, at least 2 multicoil;
+    slices (``depth`` 1): these pipelines make 2D examples."""
     synthesis = synthesis if isinstance(synthesis, Synthesis) else Synthesis.from_dict(synthesis or {})
+    if synthesis.depth != 1:
+        raise ValueError(f"synthesis.depth: these pipelines make 2D examples from slices (depth 1), got depth "
+                         f"{synthesis.depth}; slabs are drawn by data.synthesis.SliceSynthesizer for 3D networks.")
     if multicoil and synthesis.coils < 2:
         raise ValueError(f"synthesis.coils: a multicoil acquisition needs at least 2 coils, got {synthesis.coils}.")
     if not multicoil and synthesis.coils != 1:

@@ -66,7 +66,9 @@ class Synthesis:
     (1 = single-coil); min_signal: the least mean intensity of a usable slice, relative to
     the brightest slice of its orientation; val_examples: the size of the fixed validation set;
     reference: "noiseless" (the magnitude m) or "rss" (the root-sum-of-squares of the fully
-    sampled, noisy coil images), see the module docstring.
+    sampled, noisy coil images), see the module docstring; depth: 1 (slices), or the number of
+    consecutive slices of a slab (a stack for 3D networks: the same flip, zoom and crop for every
+    slice, a phase smooth in 3D, coil maps spread along the slab).
     """
 
     size: tuple[int, int] = (128, 128)
@@ -79,6 +81,7 @@ class Synthesis:
     min_signal: float = 0.3
     val_examples: int = 64
     reference: str = "noiseless"
+    depth: int = 1
 
     def __post_init__(self):
         size = tuple(int(s) for s in self.size)
@@ -101,10 +104,13 @@ class Synthesis:
             raise ValueError(f"synthesis.min_signal: expected a value in [0, 1), got {self.min_signal}.")
         if int(self.val_examples) != self.val_examples or self.val_examples < 1:
             raise ValueError(f"synthesis.val_examples: expected a positive integer, got {self.val_examples!r}.")
+        if int(self.depth) != self.depth or not 1 <= self.depth <= 64:
+            raise ValueError(f"synthesis.depth: expected slices per example, an integer in [1, 64], got {self.depth!r}.")
         if self.reference not in REFERENCES:
             raise ValueError(f"synthesis.reference: expected one of {list(REFERENCES)}, got {self.reference!r}.")
         for name, value in (("size", size), ("orientations", orientations), ("zoom", zoom), ("snr_db", snr),
-                            ("coils", int(self.coils)), ("val_examples", int(self.val_examples))):
+                            ("coils", int(self.coils)), ("val_examples", int(self.val_examples)),
+                            ("depth", int(self.depth))):
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -148,9 +154,10 @@ def load_volumes(folder: str | os.PathLike) -> list[np.ndarray]:
 
 
 def _fit(image: np.ndarray, size: Sequence[int], rng: np.random.Generator | None) -> np.ndarray:
-    """Crop (at a random place with ``rng``, else centred) or zero-pad (centred) to ``size``."""
+    """Crop (at a random place with ``rng``, else centred) or zero-pad (centred) the last ``len(size)`` axes
+    to ``size``."""
     out = image
-    for axis, target in enumerate(size):
+    for axis, target in enumerate(size, start=image.ndim - len(size)):
         length = out.shape[axis]
         if length > target:
             start = int(rng.integers(0, length - target + 1)) if rng is not None else (length - target) // 2
@@ -169,7 +176,9 @@ class SliceSynthesizer:
 
     ``draw(rng, augment)``: coil images complex64 (coils, H, W) (noise included) and the
     reference float32 (H, W) (``synthesis.reference``: the noiseless magnitude, peak 1, or the
-    root-sum-of-squares of the noisy coil images), both on ``synthesis.size``.
+    root-sum-of-squares of the noisy coil images), both on ``synthesis.size``; with
+    ``synthesis.depth`` D > 1, slabs: (coils, D, H, W) and (D, H, W), D consecutive slices around
+    the drawn one (shifted to fit in the volume, zero slices past its ends when it has fewer).
     """
 
     volumes: list[np.ndarray]
@@ -188,27 +197,42 @@ class SliceSynthesizer:
             self._slices.append(per_axis)
 
     def draw(self, rng: np.random.Generator, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        from scipy.ndimage import zoom as zoom_image  # lazy: scipy.ndimage only for the synthesis
-
         options = self.synthesis
         index = int(rng.integers(len(self.volumes)))
         axis = options.orientations[int(rng.integers(len(options.orientations)))]
         candidates = self._slices[index][axis]
-        image = np.take(self.volumes[index], int(candidates[rng.integers(len(candidates))]), axis=axis)
+        centre = int(candidates[rng.integers(len(candidates))])
+        if options.depth == 1:
+            return self._finish(np.take(self.volumes[index], centre, axis=axis), rng, augment)
+        volume = self.volumes[index]
+        count = volume.shape[axis]
+        start = min(max(centre - options.depth // 2, 0), max(count - options.depth, 0))
+        slab = np.moveaxis(np.take(volume, np.arange(start, min(start + options.depth, count)), axis=axis), axis, 0)
+        if slab.shape[0] < options.depth:  # a volume thinner than the slab: zero slices after it
+            slab = np.concatenate([slab, np.zeros((options.depth - slab.shape[0],) + slab.shape[1:], slab.dtype)])
+        return self._finish(slab, rng, augment)
+
+    def _finish(self, image: np.ndarray, rng: np.random.Generator, augment: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Augment, fit, normalise a slice (H', W') or slab (D, H', W') and simulate its coil images."""
+        from scipy.ndimage import zoom as zoom_image  # lazy: scipy.ndimage only for the synthesis
+
+        options = self.synthesis
         if augment:
             if options.dihedral:
                 flips = int(rng.integers(8))
-                image = image.T if flips & 4 else image
-                image = image[::-1] if flips & 2 else image
-                image = image[:, ::-1] if flips & 1 else image
+                image = np.swapaxes(image, -1, -2) if flips & 4 else image
+                image = image[..., ::-1, :] if flips & 2 else image
+                image = image[..., :, ::-1] if flips & 1 else image
             factor = float(rng.uniform(*options.zoom))
             if abs(factor - 1.0) > 1e-3:
-                image = zoom_image(np.ascontiguousarray(image), factor, order=1, prefilter=False)
+                factors = (1.0,) * (image.ndim - 2) + (factor, factor)  # in-plane only: slices stay slices
+                image = zoom_image(np.ascontiguousarray(image), factors, order=1, prefilter=False)
         image = _fit(np.ascontiguousarray(image), options.size, rng if augment else None)
         peak = float(image.max())
         image = image / peak if peak > 0 else image
-        phase = smooth_phase(options.size, rng)
-        maps = simulate_coil_maps(options.size, options.coils, rng)
+        shape = image.shape
+        phase = smooth_phase(shape, rng)
+        maps = simulate_coil_maps(shape, options.coils, rng)
         coil_images = (maps * (image * np.exp(1j * phase))[None]).astype(np.complex64)
         if options.snr_db is not None and rng.uniform() < options.noise_probability:
             coil_images = add_noise(coil_images, rng.uniform(*options.snr_db), rng)

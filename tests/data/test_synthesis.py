@@ -47,6 +47,8 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="synthesis.size"):
         Synthesis(size=(4, 128))
     assert Synthesis.from_dict(Synthesis(zoom=(0.8, 1.6)).to_dict()) == Synthesis(zoom=(0.8, 1.6))
+    with pytest.raises(ValueError, match="synthesis.depth"):
+        Synthesis(depth=0)
 
 
 def test_slices_of_one_orientation_without_augmentation_are_the_volume_slices():
@@ -61,6 +63,57 @@ def test_slices_of_one_orientation_without_augmentation_are_the_volume_slices():
             assert sum(matches) == 1
             # one coil of map 1: the coil image is the reference times a unit-modulus phase
             np.testing.assert_allclose(np.abs(coil_images[0]), reference, atol=1e-6)
+
+
+def _ramp_volume(shape, axis, rng):
+    """Slice k (along ``axis``) is (k + 1) times one positive image: which slices a slab holds, and whether
+    they were transformed alike, shows in the ratios of its slices."""
+    base = rng.uniform(0.2, 1.0, [n for a, n in enumerate(shape) if a != axis]).astype(np.float32)
+    ramp = np.arange(1, shape[axis] + 1, dtype=np.float32)
+    return np.moveaxis(ramp[:, None, None] * base[None], 0, axis), base
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_slabs_are_consecutive_slices_transformed_alike(augment):
+    """depth 5: (coils, 5, H, W) and (5, H, W); slice j of the slab is slice k0 + j of the volume (ratio
+    (k0 + j + 1) / (k0 + 1) to the first at every pixel), with one flip, zoom and crop for all slices."""
+    rng = np.random.default_rng(4)
+    for axis in (0, 1, 2):
+        shape = [12, 14, 16]
+        volume, _ = _ramp_volume(shape, axis, rng)
+        size = (10, 10)
+        synthesis = Synthesis(size=size, orientations=(axis,), min_signal=0.0, depth=5, coils=3, zoom=(0.8, 1.4))
+        synthesizer = SliceSynthesizer([volume], synthesis)
+        for _ in range(3):
+            coil_images, reference = synthesizer.draw(rng, augment=augment)
+            assert coil_images.shape == (3, 5) + size and reference.shape == (5,) + size
+            support = reference[0] > 1e-3 * reference[0].max()
+            ratios = reference[:, support] / reference[0][support]
+            k0 = round(1 / (ratios[1].mean() - 1)) - 1  # (k0 + 2) / (k0 + 1) = 1 + 1 / (k0 + 1)
+            assert 0 <= k0 <= shape[axis] - 5
+            expected = (k0 + 1 + np.arange(5)) / (k0 + 1)
+            np.testing.assert_allclose(ratios, np.broadcast_to(expected[:, None], ratios.shape), rtol=1e-4)
+            assert reference.max() == pytest.approx(1.0)
+            # noiseless coil images of maps normalised to a unit sum of squares: their RSS is the reference
+            np.testing.assert_allclose(np.sqrt((np.abs(coil_images) ** 2).sum(0)), reference, atol=1e-5)
+
+
+def test_slabs_fit_in_the_volume_and_pad_past_a_thin_one():
+    rng = np.random.default_rng(6)
+    volume, base = _ramp_volume([5, 8, 8], 0, rng)
+    synthesizer = SliceSynthesizer([volume], Synthesis(size=(8, 8), orientations=(0,), min_signal=0.0, depth=5))
+    for _ in range(4):  # whatever slice is drawn, the slab is shifted to the volume's 5 slices
+        _, reference = synthesizer.draw(rng, augment=False)
+        np.testing.assert_allclose(reference, volume / volume.max(), atol=1e-6)
+    thick = SliceSynthesizer([volume], Synthesis(size=(8, 8), orientations=(0,), min_signal=0.0, depth=7))
+    _, reference = thick.draw(rng, augment=False)
+    np.testing.assert_allclose(reference[:5], volume / volume.max(), atol=1e-6)
+    assert not reference[5:].any()
+
+
+def test_the_2d_pipelines_refuse_slabs(volumes_folder):
+    with pytest.raises(ValueError, match="synthesis.depth: these pipelines make 2D examples"):
+        synthesized_cartesian_dataset(volumes_folder, Synthesis(size=(16, 16), depth=3), seed=0)
 
 
 def test_augmented_slices_are_flips_and_rotations_of_volume_slices():
