@@ -5,12 +5,14 @@ command line all prepare inputs here, and a preset records the preprocessor its 
 trained with (``preprocessor.json`` beside ``config.json``), so training and inference cannot
 drift apart.
 
-``CartesianPreprocessor(multicoil, normalize=True)``
+``CartesianPreprocessor(multicoil, ndim=2, normalize=True)``
     ``(kspace, mask, num_low_frequencies=None) -> Preprocessed(inputs, scale, baseline)``.
     k-space is masked; the scale is the maximum of the zero-filled magnitude (|ifftc|, RSS over
     coils), per example; multicoil coil maps come from the ``num_low_frequencies`` fully sampled
     centre columns (default: the contiguous block of sampled columns around W // 2, as read
     from the mask) of the normalised k-space, each low-resolution coil image divided by the RSS.
+    ``ndim=3`` (single-coil): slabs of D slices, their 3D centred FFT masked by columns shared by
+    every row and slice, the scale the peak of the 3D zero-filled magnitude.
 ``NonCartesianPreprocessor(multicoil, ndim=2, image_shape=None, normalize=True, dcomp_iterations=10,
 smaps_center_radius=0.1 pi)``
     ``density(traj, dcomp=None)`` (eager): Pipe-Menon weights (``dcomp_iterations`` iterations,
@@ -203,23 +205,27 @@ class CartesianPreprocessor(Preprocessor):
     kind = "cartesian"
 
     def __init__(self, multicoil: bool = False, ndim: int = 2, normalize: bool = True):
-        if int(ndim) != 2:
-            raise ValueError(f"ndim: the Cartesian preprocessor prepares 2D slices, got ndim={ndim!r}.")
+        if int(ndim) == 3 and multicoil:
+            raise ValueError("ndim: 3D Cartesian slabs are prepared single-coil only (the coil maps are "
+                             "estimated slice by slice in 2D); got multicoil=True with ndim=3.")
         super().__init__(multicoil, ndim, normalize)
 
     def __call__(self, kspace, mask, num_low_frequencies=None) -> Preprocessed:
-        """kspace: complex64 ([batch,] [coils,] H, W) (coils when multicoil), masked or not;
-        mask: float32 (1, W) or (batch, 1, W), 0/1 columns; num_low_frequencies: int or int
-        tensor, the fully sampled centre columns the coil maps come from (None: ``acs_width(mask)``).
+        """kspace: complex64 ([batch,] [coils,] H, W) (coils when multicoil), or ([batch,] D, H, W) with
+        ``ndim=3`` (a slab: the 3D centred FFT of D slices), masked or not; mask: float32 (1, W) or
+        (batch, 1, W) (3D: also (1, 1, W) or (batch, 1, 1, W)), 0/1 columns shared by every row (and
+        slice); num_low_frequencies: int or int tensor, the fully sampled centre columns the coil maps
+        come from (None: ``acs_width(mask)``).
 
         Returns inputs {"kspace": complex64 like kspace, masked and divided by the scale,
-        "mask": float32 ([batch,] 1, W), "smaps": complex64 like kspace (multicoil)}, the scale
-        float32 ([batch]) and the zero-filled magnitude float32 ([batch,] H, W) in the units of kspace.
+        "mask": float32 ([batch,] 1, W) (3D: ([batch,] 1, 1, W)), "smaps": complex64 like kspace
+        (multicoil)}, the scale float32 ([batch]) and the zero-filled magnitude float32 ([batch,] H, W)
+        (3D: ([batch,] D, H, W)) in the units of kspace.
         """
         kspace = tf.convert_to_tensor(kspace, tf.complex64)
         rank = self.ndim + int(self.multicoil)
         if kspace.shape.rank not in (rank, rank + 1):
-            layout = "[coils,] H, W" if self.multicoil else "H, W"
+            layout = "[coils,] H, W" if self.multicoil else ("D, H, W" if self.ndim == 3 else "H, W")
             raise ValueError(
                 f"kspace: expected ([batch,] {layout.replace('[coils,] ', 'coils, ')}) "
                 f"{'multicoil' if self.multicoil else 'single-coil'} Cartesian k-space, got shape {kspace.shape.as_list()}."
@@ -230,13 +236,17 @@ class CartesianPreprocessor(Preprocessor):
         mask = tf.convert_to_tensor(mask, tf.float32)
         if mask.shape.rank == 1:
             mask = mask[None]
+        if self.ndim == 3 and mask.shape.rank >= 3 and mask.shape[-2] == 1 and mask.shape[-3] == 1:
+            mask = mask[..., 0, :, :]  # (1, 1, W) or (batch, 1, 1, W): the columns
         if num_low_frequencies is None:
             num_low_frequencies = acs_width(mask)
         batch_mask = tf.broadcast_to(mask if mask.shape.rank == 3 else mask[None],
                                      tf.concat([tf.shape(kspace)[:1], [1], tf.shape(mask)[-1:]], 0))
-        column_mask = batch_mask[:, None] if self.multicoil else batch_mask  # against (batch, [coils,] H, W)
+        if self.ndim == 3:
+            batch_mask = batch_mask[:, None]  # (batch, 1, 1, W): the same columns in every slice
+        column_mask = batch_mask[:, None] if self.multicoil else batch_mask  # against (batch, [coils,] [D,] H, W)
         masked = kspace * tf.cast(column_mask, tf.complex64)
-        zero_filled = ifftc(masked, 2)
+        zero_filled = ifftc(masked, self.ndim)
         magnitude = rss(zero_filled, axis=1) if self.multicoil else tf.abs(zero_filled)
         scale = _peak(magnitude) if self.normalize else tf.ones(tf.shape(kspace)[:1], tf.float32)
         normalized = masked / _per_example(scale, rank + 1)
@@ -424,7 +434,7 @@ def derive_preprocessor(model, acquisition: Mapping[str, Any] | None = None) -> 
             iterations = digits[0] if digits else iterations
         return NonCartesianPreprocessor(multicoil=multicoil, ndim=ndim, image_shape=_described(model, "image_shape"),
                                         normalize=normalize, dcomp_iterations=iterations)
-    return CartesianPreprocessor(multicoil=multicoil, normalize=normalize)
+    return CartesianPreprocessor(multicoil=multicoil, ndim=ndim, normalize=normalize)
 
 
 def preprocessor_for(model) -> Preprocessor:

@@ -87,6 +87,46 @@ def test_cartesian_matches_numpy(rng, multicoil):
                 assert "smaps" not in inputs
 
 
+def test_cartesian_slabs_match_numpy_and_feed_the_3d_irim(rng):
+    """ndim=3: a slab's 3D centred FFT, masked by columns shared by every row and slice, scaled by the peak
+    of its 3D zero-filled magnitude (numpy's ifftn); the inputs fit the 3D i-RIM, whose zero-filled start
+    is that image."""
+    from fastmri_zoo.models import IRIM
+
+    depth = 4
+    axes = (-3, -2, -1)
+    volume = crandn(rng, (2, depth, H, W)).astype(np.complex64)
+    kspace = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(volume, axes=axes), axes=axes, norm="ortho"), axes=axes)
+    mask = column_mask(W, rng, 4)
+    preprocessor = CartesianPreprocessor(ndim=3)
+    for given in (mask, mask[None]):  # (1, W) or (1, 1, W)
+        inputs, scale, zero_filled = preprocessor(kspace, given)
+        masked = kspace * mask[None, None]
+        want = np.abs(np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(masked, axes=axes), axes=axes, norm="ortho"),
+                                      axes=axes))
+        want_scale = want.reshape(2, -1).max(1)
+        np.testing.assert_allclose(scale, want_scale, rtol=1e-5)
+        np.testing.assert_allclose(zero_filled, want, rtol=1e-4, atol=1e-6 * want_scale.max())
+        np.testing.assert_allclose(inputs["kspace"], masked / want_scale[:, None, None, None],
+                                   atol=1e-5 * np.abs(masked).max() / want_scale.min())
+        assert inputs["mask"].shape == (2, 1, 1, W)
+    one = preprocessor(kspace[0], mask)  # no batch axis
+    assert one.inputs["kspace"].shape == (depth, H, W) and one.inputs["mask"].shape == (1, 1, W)
+    model = IRIM(n_iter=1, ndim=3, state_channels=6, hidden_channels=4, downsampling=[1, 2])
+    preprocessor.check_model(model)
+    assert derive_preprocessor(model) == preprocessor
+    model.build(None)
+    for layer in model.image_nets[0].invertible_layers:  # zero residuals: the output is the zero-filled start
+        layer.coupling.residual.up.gain.assign(np.zeros(layer.coupling.residual.up.gain.shape, np.float32))
+    np.testing.assert_allclose(np.abs(model(inputs).numpy()), want / want_scale[:, None, None, None], atol=1e-5)
+    with pytest.raises(ValueError, match="ndim: 3D Cartesian slabs are prepared single-coil only"):
+        CartesianPreprocessor(multicoil=True, ndim=3)
+    with pytest.raises(ValueError, match=r"kspace: expected \(\[batch,\] D, H, W\)"):
+        preprocessor(kspace[0, 0], mask)
+    with pytest.raises(ValueError, match="ndim: the data are prepared as 3D images"):
+        preprocessor.check_model(IRIM(n_iter=1, state_channels=6, hidden_channels=4, downsampling=[1, 2]))
+
+
 def test_cartesian_acs_width_graph_and_physical_units(rng):
     mask = np.zeros((1, 20), np.float32)
     mask[0, 8:13] = 1  # centre column 10: the block 8..12
