@@ -249,13 +249,14 @@ def _cartesian_example(preprocessor, kspace, mask, num_low, target):
     return {**inputs, "scale": scale}, target / scale
 
 
-def _synthesis_options(synthesis: Synthesis | dict | None, multicoil: bool) -> Synthesis:
+def _synthesis_options(synthesis: Synthesis | dict | None, multicoil: bool, slabs: bool = False) -> Synthesis:
     """The checked synthesis options of a pipeline: ``synthesis.coils`` 1 single-coil, at least 2 multicoil;
-    slices (``depth`` 1): these pipelines make 2D examples."""
+    slices (``depth`` 1) unless the pipeline takes single-coil ``slabs``."""
     synthesis = synthesis if isinstance(synthesis, Synthesis) else Synthesis.from_dict(synthesis or {})
-    if synthesis.depth != 1:
-        raise ValueError(f"synthesis.depth: these pipelines make 2D examples from slices (depth 1), got depth "
-                         f"{synthesis.depth}; slabs are drawn by data.synthesis.SliceSynthesizer for 3D networks.")
+    if synthesis.depth != 1 and not (slabs and not multicoil):
+        raise ValueError(f"synthesis.depth: this pipeline makes 2D examples from slices (depth 1), got depth "
+                         f"{synthesis.depth}; slabs (3D networks) are synthesised for single-coil Cartesian "
+                         f"acquisitions only.")
     if multicoil and synthesis.coils < 2:
         raise ValueError(f"synthesis.coils: a multicoil acquisition needs at least 2 coils, got {synthesis.coils}.")
     if not multicoil and synthesis.coils != 1:
@@ -301,7 +302,10 @@ def synthesized_cartesian_dataset(
     """Cartesian examples synthesised from the magnitude volumes of ``folder`` (``data.synthesis``).
 
     The elements are those of :func:`cartesian_dataset` (same masks, same preprocessor), at
-    ``synthesis.size``, with ``synthesis.coils`` coils when ``multicoil`` (else one).
+    ``synthesis.size``, with ``synthesis.coils`` coils when ``multicoil`` (else one). With
+    ``synthesis.depth`` D > 1 (single-coil): slabs for 3D networks, k-space the 3D centred FFT of
+    D slices, one column mask for every row and slice (``CartesianPreprocessor(ndim=3)``); inputs
+    ``kspace`` (D, H, W) and ``mask`` (1, 1, W), target (D, H, W).
     seed None: endless, every example and mask drawn afresh (training; ``num_examples`` is
     then ignored); an int: ``num_examples`` (default ``synthesis.val_examples``) fixed examples,
     example i drawn from ``(seed, i)``, the same at every epoch and run (validation).
@@ -309,10 +313,11 @@ def synthesized_cartesian_dataset(
     already loaded volumes of ``folder`` (``synthesis.load_volumes``), to read them once.
     """
     _check_batch_size(batch_size)
-    synthesis = _synthesis_options(synthesis, multicoil)
+    synthesis = _synthesis_options(synthesis, multicoil, slabs=True)
     draw, indices = _synthesized_draws(folder, synthesis, seed, num_examples, augment, volumes)
     mask_func = _mask_function(mask_type, center_fractions, accelerations)
-    preprocessor = CartesianPreprocessor(multicoil=multicoil, normalize=normalize)
+    slab = (synthesis.depth,) if synthesis.depth > 1 else ()
+    preprocessor = CartesianPreprocessor(multicoil=multicoil, ndim=2 + len(slab), normalize=normalize)
     height, width = synthesis.size
 
     def load(index):
@@ -325,11 +330,11 @@ def synthesized_cartesian_dataset(
         coil_images, mask, num_low, target = tf.py_function(
             load, [index], [tf.complex64, tf.float32, tf.int32, tf.float32]
         )
-        coil_images.set_shape((synthesis.coils, height, width))
+        coil_images.set_shape((synthesis.coils, *slab, height, width))
         mask.set_shape((1, width))
         num_low.set_shape(())
-        target.set_shape((height, width))
-        kspace = fftc(coil_images, 2)
+        target.set_shape((*slab, height, width))
+        kspace = fftc(coil_images, 2 + len(slab))
         return _cartesian_example(preprocessor, kspace if multicoil else kspace[0], mask, num_low, target)
 
     dataset = indices.map(to_example, num_parallel_calls=_AUTOTUNE, deterministic=seed is not None)

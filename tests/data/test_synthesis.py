@@ -111,9 +111,38 @@ def test_slabs_fit_in_the_volume_and_pad_past_a_thin_one():
     assert not reference[5:].any()
 
 
-def test_the_2d_pipelines_refuse_slabs(volumes_folder):
-    with pytest.raises(ValueError, match="synthesis.depth: these pipelines make 2D examples"):
-        synthesized_cartesian_dataset(volumes_folder, Synthesis(size=(16, 16), depth=3), seed=0)
+def test_slab_examples_are_3d_fourier_data_of_the_drawn_slab(volumes_folder):
+    """depth 4, single-coil: example i is the slab the synthesiser draws from (seed, i), its 3D centred FFT
+    (numpy's fftn) masked by one column mask drawn next from the same generator, divided by the peak of
+    its zero-filled magnitude; the target is the slab's reference over the same scale."""
+    from fastmri_zoo.data.synthesis import load_volumes
+    from fastmri_zoo.sampling import create_mask_func
+
+    options = Synthesis(size=(16, 16), min_signal=0.0, val_examples=3, depth=4)
+    dataset = synthesized_cartesian_dataset(volumes_folder, options, seed=5, batch_size=1, mask_type="random",
+                                            center_fractions=0.25, accelerations=2)
+    synthesizer = SliceSynthesizer(load_volumes(volumes_folder), options)
+    axes = (-3, -2, -1)
+    for index, (x, y) in enumerate(dataset):
+        assert x["kspace"].shape == (1, 4, 16, 16) and x["mask"].shape == (1, 1, 1, 16) and y.shape == (1, 4, 16, 16)
+        rng = np.random.default_rng((5, index))
+        coil_images, reference = synthesizer.draw(rng, augment=False)
+        mask, _ = create_mask_func("random", 0.25, 2)((16, 16), seed=int(rng.integers(2**31)))
+        mask = np.asarray(mask, np.float32).reshape(16)
+        kspace = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(coil_images[0], axes=axes), axes=axes, norm="ortho"),
+                                 axes=axes) * mask
+        zero_filled = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(kspace, axes=axes), axes=axes, norm="ortho"),
+                                      axes=axes)
+        scale = np.abs(zero_filled).max()
+        np.testing.assert_array_equal(x["mask"].numpy()[0, 0, 0], mask)
+        np.testing.assert_allclose(x["kspace"].numpy()[0], kspace / scale, atol=1e-5 * np.abs(kspace).max() / scale)
+        np.testing.assert_allclose(y.numpy()[0], reference / scale, rtol=1e-4, atol=1e-6)
+
+
+def test_multicoil_pipelines_refuse_slabs(volumes_folder):
+    with pytest.raises(ValueError, match="synthesis.depth: this pipeline makes 2D examples"):
+        synthesized_cartesian_dataset(volumes_folder, Synthesis(size=(16, 16), depth=3, coils=4), multicoil=True,
+                                      seed=0)
 
 
 def test_augmented_slices_are_flips_and_rotations_of_volume_slices():
