@@ -32,7 +32,6 @@ config, each SuperNode names its site and data root in its node config, see ``do
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -45,7 +44,7 @@ import tensorflow as tf
 
 from ..data.synthesis import Synthesis
 from ..training.fit import _model_inputs
-from ..utils import atomic_write
+from ..search.outputs import write_npz
 from . import require_flower
 from .outputs import CHECKPOINT_DIR, FederationLog, read_checkpoint
 from .recipe import FederationRecipe, federation_recipe_from_dict
@@ -261,12 +260,10 @@ def _save_site_state(settings: _Settings, name: str, context, phase: str, server
         meta[key] = {"names": list(kept), "meta": dict(context.state.config_records.get(f"{key}-meta") or {})}
         arrays.update({f"{key}_{j}": value for j, value in enumerate(kept.values())})
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
-    with atomic_write(_state_file(settings.state_dir, name, phase, server_round)) as temporary:
-        Path(temporary).write_bytes(buffer.getvalue())
+    write_npz(_state_file(settings.state_dir, name, phase, server_round), meta=np.array(json.dumps(meta)), **arrays)
+    keep = {_state_file(settings.state_dir, name, phase, r).name for r in (server_round, server_round - 1)}
     for old in settings.state_dir.glob(f"{name}-*.npz"):
-        if old.name not in {_state_file(settings.state_dir, name, phase, r).name for r in (server_round, server_round - 1)}:
+        if old.name not in keep:
             old.unlink()
 
 

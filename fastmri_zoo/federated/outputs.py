@@ -35,8 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import save_to_preset
-from ..search.outputs import save_cell_png, write_genotype, write_json, write_text
-from ..utils import atomic_write
+from ..search.outputs import save_cell_png, write_genotype, write_json, write_npz, write_text
 from ..version import __version__
 from ..viz import _figure, _save_figure
 from .recipe import FederationRecipe
@@ -118,10 +117,7 @@ class FederationLog:
         name = None
         if arrays is not None:
             name = f"global-{phase}-round{server_round:03d}.npz"
-            buffer = io.BytesIO()
-            np.savez(buffer, **{f"global_{j}": value for j, value in enumerate(arrays.values())})
-            with atomic_write(folder / name) as temporary:
-                Path(temporary).write_bytes(buffer.getvalue())
+            write_npz(folder / name, **{f"global_{j}": value for j, value in enumerate(arrays.values())})
         write_json(folder / "state.json", {
             "recipe": self.recipe.raw, "phases": list(phases), "phase": phase, "round": int(server_round),
             "arrays_file": name, "array_keys": [] if arrays is None else list(arrays),
@@ -203,12 +199,9 @@ class FederationLog:
             sent = reply.content["arrays"]
             payload.update({f"update_{i}_{j}": sent[key].numpy() for j, key in enumerate(keys)})
         payload.update({f"global_{j}": arrays[key].numpy() for j, key in enumerate(keys)})
-        buffer = io.BytesIO()
-        np.savez(buffer, **payload)
         folder = self.out_dir / "updates"
         folder.mkdir(exist_ok=True)
-        with atomic_write(folder / f"{phase}-round{server_round:03d}.npz") as temporary:
-            Path(temporary).write_bytes(buffer.getvalue())
+        write_npz(folder / f"{phase}-round{server_round:03d}.npz", **payload)
 
     def phase_done(self, phase: str, model) -> None:
         self.parameters[phase] = int(model.count_params())

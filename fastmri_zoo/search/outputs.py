@@ -60,6 +60,14 @@ def write_text(path: str | os.PathLike, text: str) -> str:
     return os.fspath(path)
 
 
+def write_npz(path: str | os.PathLike, **arrays) -> str:
+    """Write ``arrays`` as an uncompressed ``.npz`` (``numpy.savez``), atomically; returns the path."""
+    with atomic_write(path) as temporary:
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)
+    return os.fspath(path)
+
+
 def write_json(path: str | os.PathLike, value) -> str:
     """Write ``value`` as indented JSON, atomically; returns the path."""
     return write_text(path, json.dumps(value, indent=1) + "\n")
