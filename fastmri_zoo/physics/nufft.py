@@ -468,7 +468,7 @@ def sparse_gridding(traj: tf.Tensor, image_shape: tuple, grid_shape: tuple, nump
     """
     geometry = (tuple(image_shape), tuple(grid_shape), int(numpoints), int(table_oversampling))
     key = (array_digest(traj), geometry) if tf.executing_eagerly() else None
-    if storage == "csr" and key in GRIDDING_CACHE and GRIDDING_CACHE.get(key, None).streamed:
+    if storage == "csr" and key in GRIDDING_CACHE and GRIDDING_CACHE.entries[key].streamed:
         GRIDDING_CACHE.discard(key)
     return GRIDDING_CACHE.get(key, lambda: SparseGridding(traj, *geometry, storage=storage))
 
