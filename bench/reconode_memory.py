@@ -7,7 +7,13 @@ Each configuration runs in a fresh process (so one run's allocations do not hide
 model on random single-coil Cartesian data (size x size, 4x mask), one training step (L1 on the
 magnitude, RAdam + Lookahead, a traced ``tf.function``) run once to warm up, then the peak of the
 bytes in TensorFlow tensors during one more step above those held before it (the allocator's own
-statistics: ``bench/memory.py``), and the median time of ``--repeats`` steps.
+statistics: ``bench/memory.py``), and the median time of ``--repeats`` steps. The measuring
+processes run with two inter-op threads (``TF_NUM_INTEROP_THREADS=2``, whatever the caller set):
+with one, TensorFlow's executor runs the Grappler-optimised graph of FA's cascades in an order that
+holds about 2.5 MB per cascade at 48 x 48 until the end of the backward pass (40-50 MB at N = 20
+against 12 at N = 5, varying run to run; flat with Grappler off), which is a property of that
+schedule, not of the adjoint, whose backward solve is made to wait for its adjoint and accumulated
+gradients (``layers/ode.py``).
 
 Rows: LT-RK4 (N = 5) without and with per-cascade checkpointing; FT-RK4 and FA-RK4 at N = 5, 10,
 20 steps. Ratios: checkpointed / plain LT-RK4 (the issue asks <= 0.5 in memory, <= 1.3 in time),
@@ -76,7 +82,7 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
 
 def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
     """``measure`` in a new Python process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="2")  # (module docstring)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, str(Path(__file__).resolve()), "--run", json.dumps(config),

@@ -156,7 +156,12 @@ def odeint_adjoint(
             with tf.control_dependencies([dx1]):  # in a graph, the backward solve waits for its gradient
                 x1_again = tf.identity(x1)
             def augmented(state, t):
-                x, adjoint, _ = state
+                x, adjoint, accumulated = state
+                # x's backward chain needs neither the adjoint nor the accumulated gradients: without this,
+                # a graph may run the chain ahead and hold every step's activations until its
+                # vector-Jacobian products run (memory growing with N again)
+                with tf.control_dependencies([adjoint, *accumulated]):
+                    x = tf.identity(x)
                 with tf.GradientTape() as tape:
                     tape.watch([x] + args)
                     velocity = f(x, t, args)
