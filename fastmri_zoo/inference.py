@@ -64,6 +64,7 @@ __all__ = [
     "plan_reconstruction",
     "run_plan",
     "reconstruct_cartesian",
+    "slab_starts",
     "is_noncartesian",
     "noncartesian_inputs",
     "reconstruct_noncartesian",
@@ -470,6 +471,12 @@ def plan_reconstruction(spec: ModelSpec, input_path, output_path=None, png=None,
         return plan
     _plan_cartesian(plan, acceleration=acceleration, mask_type=mask_type, center_fraction=center_fraction,
                     seed=seed, cli=cli)
+    if spec.ndim == 3:  # slabs: one column mask for every slice (``_reconstruct_slabs``), checked before loading
+        if not _one_column_mask(_model_mask(plan.mask, plan.kspace.shape)):
+            raise ValueError(
+                f"{path}: {spec.name} reconstructs 3D slabs and takes one column mask shared by every slice "
+                f"(a 3D acquisition's phase encodes); the file's sampling is {plan.sampling.removeprefix('sampling: ')}."
+            )
     return plan
 
 
@@ -589,7 +596,9 @@ def reconstruct_cartesian(model, kspace: np.ndarray, mask: np.ndarray, num_low_f
     per column (1, W) or (slices, 1, W), or a 2D pattern (H, W) or (slices, H, W) (given to the
     network as (batch, H, W); the coil maps then come from ``num_low_frequencies`` centre columns);
     num_low_frequencies: the fully sampled centre columns (None: read from a column mask). The inputs
-    are the model's ``CartesianPreprocessor``'s. Raw TensorFlow errors come back as one-line ValueErrors.
+    are the model's ``CartesianPreprocessor``'s. A 3D model (``ndim=3``, single-coil) reconstructs the slices
+    in slabs of the depth it was trained on (``_reconstruct_slabs``), with one column mask for every slice.
+    Raw TensorFlow errors come back as one-line ValueErrors.
     """
     check_options(batch_size=batch_size)
     with _library_errors(None):
@@ -617,6 +626,8 @@ def _reconstruct_cartesian(model, kspace, mask, num_low_frequencies, batch_size,
         raise ValueError(f"kspace: expected (slices, H, W) or (slices, coils, H, W), got shape {kspace.shape}.")
     _cartesian_mask(mask, kspace.shape, num_low_frequencies)  # checked before any slice is prepared
     preprocessor.check_model(model)
+    if preprocessor.ndim == 3:
+        return _reconstruct_slabs(model, preprocessor, kspace, mask, batch_size, progress)
     outputs, zero_filled_images = [], []
     starts = range(0, kspace.shape[0], batch_size)
     for start in tqdm(starts, desc="reconstruct", unit="batch", disable=not progress):
@@ -626,6 +637,61 @@ def _reconstruct_cartesian(model, kspace, mask, num_low_frequencies, batch_size,
         outputs.append(image.numpy())
         zero_filled_images.append(zero_filled.numpy())
     return np.concatenate(outputs).astype(np.float32), np.concatenate(zero_filled_images).astype(np.float32)
+
+
+def slab_starts(slices: int, depth: int) -> list[int]:
+    """First slices of the slabs of ``depth`` that cover ``slices`` slices: every ``depth``-th, the last one
+    moved back to end at the last slice (so it overlaps its neighbour) when ``depth`` does not divide
+    ``slices``; one slab (zero slices after the file's) when the file is thinner than a slab."""
+    starts = list(range(0, max(slices - depth, 0) + 1, depth))
+    if starts[-1] + depth < slices:
+        starts.append(slices - depth)
+    return starts
+
+
+def _one_column_mask(mask: np.ndarray) -> bool:
+    """Whether a ``_model_mask`` layout is one column mask for every slice (what 3D slabs take)."""
+    return mask.shape[1] == 1 and np.array_equal(mask, np.broadcast_to(mask[:1], mask.shape))
+
+
+def _reconstruct_slabs(model, preprocessor, kspace, mask, batch_size, progress):
+    """3D single-coil models (``CartesianPreprocessor(ndim=3)``): the file's slices (2D k-space each, one
+    column mask shared by all) in slabs of the depth the model was trained on (``slab_starts``), each
+    slab's 3D k-space the centred FFT of its slices' k-space along the slice axis; a slice covered by two
+    slabs keeps the first slab's image."""
+    import tensorflow as tf  # lazy: TensorFlow (see the note at the top)
+
+    depth = preprocessor.depth
+    if depth is None:
+        raise ValueError(f"preprocessor: {type(model).__name__} is a 3D model whose preprocessor records no slab "
+                         "depth (CartesianPreprocessor(ndim=3, depth=D)); expected the D it was trained on.")
+    mask = _model_mask(mask, kspace.shape)
+    if not _one_column_mask(mask):
+        raise ValueError(
+            f"mask: {type(model).__name__} reconstructs 3D slabs and takes one column mask shared by every slice "
+            f"(1, W) (a 3D acquisition's phase encodes, fully sampled along the slices), got "
+            + (f"{mask.shape[0]} different column masks (slices, 1, W)." if mask.shape[1] == 1 else
+               f"a 2D pattern {mask.shape[1:]}.")
+        )
+    slices = kspace.shape[0]
+    if slices < depth:  # zero slices after the file's: a slab of the trained depth
+        kspace = np.concatenate([kspace, np.zeros((depth - slices,) + kspace.shape[1:], kspace.dtype)])
+    starts = slab_starts(slices, depth)
+    images = np.zeros((max(slices, depth),) + kspace.shape[1:], np.float32)
+    zero_filled_images = np.zeros_like(images)
+    done = np.zeros(len(images), bool)
+    batches = [starts[i:i + batch_size] for i in range(0, len(starts), batch_size)]
+    for batch_starts in tqdm(batches, desc="reconstruct", unit="batch", disable=not progress):
+        slabs = np.stack([kspace[start:start + depth] for start in batch_starts])
+        slabs = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(slabs, axes=1), axis=1, norm="ortho"), axes=1)
+        inputs, scales, zero_filled = preprocessor(tf.constant(slabs, tf.complex64), mask[0])
+        image = (tf.abs(model(inputs)) * scales[:, None, None, None]).numpy()
+        for start, slab_image, slab_zero_filled in zip(batch_starts, image, zero_filled.numpy()):
+            new = ~done[start:start + depth]
+            images[start:start + depth][new] = slab_image[new]
+            zero_filled_images[start:start + depth][new] = slab_zero_filled[new]
+            done[start:start + depth] = True
+    return images[:slices], zero_filled_images[:slices]
 
 
 def _cartesian_mask(mask, kspace_shape: tuple, num_low_frequencies: int | None) -> tuple[np.ndarray, int | None]:

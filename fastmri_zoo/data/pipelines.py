@@ -317,7 +317,8 @@ def synthesized_cartesian_dataset(
     draw, indices = _synthesized_draws(folder, synthesis, seed, num_examples, augment, volumes)
     mask_func = _mask_function(mask_type, center_fractions, accelerations)
     slab = (synthesis.depth,) if synthesis.depth > 1 else ()
-    preprocessor = CartesianPreprocessor(multicoil=multicoil, ndim=2 + len(slab), normalize=normalize)
+    preprocessor = CartesianPreprocessor(multicoil=multicoil, ndim=2 + len(slab), normalize=normalize,
+                                         depth=synthesis.depth if slab else None)
     height, width = synthesis.size
 
     def load(index):

@@ -12,7 +12,8 @@ drift apart.
     centre columns (default: the contiguous block of sampled columns around W // 2, as read
     from the mask) of the normalised k-space, each low-resolution coil image divided by the RSS.
     ``ndim=3`` (single-coil): slabs of D slices, their 3D centred FFT masked by columns shared by
-    every row and slice, the scale the peak of the 3D zero-filled magnitude.
+    every row and slice, the scale the peak of the 3D zero-filled magnitude; ``depth``: the D a model
+    was trained on (recorded so that inference cuts a file into slabs of it; then required of the input).
 ``NonCartesianPreprocessor(multicoil, ndim=2, image_shape=None, normalize=True, dcomp_iterations=10,
 smaps_center_radius=0.1 pi)``
     ``density(traj, dcomp=None)`` (eager): Pipe-Menon weights (``dcomp_iterations`` iterations,
@@ -204,11 +205,21 @@ class CartesianPreprocessor(Preprocessor):
 
     kind = "cartesian"
 
-    def __init__(self, multicoil: bool = False, ndim: int = 2, normalize: bool = True):
+    def __init__(self, multicoil: bool = False, ndim: int = 2, normalize: bool = True, depth: int | None = None):
         if int(ndim) == 3 and multicoil:
             raise ValueError("ndim: 3D Cartesian slabs are prepared single-coil only (the coil maps are "
                              "estimated slice by slice in 2D); got multicoil=True with ndim=3.")
         super().__init__(multicoil, ndim, normalize)
+        if depth is not None and (self.ndim != 3 or isinstance(depth, bool) or int(depth) != depth or int(depth) < 1):
+            raise ValueError(f"depth: expected the slices per slab of a 3D (ndim=3) preprocessor, a positive "
+                             f"integer, got {depth!r} with ndim={self.ndim}.")
+        self.depth = None if depth is None else int(depth)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        if self.ndim == 3:
+            config["depth"] = self.depth
+        return config
 
     def __call__(self, kspace, mask, num_low_frequencies=None) -> Preprocessed:
         """kspace: complex64 ([batch,] [coils,] H, W) (coils when multicoil), or ([batch,] D, H, W) with
@@ -231,6 +242,9 @@ class CartesianPreprocessor(Preprocessor):
                 f"{'multicoil' if self.multicoil else 'single-coil'} Cartesian k-space, got shape {kspace.shape.as_list()}."
             )
         batched = kspace.shape.rank == rank + 1
+        if self.depth is not None and kspace.shape[-3] is not None and kspace.shape[-3] != self.depth:
+            raise ValueError(f"kspace: expected slabs of {self.depth} slices (the depth this preprocessor records), "
+                             f"got shape {kspace.shape.as_list()}.")
         if not batched:
             kspace = kspace[None]
         mask = tf.convert_to_tensor(mask, tf.float32)

@@ -125,6 +125,16 @@ def test_cartesian_slabs_match_numpy_and_feed_the_3d_irim(rng):
         preprocessor(kspace[0, 0], mask)
     with pytest.raises(ValueError, match="ndim: the data are prepared as 3D images"):
         preprocessor.check_model(IRIM(n_iter=1, state_channels=6, hidden_channels=4, downsampling=[1, 2]))
+    # the slab depth a model was trained on: recorded, required of the input, only in 3D
+    recorded = CartesianPreprocessor(ndim=3, depth=depth)
+    assert preprocessor_from_config(json.loads(json.dumps(recorded.get_config()))) == recorded != preprocessor
+    np.testing.assert_array_equal(recorded(kspace, mask).inputs["kspace"], preprocessor(kspace, mask).inputs["kspace"])
+    with pytest.raises(ValueError, match=r"kspace: expected slabs of 4 slices .* got shape \[2, 3, 16, 12\]"):
+        recorded(kspace[:, :3], mask)
+    for bad, ndim in ((0, 3), (2.5, 3), (True, 3), (4, 2)):
+        with pytest.raises(ValueError, match="depth: expected the slices per slab of a 3D"):
+            CartesianPreprocessor(ndim=ndim, depth=bad)
+    assert "depth" not in CartesianPreprocessor().get_config()  # 2D configs as before
 
 
 def test_cartesian_acs_width_graph_and_physical_units(rng):
