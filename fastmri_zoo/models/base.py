@@ -189,6 +189,8 @@ class ReconstructionModel(ZooModel):
 
     def get_config(self):
         config = super().get_config()
+        if self.ndim != 2:  # (2D configs as they always were)
+            config["ndim"] = self.ndim
         if self.acquisition_kind is not None:
             config["acquisition"] = self.acquisition_kind
         return config
