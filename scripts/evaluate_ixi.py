@@ -164,6 +164,49 @@ def _score(model, files, acquisition, seeds=(0,), log=True, cg=None, all_slices=
     return results
 
 
+#: 2D checkpoints scored beside a 3D (slab) one, on the same volumes and masks
+SLAB_COMPARISONS = ("irim-cartesian-singlecoil-af4",)
+
+
+def _is_slab_model(recipe) -> bool:
+    return recipe.acquisition["kind"] == "cartesian" and int(recipe.model_kwargs.get("ndim", 2)) == 3
+
+
+def _score_slabs(model, files, acquisition, seeds=(0,), compare=None, log=True) -> dict:
+    """{method: [per-volume metrics]} of a 3D Cartesian model (slabs, ``inference.reconstruct_cartesian``),
+    zero-filled and the 2D models of ``compare`` ({label: model}) on the same k-space: each held-out volume
+    undersampled retrospectively with one column mask of the recipe's acquisition for all its slices (what a
+    3D acquisition's phase encodes are), drawn from ``seed``."""
+    from fastmri_zoo import metrics
+    from fastmri_zoo.data.h5 import read_fastmri_h5
+    from fastmri_zoo.inference import reconstruct_cartesian, undersample
+
+    compare = dict(compare or {})
+    results = {"network": [], "zero-filled": []} | {label: [] for label in compare}
+    for path in files:
+        volume = read_fastmri_h5(path)
+        for seed in seeds:
+            kspace, mask, _ = undersample(volume.kspace, acquisition["mask_type"], acquisition["center_fraction"],
+                                          acquisition["acceleration"], seed=seed)
+            image, zero_filled = reconstruct_cartesian(model, kspace, mask, None, progress=False)
+            results["network"].append(metrics.evaluate_volume(volume.reference, image))
+            results["zero-filled"].append(metrics.evaluate_volume(volume.reference, zero_filled))
+            for label, other in compare.items():
+                results[label].append(metrics.evaluate_volume(
+                    volume.reference, reconstruct_cartesian(other, kspace, mask, None, progress=False)[0]))
+            if log:
+                print(os.path.basename(path), f"seed {seed}", {k: round(v[-1]["psnr"], 2) for k, v in results.items()},
+                      flush=True)
+    return results
+
+
+def _slab_comparisons() -> dict:
+    """{label: model} of the shipped 2D checkpoints ``SLAB_COMPARISONS`` (from this checkout's weights)."""
+    from fastmri_zoo.presets import from_preset
+
+    return {f"{name} (2D, same masks)": from_preset(os.path.join(WEIGHTS, name)) for name in SLAB_COMPARISONS}
+
+
 def _test_folder(recipe, data_dir, part: str = "test") -> str:
     """The held-out (``part="test"``) or validation files: the recipe's folder, or for recipes that
     synthesise their training examples from magnitude volumes (``data.synthesis``), the simulated
@@ -188,7 +231,10 @@ def evaluate(args):
     if acquisition["kind"] == "cartesian" and acquisition["multicoil"]:
         val_files = list_h5_files(_test_folder(recipe, args.data_dir, "val"))[: args.tune_volumes]
         cg, grid = tune_cg_sense(val_files, acquisition)
-    results = _score(model, files, acquisition, cg=cg)
+    if _is_slab_model(recipe):
+        results = _score_slabs(model, files, acquisition, compare=_slab_comparisons())
+    else:
+        results = _score(model, files, acquisition, cg=cg)
     summary = {method: metrics.summarize(rows) for method, rows in results.items()}
     key = "trajectory" if acquisition["kind"] == "noncartesian" else "mask_type"
     with open(os.path.join(args.run_dir, f"metrics{suffix}.json"), "w") as handle:
@@ -266,6 +312,35 @@ def _outside_files(name, folder, acquisition, magnitude_dir, coils):
     return files
 
 
+#: The set ``outside`` scores a 3D (slab) checkpoint on: contiguous slices, as slabs need.
+OUTSIDE_SLAB_SET = ("ixi-1mm-axial-coronal-slabs",
+                    "held-out IXI subjects, 24 contiguous axial and coronal slices through the middle of each volume, "
+                    "the volume upsampled 2x to 1 mm in every direction (240 x 180 and 240 x 240 slices, 1 mm apart): "
+                    "orientations, a resolution and a slice spacing never trained on")
+
+
+def _outside_slab_files(folder, magnitude_dir, count=5, slices=24):
+    """Write ``OUTSIDE_SLAB_SET``'s single-coil files in ``folder``; returns them."""
+    from scipy.ndimage import zoom
+
+    from fastmri_zoo.data.h5 import write_fastmri_h5
+    from fastmri_zoo.data.simulate import simulate_volume
+    from fastmri_zoo.data.synthesis import load_volumes
+
+    files = []
+    for index, volume in enumerate(load_volumes(magnitude_dir)[:count]):
+        for axis in (0, 1):
+            middle = volume.shape[axis] // 2
+            block = np.take(volume, np.arange(middle - slices // 4 - 1, middle + slices // 4 + 1), axis=axis)
+            block = np.moveaxis(np.clip(zoom(block, 2.0, order=3), 0, None), axis, 0)
+            start = (block.shape[0] - slices) // 2
+            kspace, reference = simulate_volume(block[start:start + slices], coils=1, seed=index)
+            path = os.path.join(folder, f"ixi{index}_axis{axis}.h5")
+            write_fastmri_h5(path, kspace, reference, acquisition="single-coil")
+            files.append(path)
+    return files
+
+
 def outside(args):
     """Score the trained preset on data outside its training domain (``OUTSIDE_SETS``)."""
     from fastmri_zoo import metrics
@@ -277,6 +352,23 @@ def outside(args):
         raise SystemExit("outside: only 2D checkpoints are scored outside their domain so far.")
     model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
     magnitude_dir = os.path.join(args.data_dir, "magnitude", "test")
+    if _is_slab_model(recipe):
+        name, description = OUTSIDE_SLAB_SET
+        folder = tempfile.mkdtemp()
+        try:
+            files = _outside_slab_files(folder, magnitude_dir)
+            results = _score_slabs(model, files, acquisition, seeds=tuple(args.seeds), compare=_slab_comparisons(),
+                                   log=False)
+        finally:
+            shutil.rmtree(folder)
+        summary = {method: metrics.summarize(rows) for method, rows in results.items()}
+        report = {name: {"description": description, "seeds": args.seeds, "per_volume": results, "summary": summary}}
+        print(name, {method: round(values["psnr"][0], 2) for method, values in summary.items()}, flush=True)
+        path = os.path.join(args.run_dir, "metrics_outside.json")
+        with open(path, "w") as handle:
+            json.dump(report, handle, indent=1)
+        print(path)
+        return
     coils = (recipe.data.get("synthesis") or {}).get("coils", 8)
     cg = None  # Cartesian multicoil: CG-SENSE too, with the settings tuned on the validation subjects by ``evaluate``
     held_out = os.path.join(args.run_dir, "metrics.json")
@@ -317,11 +409,16 @@ def _card_tables(recipe, run_dir, scores):
     summary = scores["summary"]
     if acquisition["kind"] == "cartesian":
         mask_type, acceleration = acquisition["mask_type"], acquisition["acceleration"]
+        masks = ("one mask per volume for all its slices (seed 0), the 3D model reconstructing slabs of "
+                 f"{recipe.data['synthesis']['depth']} slices" if _is_slab_model(recipe) else
+                 "masks seeded per slice (seed 0)")
         lines = [
             f"Held-out IXI subjects ({len(scores['volumes'])} volumes, 50 sagittal slices each), {mask_type} masks, "
-            f"AF {acceleration}, centre fraction {acquisition['center_fraction']}, masks seeded per slice (seed 0); "
+            f"AF {acceleration}, centre fraction {acquisition['center_fraction']}, {masks}; "
             "fastMRI metrics, volume-wise, mean +- std over volumes:", *_HEADER,
             _row("zero-filled", summary["zero-filled"])]
+        lines += [_row(method, values) for method, values in summary.items()
+                  if method not in ("zero-filled", "CG-SENSE", "network", "GRAPPA")]
         if "CG-SENSE" in summary:
             cg = scores["cg_sense"]["settings"]
             lines.append(_row(f"CG-SENSE ({cg['num_iterations']} iterations, Tikhonov {cg['regularization']:g}, "
