@@ -352,38 +352,30 @@ def outside(args):
         raise SystemExit("outside: only 2D checkpoints are scored outside their domain so far.")
     model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
     magnitude_dir = os.path.join(args.data_dir, "magnitude", "test")
-    if _is_slab_model(recipe):
-        name, description = OUTSIDE_SLAB_SET
-        folder = tempfile.mkdtemp()
-        try:
-            files = _outside_slab_files(folder, magnitude_dir)
-            results = _score_slabs(model, files, acquisition, seeds=tuple(args.seeds), compare=_slab_comparisons(),
-                                   log=False)
-        finally:
-            shutil.rmtree(folder)
-        summary = {method: metrics.summarize(rows) for method, rows in results.items()}
-        report = {name: {"description": description, "seeds": args.seeds, "per_volume": results, "summary": summary}}
-        print(name, {method: round(values["psnr"][0], 2) for method, values in summary.items()}, flush=True)
-        path = os.path.join(args.run_dir, "metrics_outside.json")
-        with open(path, "w") as handle:
-            json.dump(report, handle, indent=1)
-        print(path)
-        return
-    coils = (recipe.data.get("synthesis") or {}).get("coils", 8)
-    cg = None  # Cartesian multicoil: CG-SENSE too, with the settings tuned on the validation subjects by ``evaluate``
-    held_out = os.path.join(args.run_dir, "metrics.json")
-    if acquisition["kind"] == "cartesian" and acquisition["multicoil"]:
-        if not os.path.exists(held_out):
-            raise SystemExit(f"outside: run `evaluate` first; {held_out} holds the tuned CG-SENSE settings.")
-        cg = json.load(open(held_out))["cg_sense"]["settings"]
+    seeds = tuple(args.seeds)
+    if _is_slab_model(recipe):  # contiguous slices, scored in slabs beside the 2D i-RIM
+        compare = _slab_comparisons()
+        sets = [(*OUTSIDE_SLAB_SET, lambda folder: _outside_slab_files(folder, magnitude_dir),
+                 lambda files: _score_slabs(model, files, acquisition, seeds=seeds, compare=compare, log=False))]
+    else:
+        coils = (recipe.data.get("synthesis") or {}).get("coils", 8)
+        cg = None  # Cartesian multicoil: CG-SENSE too, with the settings tuned on the validation subjects by ``evaluate``
+        held_out = os.path.join(args.run_dir, "metrics.json")
+        if acquisition["kind"] == "cartesian" and acquisition["multicoil"]:
+            if not os.path.exists(held_out):
+                raise SystemExit(f"outside: run `evaluate` first; {held_out} holds the tuned CG-SENSE settings.")
+            cg = json.load(open(held_out))["cg_sense"]["settings"]
+        sets = [(name, description,
+                 lambda folder, name=name: _outside_files(name, folder, acquisition, magnitude_dir, coils),
+                 lambda files: _score(model, files, acquisition, seeds=seeds, log=False, cg=cg, all_slices=True))
+                for name, description in OUTSIDE_SETS]
     report = {}
-    for name, description in OUTSIDE_SETS:
+    for name, description, write_files, score in sets:
         if args.only and name not in args.only:
             continue
         folder = tempfile.mkdtemp()
         try:
-            files = _outside_files(name, folder, acquisition, magnitude_dir, coils)
-            results = _score(model, files, acquisition, seeds=tuple(args.seeds), log=False, cg=cg, all_slices=True)
+            results = score(write_files(folder))
         finally:
             shutil.rmtree(folder)
         summary = {method: metrics.summarize(rows) for method, rows in results.items()}
