@@ -42,9 +42,23 @@ def _recipe(name):
 
 def _setting(recipe, mask_type=None, acceleration=None):
     """(file suffix, acquisition): the recipe's acquisition with a mask family / trajectory and an
-    acceleration in place of its own ('' suffix for the training setting)."""
+    acceleration in place of its own ('' suffix for the training setting). A recipe trained on mixed
+    accelerations (a list, with a centre fraction each) is scored at one at a time: its first
+    acceleration is the training setting (``metrics.json``), each other one of the list a setting of
+    its own with its centre fraction."""
     acquisition = dict(recipe.acquisition)
     key = "mask_type" if acquisition["kind"] == "cartesian" else "trajectory"
+    if isinstance(acquisition["acceleration"], (list, tuple)):
+        listed = [float(af) for af in acquisition["acceleration"]]
+        chosen = listed[0] if acceleration is None else float(acceleration)
+        fractions = acquisition.get("center_fraction")
+        if isinstance(fractions, (list, tuple)):
+            if chosen not in listed:
+                raise SystemExit(f"--acceleration: {recipe.name} trained at {listed} with a centre fraction each "
+                                 f"({list(fractions)}); pick one of those, got {chosen:g}.")
+            acquisition["center_fraction"] = fractions[listed.index(chosen)]
+        acquisition["acceleration"] = listed[0]
+        acceleration = chosen
     own = (acquisition[key], acquisition["acceleration"])
     wanted = (mask_type or own[0], acceleration or own[1])
     if wanted == own:
@@ -347,7 +361,7 @@ def outside(args):
     from fastmri_zoo.presets import from_preset
 
     recipe = _recipe(args.name)
-    acquisition = dict(recipe.acquisition)
+    acquisition = _setting(recipe)[1]  # mixed accelerations: the first listed
     if acquisition.get("ndim", 2) != 2:
         raise SystemExit("outside: only 2D checkpoints are scored outside their domain so far.")
     model = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
@@ -395,34 +409,51 @@ def _row(label, values):
 _HEADER = ["", "| method | PSNR (dB) | SSIM | NMSE |", "| --- | --- | --- | --- |"]
 
 
+def _cartesian_table(recipe, scores, acquisition) -> list[str]:
+    """The lines of one Cartesian held-out table: its setting, then zero-filled, the other baselines and the network."""
+    summary = scores["summary"]
+    masks = ("one mask per volume for all its slices (seed 0), the 3D model reconstructing slabs of "
+             f"{recipe.data['synthesis']['depth']} slices" if _is_slab_model(recipe) else
+             "masks seeded per slice (seed 0)")
+    lines = [
+        f"Held-out IXI subjects ({len(scores['volumes'])} volumes, 50 sagittal slices each), {acquisition['mask_type']} "
+        f"masks, AF {acquisition['acceleration']:g}, centre fraction {acquisition['center_fraction']}, {masks}; "
+        "fastMRI metrics, volume-wise, mean +- std over volumes:", *_HEADER,
+        _row("zero-filled", summary["zero-filled"])]
+    lines += [_row(method, values) for method, values in summary.items()
+              if method not in ("zero-filled", "CG-SENSE", "network", "GRAPPA")]
+    if "CG-SENSE" in summary:
+        cg = scores["cg_sense"]["settings"]
+        lines.append(_row(f"CG-SENSE ({cg['num_iterations']} iterations, Tikhonov {cg['regularization']:g}, "
+                          "tuned on the validation subjects)", summary["CG-SENSE"]))
+    lines.append(_row(recipe.name, summary["network"]))
+    return lines
+
+
 def _card_tables(recipe, run_dir, scores):
     """The held-out tables of the model card: the training setting, then every other setting scored."""
     acquisition = recipe.acquisition
     summary = scores["summary"]
     if acquisition["kind"] == "cartesian":
+        acquisition = _setting(recipe)[1]
         mask_type, acceleration = acquisition["mask_type"], acquisition["acceleration"]
-        masks = ("one mask per volume for all its slices (seed 0), the 3D model reconstructing slabs of "
-                 f"{recipe.data['synthesis']['depth']} slices" if _is_slab_model(recipe) else
-                 "masks seeded per slice (seed 0)")
-        lines = [
-            f"Held-out IXI subjects ({len(scores['volumes'])} volumes, 50 sagittal slices each), {mask_type} masks, "
-            f"AF {acceleration}, centre fraction {acquisition['center_fraction']}, {masks}; "
-            "fastMRI metrics, volume-wise, mean +- std over volumes:", *_HEADER,
-            _row("zero-filled", summary["zero-filled"])]
-        lines += [_row(method, values) for method, values in summary.items()
-                  if method not in ("zero-filled", "CG-SENSE", "network", "GRAPPA")]
-        if "CG-SENSE" in summary:
-            cg = scores["cg_sense"]["settings"]
-            lines.append(_row(f"CG-SENSE ({cg['num_iterations']} iterations, Tikhonov {cg['regularization']:g}, "
-                              "tuned on the validation subjects)", summary["CG-SENSE"]))
-        lines.append(_row(recipe.name, summary["network"]))
+        lines = _cartesian_table(recipe, scores, acquisition)
+        for file_name in sorted(os.listdir(run_dir)):  # the other accelerations scored (``--acceleration``)
+            if file_name.startswith(f"metrics_{mask_type}_af") and file_name.endswith(".json"):
+                with open(os.path.join(run_dir, file_name)) as handle:
+                    extra = json.load(handle)
+                listed = recipe.acquisition["acceleration"]
+                trained = isinstance(listed, (list, tuple)) and extra["acceleration"] in [float(a) for a in listed]
+                note = "also a training setting" if trained else "out of the training distribution"
+                lines += ["", f"The same subjects at AF {extra['acceleration']:g} ({note}):",
+                          *_cartesian_table(recipe, extra, _setting(recipe, mask_type, extra["acceleration"])[1])]
         extra_path = os.path.join(run_dir, "metrics_equispaced.json")
         if os.path.exists(extra_path):
             with open(extra_path) as handle:
                 extra = json.load(handle)["summary"]
             lines += [
                 "",
-                f"The same subjects with fastMRI's integer-step equispaced masks (AF {acceleration}, same centre "
+                f"The same subjects with fastMRI's integer-step equispaced masks (AF {acceleration:g}, same centre "
                 "fraction), where GRAPPA (5 x 2 kernel, Tikhonov at the calibration noise floor, fastmri_zoo.baselines.grappa) applies:",
                 *_HEADER, _row("zero-filled", extra["zero-filled"]), _row("GRAPPA", extra["GRAPPA"]),
                 _row(recipe.name, extra["network"])]
