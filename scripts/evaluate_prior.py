@@ -1,0 +1,205 @@
+"""Score the zoo's score prior by posterior sampling of held-out IXI slices and write its model card.
+
+    fastmri-zoo train RECIPE --data DATA_DIR --run-dir RUN_DIR                          (training)
+    python scripts/evaluate_prior.py evaluate RECIPE DATA_DIR RUN_DIR [--volumes 5] [--multicoil]
+    python scripts/evaluate_prior.py export RECIPE DATA_DIR RUN_DIR WEIGHTS_DIR
+
+RECIPE is a prior's recipe (``card.task`` "prior"; ``weights/NAME/recipe.json`` once shipped); DATA_DIR
+the data root of ``scripts/prepare_ixi.py`` (with ``--coils 1 8 --parts val test``). ``evaluate`` loads
+``RUN_DIR/preset`` and, for the middle slice of each of the first ``--volumes`` held-out volumes
+(single-coil files, or 8-coil files with SENSE under ``--multicoil``), undersamples it retrospectively
+as the zoo's network of that setting was trained (``COMPARED``: random masks AF 4 single-coil,
+equispaced-fraction AF 4 multicoil; centre 8%; seed 0), samples its posterior with annealed HMC
+(``posterior.files``: 8 chains, the samples kept) and scores: zero-filled, one sample and the posterior
+mean (fastMRI PSNR / SSIM on the slice); the pixel-wise Spearman correlation of the posterior standard
+deviation with |posterior mean - truth|; the empirical coverage of the 90% intervals; the data residual
+of one sample, RMS of M (F x - y) over the sampled entries against the measurement noise std; the
+acceptance rate and final temperature; and the zoo's network of the setting on the same slice and
+mask. Results go to ``RUN_DIR/posterior[_multicoil].json`` and the first slice's maps to
+``RUN_DIR/posterior[_multicoil].png``. ``export`` writes ``WEIGHTS_DIR/NAME`` with the tables on its card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+
+#: the zoo's network each setting is compared with, and the undersampling it was trained with
+COMPARED = {
+    False: ("pdnet-cartesian-singlecoil-af4", dict(acceleration=4, mask_type="random", center_fraction=0.08)),
+    True: ("xpdnet-cartesian-multicoil-af4", dict(acceleration=4, mask_type="equispaced_fraction",
+                                                  center_fraction=0.08)),
+}
+METHODS = ("zero-filled", "one sample", "posterior mean")
+
+
+def _recipe(path):
+    from fastmri_zoo.training import load_recipe
+
+    recipe = load_recipe(path)
+    if recipe.card.get("task") != "prior":
+        raise ValueError(f"{path}: expected a prior's recipe (card.task 'prior'), got task {recipe.card.get('task')!r}.")
+    return recipe
+
+
+def data_residual(plan, result) -> list[float]:
+    """Single-coil, per slice: RMS over the sampled k-space entries (per real degree of freedom) of M (F x - y) for chain
+    0's last sample x (file units), divided by the measurement noise std in the same units: about 1 when
+    the sample is consistent with the data at the noise level."""
+    from fastmri_zoo.physics import fftc
+
+    ratios = []
+    for i, index in enumerate(result.slices):
+        kspace = plan.file.kspace[index]  # zero where not sampled
+        sampled = np.abs(kspace) > 0
+        residual = (fftc(result.one_sample[i].astype(np.complex64), 2).numpy() - kspace)[sampled]
+        rms = np.sqrt(np.mean(np.abs(residual) ** 2) / 2)
+        ratios.append(float(rms / (result.noise_std[i] * result.scale[i])))
+    return ratios
+
+
+def evaluate(args):
+    from fastmri_zoo import load, metrics
+    from fastmri_zoo.inference import reconstruct_file
+    from fastmri_zoo.posterior.files import plan_sampling, prior_spec, run_sampling
+    from fastmri_zoo.presets import from_preset
+
+    recipe = _recipe(args.recipe)
+    prior = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
+    network_name, undersampling = COMPARED[args.multicoil]
+    network = load(network_name)
+    kind = "multicoil" if args.multicoil else "singlecoil"
+    folder = os.path.join(args.data_dir, kind, recipe.data.get("test", "test"))
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".h5"))[: args.volumes]
+    rows, first = [], None
+    for path in files:
+        plan = plan_sampling(prior_spec(prior, recipe.name), path, slices=None, n_chains=args.chains,
+                             n_steps=args.steps, keep_samples=True, seed=0, **undersampling)
+        result = run_sampling(prior, plan, progress=args.progress, model_name=recipe.name)
+        index = result.slices[0]
+        reconstruction = reconstruct_file(network, path, seed=0, progress=False, **undersampling)
+        reference = result.reference
+        row = {"file": os.path.basename(path), "slice": int(index), **{m: result.metrics[m] for m in METHODS},
+               network_name: metrics.evaluate_volume(reference, reconstruction.reconstruction[[index]]),
+               "spearman": result.uncertainty["spearman"], "coverage_90": result.uncertainty["coverage_90"],
+               "acceptance_rate": float(result.acceptance_rate.mean()), "final_sigma": float(result.sigma.mean()),
+               "noise_std": float(result.noise_std[0]),
+               "zero_filled_check": metrics.evaluate_volume(reference, reconstruction.zero_filled[[index]])}
+        if not args.multicoil:
+            row["data_residual"] = data_residual(plan, result)[0]
+        rows.append(row)
+        print(row["file"], {k: round(row[k]["psnr"], 2) for k in (*METHODS, network_name, "zero_filled_check")},
+              f"spearman {row['spearman']:.3f}, coverage {row['coverage_90']:.3f}, acceptance "
+              f"{row['acceptance_rate']:.2f}", flush=True)
+        if first is None:
+            first = (result, index)
+    methods = (*METHODS, network_name)
+    summary = {m: metrics.summarize([r[m] for r in rows]) for m in methods}
+    summary |= {key: metrics.summarize([{key: r[key]} for r in rows])[key]
+                for key in ("spearman", "coverage_90", "acceptance_rate", "final_sigma")
+                + (() if args.multicoil else ("data_residual",))}
+    suffix = "_multicoil" if args.multicoil else ""
+    report = {"setting": {"coils": 8 if args.multicoil else 1, **undersampling, "seed": 0}, "network": network_name,
+              "chains": args.chains, "steps": args.steps, "rows": rows, "summary": summary}
+    with open(os.path.join(args.run_dir, f"posterior{suffix}.json"), "w") as handle:
+        json.dump(report, handle, indent=1)
+    result, index = first
+    from fastmri_zoo.viz import save_uncertainty_png
+
+    save_uncertainty_png(os.path.join(args.run_dir, f"posterior{suffix}.png"), result.zero_filled[0], result.mean[0],
+                         result.std[0], reference=result.reference[0],
+                         metrics={m: rows[0][m] for m in ("zero-filled", "posterior mean")},
+                         title=f"{rows[0]['file']}, slice {index}: {recipe.name}, {args.chains} chains x {args.steps} steps")
+    print(json.dumps(summary, indent=1))
+
+
+def _table(report) -> str:
+    s = report["summary"]
+    setting = report["setting"]
+    lines = [f"{setting['coils']} coil(s), {setting['mask_type']} masks AF {setting['acceleration']:g} (centre "
+             f"{setting['center_fraction']:g}), the middle slice of {len(report['rows'])} held-out volumes, "
+             f"{report['chains']} chains x {report['steps']} annealed-HMC steps; mean +- std over slices:", "",
+             "| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
+    for method in (*METHODS, report["network"]):
+        lines.append(f"| {method} | {s[method]['psnr'][0]:.2f} +- {s[method]['psnr'][1]:.2f} | "
+                     f"{s[method]['ssim'][0]:.4f} +- {s[method]['ssim'][1]:.4f} |")
+    lines += ["", f"Spearman correlation of the posterior std with |mean - truth|: {s['spearman'][0]:.3f} +- "
+              f"{s['spearman'][1]:.3f}; coverage of the 90% intervals: {s['coverage_90'][0]:.3f}; acceptance rate "
+              f"{s['acceptance_rate'][0]:.2f}; final temperature {s['final_sigma'][0]:.4f}"
+              + (f"; data residual of a sample / noise std: {s['data_residual'][0]:.2f}" if "data_residual" in s else "")
+              + "."]
+    return "\n".join(lines)
+
+
+def export(args):
+    from fastmri_zoo.presets import from_preset, save_to_preset, verify_preset_folder, zeros_like_signature
+    from fastmri_zoo.training.config import RECIPE_FILE, model_card
+    from fastmri_zoo.viz import save_training_curve_png
+
+    recipe = _recipe(args.recipe)
+    with open(os.path.join(args.run_dir, "run.json")) as handle:
+        run = json.load(handle)
+    with open(os.path.join(args.run_dir, "sessions.json")) as handle:
+        sessions = json.load(handle)
+    reports = {}
+    for suffix in ("", "_multicoil"):
+        path = os.path.join(args.run_dir, f"posterior{suffix}.json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                reports[suffix] = json.load(handle)
+    if "" not in reports:
+        raise SystemExit(f"export: run `evaluate` first ({os.path.join(args.run_dir, 'posterior.json')}).")
+    model = from_preset(os.path.join(args.run_dir, "preset"))
+    card = model_card(recipe, run["data"])
+    card["training_data"] = card.get("training_data", "") + (
+        f"\n\nTrained with `{run['command']}` (the recipe `recipe.json` in this folder): {run['steps']} optimizer steps "
+        f"of batch {run['batch_size']}, {run['optimizer']}, loss {run['loss']}, seed {run['seed']}; "
+        f"{run['wall_time_seconds'] / 3600:.1f} h of wall time on a 2-core CPU over {len(sessions)} session(s). The "
+        "validation curve (the denoising score-matching loss on fixed noise draws of the validation images):\n\n"
+        "![validation curve](validation_curve.png)")
+    card["intended_use"] = card.get("intended_use", "") + "\n\nPosterior sampling of held-out IXI slices " \
+        "(`python scripts/evaluate_prior.py evaluate`):\n\n" + "\n\n".join(_table(r) for r in reports.values()) + \
+        "\n\n![zero-filled, posterior mean, standard deviation and error of a held-out slice](posterior.png)"
+    s = reports[""]["summary"]
+    target = os.path.join(args.weights_dir, recipe.name)
+    example = zeros_like_signature(verify_preset_folder(os.path.join(args.run_dir, "preset"))["input_signature"])
+    save_to_preset(model, target, training_command=run["command"], example_inputs=example,
+                   metrics={"psnr": round(s["posterior mean"]["psnr"][0], 3),
+                            "ssim": round(s["posterior mean"]["ssim"][0], 4),
+                            "spearman": round(s["spearman"][0], 3)}, **card)
+    shutil.copyfile(recipe.source, os.path.join(target, RECIPE_FILE))
+    for suffix in reports:
+        shutil.copyfile(os.path.join(args.run_dir, f"posterior{suffix}.png"), os.path.join(target, f"posterior{suffix}.png"))
+    save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
+                            run["steps_per_epoch"], metric="loss", title=recipe.name)
+    print(target)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("evaluate")
+    p.add_argument("recipe")
+    p.add_argument("data_dir")
+    p.add_argument("run_dir")
+    p.add_argument("--preset", default=None, help="the prior to score (default: RUN_DIR/preset)")
+    p.add_argument("--volumes", type=int, default=5, help="held-out volumes (their middle slice each)")
+    p.add_argument("--chains", type=int, default=8)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--multicoil", action="store_true", help="8-coil files, SENSE, compared with XPDNet")
+    p.add_argument("--progress", action="store_true", help="a progress bar over the chains' moves")
+    p = sub.add_parser("export")
+    p.add_argument("recipe")
+    p.add_argument("data_dir")
+    p.add_argument("run_dir")
+    p.add_argument("weights_dir")
+    args = parser.parse_args()
+    {"evaluate": evaluate, "export": export}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
