@@ -23,9 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 
 import numpy as np
+
+from cards import add_run_commands, read_run, training_paragraph, write_checkpoint
 
 #: noise standard deviations (in 1/255 of the slice peak) of the held-out table (issue: learnlets)
 SIGMAS_255 = (0.0001, 5, 15, 25, 30, 50, 75, 100)
@@ -206,34 +207,21 @@ def _card_text(recipe, report) -> str:
 
 def export(args):
     """Write WEIGHTS_DIR/NAME: the trained preset, its recipe, validation curve and held-out pictures."""
-    from fastmri_zoo.presets import from_preset, save_to_preset, verify_preset_folder, zeros_like_signature
-    from fastmri_zoo.training.config import RECIPE_FILE, model_card
+    from fastmri_zoo.training.config import model_card
     from fastmri_zoo.viz import save_training_curve_png
 
     recipe = _recipe(args.recipe)
-    with open(os.path.join(args.run_dir, "run.json")) as handle:
-        run = json.load(handle)
+    run, sessions = read_run(args.run_dir)
     with open(os.path.join(args.run_dir, "denoising.json")) as handle:
         report = json.load(handle)
-    with open(os.path.join(args.run_dir, "sessions.json")) as handle:
-        sessions = json.load(handle)
-    model = from_preset(os.path.join(args.run_dir, "preset"))
     card = model_card(recipe, run["data"])
-    hours = run["wall_time_seconds"] / 3600
-    card["training_data"] = card.get("training_data", "") + (
-        f"\n\nTrained with `{run['command']}` (the recipe `recipe.json` in this folder): {run['steps']} optimizer steps "
-        f"of batch {run['batch_size']}, {run['optimizer']}, loss {run['loss']}, seed {run['seed']}; {hours:.1f} h of "
-        f"wall time on a 2-core CPU over {len(sessions)} session(s). The validation curve (PSNR on the fixed noisy "
-        "validation examples of the validation subjects, against optimizer steps; dashed: the noisy input):\n\n"
-        "![validation curve](validation_curve.png)")
+    card["training_data"] = card.get("training_data", "") + "\n\n" + training_paragraph(
+        run, sessions, "PSNR on the fixed noisy validation examples of the validation subjects, against optimizer "
+        "steps; dashed: the noisy input")
     card["intended_use"] = card.get("intended_use", "") + "\n\n" + _card_text(recipe, report)
     at = report["summary"][recipe.name]["25"]
-    target = os.path.join(args.weights_dir, recipe.name)
-    example = zeros_like_signature(verify_preset_folder(os.path.join(args.run_dir, "preset"))["input_signature"])
-    save_to_preset(model, target, training_command=run["command"], example_inputs=example,
-                   metrics={"psnr_sigma25": round(at["psnr"][0], 3), "ssim_sigma25": round(at["ssim"][0], 4)}, **card)
-    shutil.copyfile(recipe.source, os.path.join(target, RECIPE_FILE))
-    shutil.copyfile(os.path.join(args.run_dir, "denoising.png"), os.path.join(target, "denoising.png"))
+    metrics = {"psnr_sigma25": round(at["psnr"][0], 3), "ssim_sigma25": round(at["ssim"][0], 4)}
+    target = write_checkpoint(recipe, args.run_dir, args.weights_dir, run, card, metrics, pictures=["denoising.png"])
     save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
                             run["steps_per_epoch"], baselines={NOISY: _validation_noisy_psnr(recipe, args.data_dir)},
                             title=recipe.name)
@@ -258,20 +246,10 @@ def _validation_noisy_psnr(recipe, data_dir) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("evaluate")
-    p.add_argument("recipe")
-    p.add_argument("data_dir")
-    p.add_argument("run_dir")
-    p.add_argument("--preset", default=None, help="the preset to score (default: RUN_DIR/preset)")
+    p = add_run_commands(parser.add_subparsers(dest="command", required=True), "denoiser")
     p.add_argument("--compare", nargs="*", default=[], metavar="LABEL=PRESET",
                    help="other denoisers scored on the same noisy slices (e.g. the U-net denoiser)")
     p.add_argument("--max-volumes", type=int, default=15)
-    p = sub.add_parser("export")
-    p.add_argument("recipe")
-    p.add_argument("data_dir")
-    p.add_argument("run_dir")
-    p.add_argument("weights_dir")
     args = parser.parse_args()
     {"evaluate": evaluate, "export": export}[args.command](args)
 

@@ -29,6 +29,8 @@ import tempfile
 
 import numpy as np
 
+from cards import read_run, training_paragraph, write_checkpoint
+
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "weights")
 #: held-out slices scored per volume in 2D non-Cartesian evaluation
 NONCARTESIAN_EVAL_SLICES = slice(0, None, 5)
@@ -497,18 +499,6 @@ def _validation_baseline(recipe, data_dir) -> float:
     return float(np.mean(values))
 
 
-def _training_facts(recipe, run, sessions) -> str:
-    """The card paragraph on how the weights were trained."""
-    hours = run["wall_time_seconds"] / 3600
-    examples = run["steps"] * run["batch_size"]
-    return (f"Trained with `{run['command']}` (the recipe `recipe.json` in this folder): {run['steps']} optimizer steps "
-            f"of batch {run['batch_size']} ({examples:,} training examples, each drawn afresh), {run['optimizer']}, "
-            f"loss {run['loss']}, seed {run['seed']}; {hours:.1f} h of wall time on a 2-core CPU over {len(sessions)} "
-            "session(s). The validation curve (PSNR on the fixed validation examples of the validation subjects, "
-            "against optimizer steps; dashed: zero-filled on the same examples):\n\n"
-            "![validation curve](validation_curve.png)")
-
-
 def _outside_table(run_dir) -> str:
     path = os.path.join(run_dir, "metrics_outside.json")
     if not os.path.exists(path):
@@ -530,33 +520,22 @@ def _outside_table(run_dir) -> str:
 def export(args):
     """Write WEIGHTS_DIR/NAME: the trained preset, its recipe and validation curve, with the
     training facts and the held-out tables on its model card."""
-    from fastmri_zoo.presets import from_preset, save_to_preset, verify_preset_folder, zeros_like_signature
-    from fastmri_zoo.training.config import RECIPE_FILE, model_card
+    from fastmri_zoo.training.config import model_card
     from fastmri_zoo.viz import save_training_curve_png
 
     recipe = _recipe(args.name)
-    with open(os.path.join(args.run_dir, "run.json")) as handle:
-        run = json.load(handle)
+    run, sessions = read_run(args.run_dir)
     with open(os.path.join(args.run_dir, "metrics.json")) as handle:
         scores = json.load(handle)
-    with open(os.path.join(args.run_dir, "sessions.json")) as handle:
-        sessions = json.load(handle)
-    model = from_preset(os.path.join(args.run_dir, "preset"))
     net = scores["summary"]["network"]
     card = model_card(recipe, run["data"])
-    card["training_data"] = card.get("training_data", "") + "\n\n" + _training_facts(recipe, run, sessions)
+    card["training_data"] = card.get("training_data", "") + "\n\n" + training_paragraph(
+        run, sessions, "PSNR on the fixed validation examples of the validation subjects, against optimizer steps; "
+        "dashed: zero-filled on the same examples")
     card["intended_use"] = (card.get("intended_use", "") + "\n\n" + _card_tables(recipe, args.run_dir, scores)
                             + _outside_table(args.run_dir))
-    target = os.path.join(args.weights_dir, args.name)
-    recipe_text = open(recipe.source, encoding="utf-8").read()
-    # the inputs the trained preset records (a loaded model may not report its build shapes)
-    example = zeros_like_signature(verify_preset_folder(os.path.join(args.run_dir, "preset"))["input_signature"])
-    save_to_preset(
-        model, target, training_command=run["command"], example_inputs=example,
-        metrics={"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)},
-        **card)
-    with open(os.path.join(target, RECIPE_FILE), "w", encoding="utf-8") as handle:
-        handle.write(recipe_text)  # the preset folder keeps the recipe that made it
+    metrics = {"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)}
+    target = write_checkpoint(recipe, args.run_dir, args.weights_dir, run, card, metrics)
     baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
     save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
                             run["steps_per_epoch"], baselines={baseline: _validation_baseline(recipe, args.data_dir)},

@@ -24,9 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 
 import numpy as np
+
+from cards import add_run_commands, read_run, training_paragraph, write_checkpoint
 
 #: the zoo's network each setting is compared with, and the undersampling it was trained with
 COMPARED = {
@@ -136,15 +137,11 @@ def _table(report) -> str:
 
 
 def export(args):
-    from fastmri_zoo.presets import from_preset, save_to_preset, verify_preset_folder, zeros_like_signature
-    from fastmri_zoo.training.config import RECIPE_FILE, model_card
+    from fastmri_zoo.training.config import model_card
     from fastmri_zoo.viz import save_training_curve_png
 
     recipe = _recipe(args.recipe)
-    with open(os.path.join(args.run_dir, "run.json")) as handle:
-        run = json.load(handle)
-    with open(os.path.join(args.run_dir, "sessions.json")) as handle:
-        sessions = json.load(handle)
+    run, sessions = read_run(args.run_dir)
     reports = {}
     for suffix in ("", "_multicoil"):
         path = os.path.join(args.run_dir, f"posterior{suffix}.json")
@@ -153,27 +150,17 @@ def export(args):
                 reports[suffix] = json.load(handle)
     if "" not in reports:
         raise SystemExit(f"export: run `evaluate` first ({os.path.join(args.run_dir, 'posterior.json')}).")
-    model = from_preset(os.path.join(args.run_dir, "preset"))
     card = model_card(recipe, run["data"])
-    card["training_data"] = card.get("training_data", "") + (
-        f"\n\nTrained with `{run['command']}` (the recipe `recipe.json` in this folder): {run['steps']} optimizer steps "
-        f"of batch {run['batch_size']}, {run['optimizer']}, loss {run['loss']}, seed {run['seed']}; "
-        f"{run['wall_time_seconds'] / 3600:.1f} h of wall time on a 2-core CPU over {len(sessions)} session(s). The "
-        "validation curve (the denoising score-matching loss on fixed noise draws of the validation images):\n\n"
-        "![validation curve](validation_curve.png)")
+    card["training_data"] = card.get("training_data", "") + "\n\n" + training_paragraph(
+        run, sessions, "the denoising score-matching loss on fixed noise draws of the validation images")
     card["intended_use"] = card.get("intended_use", "") + "\n\nPosterior sampling of held-out IXI slices " \
         "(`python scripts/evaluate_prior.py evaluate`):\n\n" + "\n\n".join(_table(r) for r in reports.values()) + \
         "\n\n![zero-filled, posterior mean, standard deviation and error of a held-out slice](posterior.png)"
     s = reports[""]["summary"]
-    target = os.path.join(args.weights_dir, recipe.name)
-    example = zeros_like_signature(verify_preset_folder(os.path.join(args.run_dir, "preset"))["input_signature"])
-    save_to_preset(model, target, training_command=run["command"], example_inputs=example,
-                   metrics={"psnr": round(s["posterior mean"]["psnr"][0], 3),
-                            "ssim": round(s["posterior mean"]["ssim"][0], 4),
-                            "spearman": round(s["spearman"][0], 3)}, **card)
-    shutil.copyfile(recipe.source, os.path.join(target, RECIPE_FILE))
-    for suffix in reports:
-        shutil.copyfile(os.path.join(args.run_dir, f"posterior{suffix}.png"), os.path.join(target, f"posterior{suffix}.png"))
+    metrics = {"psnr": round(s["posterior mean"]["psnr"][0], 3), "ssim": round(s["posterior mean"]["ssim"][0], 4),
+               "spearman": round(s["spearman"][0], 3)}
+    target = write_checkpoint(recipe, args.run_dir, args.weights_dir, run, card, metrics,
+                              pictures=[f"posterior{suffix}.png" for suffix in reports])
     save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
                             run["steps_per_epoch"], metric="loss", title=recipe.name)
     print(target)
@@ -181,22 +168,12 @@ def export(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("evaluate")
-    p.add_argument("recipe")
-    p.add_argument("data_dir")
-    p.add_argument("run_dir")
-    p.add_argument("--preset", default=None, help="the prior to score (default: RUN_DIR/preset)")
+    p = add_run_commands(parser.add_subparsers(dest="command", required=True), "prior")
     p.add_argument("--volumes", type=int, default=5, help="held-out volumes (their middle slice each)")
     p.add_argument("--chains", type=int, default=8)
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--multicoil", action="store_true", help="8-coil files, SENSE, compared with XPDNet")
     p.add_argument("--progress", action="store_true", help="a progress bar over the chains' moves")
-    p = sub.add_parser("export")
-    p.add_argument("recipe")
-    p.add_argument("data_dir")
-    p.add_argument("run_dir")
-    p.add_argument("weights_dir")
     args = parser.parse_args()
     {"evaluate": evaluate, "export": export}[args.command](args)
 
