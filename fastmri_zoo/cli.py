@@ -414,7 +414,8 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
         parser, "JSON search recipe: a training recipe (model NasNet, data, acquisition) with a 'search' block "
         "(method darts|milenas, space, nodes, steps, ...); see fastmri_zoo.search.recipe",
         "folder for genotype.json, alpha_history.csv, cell.png, search.json (and recipe.json, the retraining "
-        "recipe, when the recipe has a training block)")
+        "recipe, when the recipe has a training block) and backup/, written after every epoch: the same command "
+        "resumes an interrupted search")
     parser.add_argument("--steps", type=int, default=None, help="search this many steps instead (a short check)")
 
 

@@ -29,6 +29,7 @@ epoch end, stopping when the genotype has not changed for ``patience`` epochs or
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -43,6 +44,7 @@ from ..layers.nas import search_space_operations
 from ..training.fit import _model_inputs
 from ..training.losses import get_loss
 from ..training.optimizers import get_optimizer
+from .backup import read_backup, write_backup
 
 __all__ = [
     "METHODS",
@@ -197,6 +199,15 @@ class EpochRecord:
     alpha: np.ndarray
     genotype: Genotype
 
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step, "train_loss": self.train_loss, "val_loss": self.val_loss,
+                "entropy": self.entropy, "alpha": self.alpha.tolist(), "genotype": self.genotype.to_config()}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> "EpochRecord":
+        return cls(int(entry["epoch"]), int(entry["step"]), float(entry["train_loss"]), float(entry["val_loss"]),
+                   float(entry["entropy"]), np.asarray(entry["alpha"], np.float32), Genotype.parse(entry["genotype"]))
+
 
 @dataclass
 class SearchResult:
@@ -237,6 +248,8 @@ def search(
     loss="l1",
     progress: bool = False,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    backup: str | os.PathLike | None = None,
+    fingerprint=None,
 ) -> SearchResult:
     """Search the cells of ``model`` with w on ``train_data`` and alpha on ``val_data``.
 
@@ -250,6 +263,13 @@ def search(
     first step, as epoch 0). patience: stop once the derived genotype is the same at ``patience``
     consecutive epoch ends after the first; None runs all the steps. progress: a tqdm bar over the
     steps. on_epoch_end: called with each :class:`EpochRecord` as it is made.
+
+    backup: a folder where the search's state is written after every epoch (:mod:`.backup`); when it
+    holds the backup of the same ``fingerprint`` (a JSON-able description of what is searched), the
+    search resumes from it: weights, alpha, both optimisers, history and patience count as they were,
+    ``steps`` counted from the first step of the first run (the data iterators are the caller's: give
+    fresh draws). A search its backup records as stopped by ``patience`` is not run again; one that ran
+    out of steps continues when given more.
     """
     steps = check_scalar("steps", steps, integer=True, at_least=1)
     steps_per_epoch = check_scalar("steps_per_epoch", min(steps, 50) if steps_per_epoch is None else steps_per_epoch,
@@ -265,6 +285,7 @@ def search(
                                   architecture_optimizer=architecture_optimizer, learning_rate=learning_rate,
                                   alpha_learning_rate=alpha_learning_rate, clipnorm=clipnorm, loss=loss)
     train_batches = _prepend(first, train_batches)
+    optimizer_variables = [v for o in (searcher.network_optimizer, searcher.architecture_optimizer) for v in o.variables]
 
     def record(epoch, step, losses):
         alpha = searcher.alpha()
@@ -275,17 +296,38 @@ def search(
             on_epoch_end(entry)
         return entry
 
-    start = time.time()
+    def save(done, unchanged, stopped):
+        if backup is not None:
+            write_backup(backup, fingerprint, weights=model.get_weights(),
+                         optimizer=[v.numpy() for v in optimizer_variables], history=[e.to_dict() for e in history],
+                         step=done, unchanged=unchanged, stopped=stopped, wall_time=earlier + time.time() - start)
+
+    start, earlier = time.time(), 0.0
     history: list[EpochRecord] = []
-    record(0, 0, {"train_loss": float("nan"), "val_loss": float("nan")})
+    done, unchanged, stopped = 0, 0, "steps"
+    state = None if backup is None else read_backup(backup, fingerprint)
+    if state is not None:
+        model.set_weights(state["weights"])
+        if len(state["optimizer"]) != len(optimizer_variables):
+            raise ValueError(f"{backup}: the backup holds {len(state['optimizer'])} optimiser variables, this search "
+                             f"{len(optimizer_variables)}; choose a new OUT_DIR.")
+        for variable, value in zip(optimizer_variables, state["optimizer"]):
+            variable.assign(np.reshape(value, variable.shape))
+        history = [EpochRecord.from_dict(entry) for entry in state["history"]]
+        done, unchanged, earlier = int(state["step"]), int(state["unchanged"]), float(state["wall_time_seconds"])
+        finished = state["stopped"] == "patience"  # a search stopped by its budget continues when given more steps
+        stopped = "patience" if finished else "steps"
+    else:
+        record(0, 0, {"train_loss": float("nan"), "val_loss": float("nan")})
+        save(0, 0, None)
+        finished = False
     bar = None
-    if progress:
+    if progress and not finished:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc=f"search ({method})", unit="step")
-    done, unchanged, stopped = 0, 0, "steps"
+        bar = tqdm(total=steps, initial=min(done, steps), desc=f"search ({method})", unit="step")
     try:
-        while done < steps:
+        while done < steps and not finished:
             count = min(steps_per_epoch, steps - done)
             losses = searcher.epoch(train_batches, val_batches, count,
                                     on_step=None if bar is None else lambda _: bar.update(1))
@@ -298,6 +340,8 @@ def search(
                                 entropy=f"{entry.entropy:.3f}", unchanged=unchanged)
             if patience is not None and unchanged >= patience:
                 stopped = "patience"
+            save(done, unchanged, "patience" if stopped == "patience" else None)
+            if stopped == "patience":
                 break
     finally:
         if bar is not None:
@@ -308,7 +352,7 @@ def search(
     return SearchResult(
         genotype=history[-1].genotype, history=history, steps=done, stopped=stopped, method=method,
         search_space=search_space_operations(model.search_space), n_nodes=int(model.n_nodes),
-        wall_time=time.time() - start, settings=settings,
+        wall_time=earlier + time.time() - start, settings=settings,
     )
 
 

@@ -32,7 +32,10 @@ A search recipe is a training recipe (:mod:`fastmri_zoo.training.config`: ``name
   ``model.kwargs``, for ``fastmri-zoo train OUT_DIR/recipe.json --data DIR``.
 
 :func:`run_search_recipe` writes ``OUT_DIR/genotype.json``, ``alpha_history.csv``, ``cell.png``
-(:mod:`.outputs`) and ``search.json`` (the facts of the run).
+(:mod:`.outputs`) and ``search.json`` (the facts of the run), and keeps ``OUT_DIR/backup/`` after
+every epoch (:mod:`.backup`): the same command on the same OUT_DIR resumes an interrupted search
+(weights, alpha, optimisers and history as they were; new examples drawn), and a search that ran
+out of steps continues when the recipe gives it more.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from ..layers.nas import search_space_config, search_space_operations
 from ..training.config import Recipe, _check_keys, model_classes, read_recipe_file, recipe_from_dict
 from ..training.fit import training_data
 from ..training.losses import get_loss
+from .backup import backup_step
 from .darts import EpochRecord, SearchResult, check_method, search
 from .outputs import genotype_summary, save_cell_png, write_alpha_history, write_genotype, write_json
 
@@ -60,6 +64,9 @@ __all__ = ["SearchOptions", "SearchRecipe", "check_block", "check_search_options
 
 #: The files ``fastmri-zoo search`` writes in OUT_DIR (``recipe.json`` only when the recipe has ``training``).
 OUTPUT_FILES = ("genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json")
+#: The folder of OUT_DIR where a search keeps its state after every epoch (:mod:`.backup`): the same
+#: command resumes an interrupted search from it.
+BACKUP_DIR = "backup"
 #: Model arguments the search block sets.
 _SEARCHED_ARGUMENTS = {"genotype": "the search derives it", "n_nodes": "give search.nodes",
                        "search_space": "give search.space"}
@@ -211,12 +218,14 @@ def run_search_recipe(
         raise ValueError(f"OUT_DIR: {str(out_dir)!r} is a file; expected a folder.")
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    backup = out_dir / BACKUP_DIR
+    resumed = backup_step(backup)  # a resumed search draws new examples: its seeds move on with the steps done
     if options.seed is not None:
-        keras.utils.set_random_seed(options.seed)
+        keras.utils.set_random_seed(options.seed + 2 * resumed)
     splits = {}
     for offset, part in enumerate(("train", "val")):  # both drawn as training data: w on one, alpha on the other
         # (with fixed masks, another seed for each split: files of the same name get other masks)
-        seed = None if options.seed is None else options.seed + offset
+        seed = None if options.seed is None else options.seed + offset + 2 * resumed
         splits[part], _ = training_data(folders[part], None, recipe.acquisition, batch_size=options.batch_size,
                                         seed=seed, fixed_train_masks=options.fixed_masks,
                                         synthesis=recipe.data.get("synthesis"))
@@ -228,8 +237,17 @@ def run_search_recipe(
         steps_per_epoch=min(options.steps_per_epoch or min(total, 50), total), patience=options.patience,
         beta=options.beta, learning_rate=options.learning_rate, alpha_learning_rate=options.alpha_learning_rate,
         clipnorm=options.clipnorm, loss=options.loss, progress=progress, on_epoch_end=on_epoch_end,
+        backup=backup, fingerprint=search_fingerprint(search_recipe),
     )
     return result, write_search_outputs(search_recipe, result, out_dir, folders, command)
+
+
+def search_fingerprint(search_recipe: SearchRecipe) -> dict:
+    """What a search's backup must match to be resumed: the recipe's model, data, acquisition and search
+    block, but the search's step budget (a search can be given more steps) and the card."""
+    raw = search_recipe.raw
+    block = {key: value for key, value in raw["search"].items() if key != "steps"}
+    return {"model": raw.get("model"), "data": raw.get("data"), "acquisition": raw.get("acquisition"), "search": block}
 
 
 def write_search_outputs(search_recipe: SearchRecipe, result: SearchResult, out_dir: Path, folders: dict,

@@ -61,8 +61,9 @@ def searched(tmp_path_factory, singlecoil_data):
 def test_search_writes_its_outputs_and_they_agree(searched):
     out, stdout = searched
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json"])
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+        ["genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json", "backup"])
+    assert sorted(p.name for p in (out / "backup").iterdir()) == ["arrays-epoch0003.npz", "state.json"]
+    assert not [p for p in [*out.iterdir(), *(out / "backup").iterdir()] if p.name.startswith(".")]  # no temporary file
     genotype = Genotype.parse(out / "genotype.json")
     history = read_alpha_history(out / "alpha_history.csv")
     facts = json.loads((out / "search.json").read_text())
@@ -86,6 +87,31 @@ def test_search_writes_its_outputs_and_they_agree(searched):
     assert "searched 12 steps (milenas" in stdout and "genotype:" in stdout
     for name in ("genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json"):
         assert f"wrote {out / name}" in stdout
+
+
+def test_the_same_command_resumes_a_search_and_extends_its_budget(tmp_path, singlecoil_data):
+    """A search that ran 8 steps, given 12 by its recipe, continues from its backup: its first three
+    epoch ends are those the first run recorded, then one more epoch."""
+    out = tmp_path / "out"
+    short = json.loads(json.dumps(RECIPE))
+    short["search"]["steps"] = 8
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["search", str(write_recipe(tmp_path, short)), "--data", str(singlecoil_data), "-o",
+                         str(out)]) == 0
+    first = read_alpha_history(out / "alpha_history.csv")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert cli.main(["search", str(write_recipe(tmp_path, RECIPE)), "--data", str(singlecoil_data), "-o",
+                         str(out)]) == 0
+    resumed = read_alpha_history(out / "alpha_history.csv")
+    assert list(first["step"]) == [0, 4, 8] and list(resumed["step"]) == [0, 4, 8, 12]
+    np.testing.assert_array_equal(resumed["alpha"][:3], first["alpha"])
+    assert np.abs(resumed["alpha"][3] - first["alpha"][2]).max() > 0  # the fourth epoch moved alpha on
+    assert "searched 12 steps" in stdout.getvalue()
+    other = json.loads(json.dumps(RECIPE))
+    other["search"]["beta"] = 0.25  # another search: its backup does not fit
+    assert cli.main(["search", str(write_recipe(tmp_path, other)), "--data", str(singlecoil_data), "-o",
+                     str(out)]) != 0
 
 
 def test_the_genotype_file_rebuilds_the_network(searched, rng):
