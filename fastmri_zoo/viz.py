@@ -11,7 +11,7 @@ import numpy as np
 
 from .checks import default_permissions
 
-__all__ = ["save_comparison_png", "save_uncertainty_png", "read_training_log", "save_training_curve_png"]
+__all__ = ["save_comparison_png", "save_uncertainty_png", "read_training_log", "curve_scale", "save_training_curve_png"]
 
 
 def save_comparison_png(
@@ -165,6 +165,14 @@ def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return columns
 
 
+def curve_scale(*curves) -> str:
+    """"log" for curves of positive values spanning more than a factor of 10 (non-finite values ignored),
+    else "linear"."""
+    values = np.concatenate([np.asarray(curve, np.float64).ravel() for curve in curves]) if curves else np.zeros(0)
+    values = values[np.isfinite(values)]
+    return "log" if values.size and values.min() > 0 and values.max() > 10 * values.min() else "linear"
+
+
 def save_training_curve_png(
     path: str | os.PathLike,
     log: str | os.PathLike | Mapping[str, np.ndarray],
@@ -176,7 +184,9 @@ def save_training_curve_png(
     """Write the validation (and training) curve of ``metric`` against optimizer steps.
 
     log: a ``log.csv`` path or :func:`read_training_log`'s columns; baselines: label -> value
-    drawn as horizontal lines (e.g. zero-filled on the same validation examples). Returns the path.
+    drawn as horizontal lines (e.g. zero-filled on the same validation examples). A curve of positive
+    values spanning more than a factor of 10 (a loss falling from its first epochs) is drawn on a
+    logarithmic axis. Returns the path.
     """
     columns = read_training_log(log) if not isinstance(log, Mapping) else log
     if f"val_{metric}" not in columns and metric not in columns:
@@ -191,6 +201,7 @@ def save_training_curve_png(
     for index, (label, value) in enumerate((baselines or {}).items()):
         ax.axhline(value, color=f"C{index + 1}", ls="--", lw=1, label=label)
     unit = " (dB)" if metric == "psnr" else ""
+    ax.set_yscale(curve_scale(*(columns[key] for key in (metric, f"val_{metric}") if key in columns)))
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel(metric.upper() + unit)
     ax.grid(alpha=0.3)

@@ -32,6 +32,13 @@ def test_training_curve_png(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".png" and p.name != "curve.png"]  # no temp left
 
 
+def test_a_curve_spanning_decades_is_drawn_on_a_log_axis():
+    assert viz.curve_scale([3.5e6, 8e4, 3e4], [2.8e4, 2.7e4]) == "log"  # a score-matching loss
+    assert viz.curve_scale([20.1, 24.5], [21.0, 27.3]) == "linear"  # PSNR in dB
+    assert viz.curve_scale([0.05, 0.6]) == "log" and viz.curve_scale([0.06, 0.6]) == "linear"  # the factor 10
+    assert viz.curve_scale([-1.0, 100.0]) == "linear" and viz.curve_scale([np.nan, 1.0, 5.0]) == "linear"
+
+
 def test_training_curve_rejects_a_log_without_the_metric(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("epoch,loss\n0,1.0\n")
