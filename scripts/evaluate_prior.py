@@ -7,13 +7,15 @@
 RECIPE is a prior's recipe (``card.task`` "prior"; ``weights/NAME/recipe.json`` once shipped); DATA_DIR
 the data root of ``scripts/prepare_ixi.py`` (with ``--coils 1 8 --parts val test``). ``evaluate`` loads
 ``RUN_DIR/preset`` and, for the middle slice of each of the first ``--volumes`` held-out volumes
-(single-coil files, or 8-coil files with SENSE under ``--multicoil``), undersamples it retrospectively
-as the zoo's network of that setting was trained (``COMPARED``: random masks AF 4 single-coil,
+(single-coil files, or 8-coil files with SENSE under ``--multicoil``), with complex white noise added
+to the noiseless simulated k-space at ``--snr-db`` (35 dB; the networks' training examples had 25-45 dB
+in half of them), undersamples it retrospectively as the zoo's network of that setting was trained (``COMPARED``: random masks AF 4 single-coil,
 equispaced-fraction AF 4 multicoil; centre 8%; seed 0), samples its posterior with annealed HMC
 (``posterior.files``: 8 chains, the samples kept) and scores: zero-filled, one sample and the posterior
-mean (fastMRI PSNR / SSIM on the slice); the pixel-wise Spearman correlation of the posterior standard
-deviation with |posterior mean - truth|; the empirical coverage of the 90% intervals; the data residual
-of one sample, RMS of M (F x - y) over the sampled entries against the measurement noise std; the
+mean (fastMRI PSNR / SSIM on the slice, against the noiseless reference); the pixel-wise Spearman
+correlation of the posterior standard deviation with |posterior mean - truth|; the empirical coverage of the 90% intervals; the data residual
+of one sample, RMS of M (F x - y) over the sampled entries against the noise std added (the sampler
+estimates its own from the outer k-space rows, ``posterior.files.estimate_noise_std``); the
 acceptance rate and final temperature; and the zoo's network of the setting on the same slice and
 mask. Results go to ``RUN_DIR/posterior[_multicoil].json`` and the first slice's maps to
 ``RUN_DIR/posterior[_multicoil].png``. ``export`` writes ``WEIGHTS_DIR/NAME`` with the tables on its card.
@@ -24,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 
@@ -47,10 +51,30 @@ def _recipe(path):
     return recipe
 
 
-def data_residual(plan, result) -> list[float]:
+def noisy_copy(path, folder, snr_db: float, seed: int) -> tuple[str, float]:
+    """A copy of the held-out file ``path`` in ``folder`` with complex white Gaussian noise added to its k-space
+    at ``snr_db`` (``data.simulate.add_noise``: mean |y|^2 / E|n|^2 over the volume); (its path, the noise's
+    standard deviation per real part in the file's units)."""
+    import h5py
+
+    from fastmri_zoo.data.simulate import add_noise
+
+    copy = os.path.join(folder, os.path.basename(path))
+    with h5py.File(path, "r") as source, h5py.File(copy, "w") as target:
+        kspace = source["kspace"][()]
+        power = float(np.mean(np.abs(kspace.astype(np.complex128)) ** 2))
+        target["kspace"] = add_noise(kspace, snr_db, np.random.default_rng(seed))
+        for key, value in source.items():
+            if key != "kspace":
+                target[key] = value[()]
+        target.attrs.update(source.attrs)
+    return copy, float(np.sqrt(power / 10.0 ** (snr_db / 10.0) / 2.0))
+
+
+def data_residual(plan, result, noise_std: float) -> list[float]:
     """Single-coil, per slice: RMS over the sampled k-space entries (per real degree of freedom) of M (F x - y) for chain
-    0's last sample x (file units), divided by the measurement noise std in the same units: about 1 when
-    the sample is consistent with the data at the noise level."""
+    0's last sample x (file units), divided by the measurement noise std per real part (file units): about 1
+    when the sample is consistent with the data at the noise level."""
     from fastmri_zoo.physics import fftc
 
     ratios = []
@@ -59,14 +83,12 @@ def data_residual(plan, result) -> list[float]:
         sampled = np.abs(kspace) > 0
         residual = (fftc(result.one_sample[i].astype(np.complex64), 2).numpy() - kspace)[sampled]
         rms = np.sqrt(np.mean(np.abs(residual) ** 2) / 2)
-        ratios.append(float(rms / (result.noise_std[i] * result.scale[i])))
+        ratios.append(float(rms / noise_std))
     return ratios
 
 
 def evaluate(args):
-    from fastmri_zoo import load, metrics
-    from fastmri_zoo.inference import reconstruct_file
-    from fastmri_zoo.posterior.files import plan_sampling, prior_spec, run_sampling
+    from fastmri_zoo import load
     from fastmri_zoo.presets import from_preset
 
     recipe = _recipe(args.recipe)
@@ -76,8 +98,22 @@ def evaluate(args):
     kind = "multicoil" if args.multicoil else "singlecoil"
     folder = os.path.join(args.data_dir, kind, recipe.data.get("test", "test"))
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".h5"))[: args.volumes]
+    folder = tempfile.mkdtemp()
+    try:
+        rows, first = _score_files(args, recipe, prior, network, network_name, undersampling, files, folder)
+    finally:
+        shutil.rmtree(folder)
+    _report(args, recipe, network_name, undersampling, rows, first)
+
+
+def _score_files(args, recipe, prior, network, network_name, undersampling, files, folder):
+    from fastmri_zoo import metrics
+    from fastmri_zoo.inference import reconstruct_file
+    from fastmri_zoo.posterior.files import plan_sampling, prior_spec, run_sampling
+
     rows, first = [], None
-    for path in files:
+    for number, original in enumerate(files):
+        path, noise = noisy_copy(original, folder, args.snr_db, seed=number)
         plan = plan_sampling(prior_spec(prior, recipe.name), path, slices=None, n_chains=args.chains,
                              n_steps=args.steps, keep_samples=True, seed=0, **undersampling)
         result = run_sampling(prior, plan, progress=args.progress, model_name=recipe.name)
@@ -88,29 +124,36 @@ def evaluate(args):
                network_name: metrics.evaluate_volume(reference, reconstruction.reconstruction[[index]]),
                "spearman": result.uncertainty["spearman"], "coverage_90": result.uncertainty["coverage_90"],
                "acceptance_rate": float(result.acceptance_rate.mean()), "final_sigma": float(result.sigma.mean()),
-               "noise_std": float(result.noise_std[0]),
+               "noise_std_estimated": float(result.noise_std[0] * result.scale[0]), "noise_std_true": noise,
                "zero_filled_check": metrics.evaluate_volume(reference, reconstruction.zero_filled[[index]])}
         if not args.multicoil:
-            row["data_residual"] = data_residual(plan, result)[0]
+            row["data_residual"] = data_residual(plan, result, noise)[0]
         rows.append(row)
         print(row["file"], {k: round(row[k]["psnr"], 2) for k in (*METHODS, network_name, "zero_filled_check")},
               f"spearman {row['spearman']:.3f}, coverage {row['coverage_90']:.3f}, acceptance "
               f"{row['acceptance_rate']:.2f}", flush=True)
         if first is None:
             first = (result, index)
+    return rows, first
+
+
+def _report(args, recipe, network_name, undersampling, rows, first) -> None:
+    """``RUN_DIR/posterior[_multicoil].json`` (rows and summary) and the figure of the first slice."""
+    from fastmri_zoo import metrics
+    from fastmri_zoo.viz import save_uncertainty_png
+
     methods = (*METHODS, network_name)
     summary = {m: metrics.summarize([r[m] for r in rows]) for m in methods}
     summary |= {key: metrics.summarize([{key: r[key]} for r in rows])[key]
                 for key in ("spearman", "coverage_90", "acceptance_rate", "final_sigma")
                 + (() if args.multicoil else ("data_residual",))}
     suffix = "_multicoil" if args.multicoil else ""
-    report = {"setting": {"coils": 8 if args.multicoil else 1, **undersampling, "seed": 0}, "network": network_name,
+    report = {"setting": {"coils": 8 if args.multicoil else 1, **undersampling, "seed": 0, "snr_db": args.snr_db},
+              "network": network_name,
               "chains": args.chains, "steps": args.steps, "rows": rows, "summary": summary}
     with open(os.path.join(args.run_dir, f"posterior{suffix}.json"), "w") as handle:
         json.dump(report, handle, indent=1)
     result, index = first
-    from fastmri_zoo.viz import save_uncertainty_png
-
     save_uncertainty_png(os.path.join(args.run_dir, f"posterior{suffix}.png"), result.zero_filled[0], result.mean[0],
                          result.std[0], reference=result.reference[0],
                          metrics={m: rows[0][m] for m in ("zero-filled", "posterior mean")},
@@ -173,6 +216,8 @@ def main():
     p.add_argument("--chains", type=int, default=8)
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--multicoil", action="store_true", help="8-coil files, SENSE, compared with XPDNet")
+    p.add_argument("--snr-db", type=float, default=35.0,
+                   help="noise added to the noiseless held-out k-space (the training examples had 25-45 dB)")
     p.add_argument("--progress", action="store_true", help="a progress bar over the chains' moves")
     args = parser.parse_args()
     {"evaluate": evaluate, "export": export}[args.command](args)
