@@ -3,6 +3,7 @@ and scored on the same held-out IXI subjects (issue #15's table).
 
     python scripts/reconode_table.py train DATA_DIR RUNS_DIR [--only lt_rk4 ft_euler ...] [--base RECIPE]
     python scripts/reconode_table.py score DATA_DIR RUNS_DIR [--max-volumes 15]
+    python scripts/reconode_table.py table RUNS_DIR          (table.md and curves.png again from table.json)
 
 Every variant's recipe is the shipped LT-RK4 recipe (``--base``, default
 ``weights/reconode-lt_rk4-cartesian-singlecoil-af4/recipe.json``) with its mode and solver, on the
@@ -20,6 +21,7 @@ import argparse
 import copy
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -111,7 +113,25 @@ def score(args) -> None:
         print(variant, round(rows[variant]["network"]["psnr"][0], 2), flush=True)
     with open(os.path.join(args.runs_dir, "table.json"), "w", encoding="utf-8") as handle:
         json.dump(rows, handle, indent=1)
-    lines = [f"Held-out IXI subjects ({args.max_volumes} volumes), random masks AF 4, every variant trained "
+    write_table(args.runs_dir, rows, args.max_volumes)
+
+
+#: a variant this far below zero-filled on the held-out subjects diverged in training
+DIVERGED_BELOW_ZERO_FILLED_DB = 3.0
+
+
+def _diverged(row) -> bool:
+    return row["network"]["psnr"][0] < row["zero-filled"]["psnr"][0] - DIVERGED_BELOW_ZERO_FILLED_DB
+
+
+def _label(variant: str) -> str:
+    mode, solver = variant.split("_")
+    return f"{mode.upper()}-{'Euler' if solver == 'euler' else solver.upper()}"
+
+
+def write_table(runs_dir: str, rows: dict, volumes: int) -> None:
+    """``RUNS_DIR/table.md`` (the table and the paper's orderings) and ``curves.png`` from the scores ``rows``."""
+    lines = [f"Held-out IXI subjects ({volumes} volumes), random masks AF 4, every variant trained "
              f"the same steps of batch 2 (column 'steps') on {SWEEP['size'][0]} x {SWEEP['size'][1]} crops "
              "(`python scripts/reconode_table.py`); fastMRI metrics, volume-wise, mean +- std over volumes:", "",
              "| variant | parameters | PSNR (dB) | SSIM | paper PSNR (knee, AF 4) | steps | training (h) |",
@@ -123,40 +143,57 @@ def score(args) -> None:
     for variant, row in rows.items():
         net = row["network"]
         paper = PAPER_AF4.get(variant)
-        lines.append(f"| {variant.replace('_', '-').upper()} | {row['params']:,} | {net['psnr'][0]:.2f} +- "
-                     f"{net['psnr'][1]:.2f} | {net['ssim'][0]:.4f} | {'' if paper is None else paper} | "
-                     f"{row['steps']} | {row['hours']:.2f} |")
+        psnr = "diverged in training" if _diverged(row) else f"{net['psnr'][0]:.2f} +- {net['psnr'][1]:.2f}"
+        lines.append(f"| {_label(variant)} | {row['params']:,} | {psnr} | {net['ssim'][0]:.4f} | "
+                     f"{'' if paper is None else paper} | {row['steps']} | {row['hours']:.2f} |")
     lines += ["", "The paper's orderings (PSNR):", ""]
     for better, worse in ORDERINGS:
         if better in rows and worse in rows:
             gap = rows[better]["network"]["psnr"][0] - rows[worse]["network"]["psnr"][0]
             verdict = "holds" if gap > 0 else "fails"
-            lines.append(f"- {better.replace('_', '-').upper()} > {worse.replace('_', '-').upper()}: "
-                         f"{verdict} ({gap:+.2f} dB)")
-    with open(os.path.join(args.runs_dir, "table.md"), "w", encoding="utf-8") as handle:
+            diverged = [_label(v) for v in (better, worse) if _diverged(rows[v])]
+            detail = f"{' and '.join(diverged)} diverged" if diverged else f"{gap:+.2f} dB"
+            lines.append(f"- {_label(better)} > {_label(worse)}: {verdict} ({detail})")
+    with open(os.path.join(runs_dir, "table.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot_curves(args.runs_dir, list(rows))
+    _plot_curves(runs_dir, list(rows), [v for v, row in rows.items() if _diverged(row)])
 
 
-def _plot_curves(runs_dir: str, trained: list[str]) -> None:
+def table(args) -> None:
+    """Rewrite table.md and curves.png from the scores ``score`` saved (``table.json``)."""
+    with open(os.path.join(args.runs_dir, "table.json"), encoding="utf-8") as handle:
+        rows = json.load(handle)
+    write_table(args.runs_dir, rows, args.max_volumes)
+
+
+def _plot_curves(runs_dir: str, trained: list[str], diverged: list[str] = ()) -> None:
+    """The nine validation curves, one panel per solver; the axis spans the curves that did not diverge
+    (a diverged one is drawn dashed, leaving the axis where it falls out)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(SOLVERS), figsize=(4 * len(SOLVERS), 3.2), sharey=True)
+    kept = []
     for axis, solver in zip(axes, SOLVERS):
         for mode in MODES:
             variant = f"{mode}_{solver}"
             if variant in trained:
                 steps, psnr = _curve(os.path.join(runs_dir, variant, "run"))
-                axis.plot(steps, psnr, marker=".", label=mode.upper())
+                if variant in diverged:
+                    axis.plot(steps, psnr, marker=".", ls="--", label=f"{mode.upper()} (diverged)")
+                else:
+                    axis.plot(steps, psnr, marker=".", label=mode.upper())
+                    kept += [value for value in psnr if math.isfinite(value)]
         axis.set_title(solver.upper() if solver != "euler" else "Euler")
         axis.set_xlabel("optimizer steps")
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
             axis.legend()
+    if kept:
+        axes[0].set_ylim(min(kept) - 0.3, max(kept) + 0.3)
     axes[0].set_ylabel("validation PSNR (dB)")
     figure.tight_layout()
     path = os.path.join(runs_dir, "curves.png")
@@ -179,8 +216,11 @@ def main(argv=None) -> None:
     p.add_argument("data_dir")
     p.add_argument("runs_dir")
     p.add_argument("--max-volumes", type=int, default=15)
+    p = sub.add_parser("table", help="rewrite table.md and curves.png from table.json (no scoring)")
+    p.add_argument("runs_dir")
+    p.add_argument("--max-volumes", type=int, default=15)
     args = parser.parse_args(argv)
-    {"train": train, "score": score}[args.command](args)
+    {"train": train, "score": score, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":
