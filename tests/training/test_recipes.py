@@ -14,6 +14,14 @@ from tests.training.conftest import SIZE, VOLUME_SLICES
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted(REPO.glob("weights/*/recipe.json"))
 NAMES = [path.parent.name for path in RECIPES]
+#: the reconstruction networks among them (denoisers and priors have no acquisition)
+RECONSTRUCTION = [name for name in NAMES if json.loads((REPO / "weights" / name / "metadata.json").read_text()).get(
+    "task", "reconstruction") == "reconstruction"]
+#: (loss, optimizer, clipnorm) of each task's recipes: L1 for the networks of the thesis, the NMSE of the
+#: paper for the (i-)RIM, L1 + 0.5 SSIM with RAdam + Lookahead for ReconODE; MSE for the denoisers (the
+#: thesis'), denoising score matching for the priors
+TRAINING = {"reconstruction": {("l1", "adam", 1.0), ("nmse", "adam", 1.0), ("l1_ssim", "lookahead_radam", 1.0)},
+            "denoising": {("mse", "adam", None)}, "prior": {("dsm", "adam", None)}}
 
 
 def test_every_shipped_checkpoint_has_a_recipe():
@@ -44,13 +52,16 @@ def test_recipe_reproduces_the_recorded_run(name):
     assert recipe.name == name
     recorded = _recorded_run(name)
     assert {key: getattr(recipe, key) for key in recorded} == recorded
-    # L1 for the networks of the thesis, the NMSE of the paper for the (i-)RIM
-    assert (recipe.loss, recipe.optimizer, recipe.clipnorm) in {("l1", "adam", 1.0), ("nmse", "adam", 1.0)}
+    task = json.loads((REPO / "weights" / name / "metadata.json").read_text()).get("task", "reconstruction")
+    assert (recipe.loss, recipe.optimizer, recipe.clipnorm) in TRAINING[task]
     assert not recipe.fixed_train_masks  # Cartesian training masks redrawn at every epoch
     config = json.loads((REPO / "weights" / name / "config.json").read_text())["config"]
     for key, value in recipe.model_kwargs.items():  # the shipped network's own settings
         if key in config:
             assert config[key] == value, key
+    if task != "reconstruction":  # a denoiser or a prior: no acquisition
+        assert recipe.acquisition is None and recipe.card["task"] == task
+        return
     metadata = json.loads((REPO / "weights" / name / "metadata.json").read_text())["acquisition"]
     acquisition = recipe.acquisition
     if acquisition["kind"] == "cartesian":
@@ -64,7 +75,7 @@ def test_recipe_reproduces_the_recorded_run(name):
     assert acquisition["multicoil"] == bool(config.get("multicoil", False))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", RECONSTRUCTION)
 def test_finetune_defaults_to_the_checkpoints_own_acquisition(name):
     """finetune without an acquisition reads the preset's metadata: the recipe's acquisition."""
     recipe = load_recipe(REPO / "weights" / name / "recipe.json")
@@ -166,11 +177,14 @@ def test_every_recipe_trains_through_the_cli(name, recipe_data_root, tmp_path):
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["optimizer_iterations"] == 2 and record["epochs"] == 2
     assert record["model"]["class_name"] == recipe["model"]["class"]
-    assert record["run_eagerly"] == recipe["training"]["run_eagerly"]
+    assert record["run_eagerly"] == recipe["training"].get("run_eagerly", False)
     assert record["validation_batches"] == 1
     preset = tmp_path / "preset"
     assert (preset / "model.weights.h5").is_file()
     card = (preset / "README.md").read_text()
     assert "fastmri-zoo train" in card and recipe["card"]["paper"] in card
     metadata = json.loads((preset / "metadata.json").read_text())
-    assert metadata["acquisition"] == check_acquisition(recipe["acquisition"])
+    if recipe.get("acquisition") is not None:  # a reconstruction network (denoisers and priors have none)
+        assert metadata["acquisition"] == check_acquisition(recipe["acquisition"])
+    else:
+        assert metadata["task"] == recipe["card"]["task"]
