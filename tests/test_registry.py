@@ -294,14 +294,15 @@ SHIPPED_NAMES = [
     "cascadenet-cartesian-singlecoil-af4", "cascadenet-cartesian-singlecoil-af4-fastmri",
     "cascadenet-cartesian-singlecoil-af4-oasis", "irim-cartesian-multicoil-af4", "irim-cartesian-singlecoil-af4",
     "kikinet-cartesian-singlecoil-af4",
-    "kikinet-cartesian-singlecoil-af4-fastmri", "kikinet-cartesian-singlecoil-af4-oasis", "ncpdnet-radial-3d",
+    "kikinet-cartesian-singlecoil-af4-fastmri", "kikinet-cartesian-singlecoil-af4-oasis", "learnlet-denoising-ixi",
+    "ncpdnet-radial-3d",
     "ncpdnet-radial-3d-oasis", "ncpdnet-radial-multicoil", "ncpdnet-radial-multicoil-fastmri",
     "ncpdnet-radial-singlecoil", "ncpdnet-radial-singlecoil-fastmri", "ncpdnet-spiral-multicoil",
     "ncpdnet-spiral-multicoil-fastmri", "ncpdnet-spiral-singlecoil", "ncpdnet-spiral-singlecoil-fastmri",
     "pdnet-cartesian-singlecoil-af4", "pdnet-cartesian-singlecoil-af4-fastmri", "pdnet-cartesian-singlecoil-af4-oasis",
     "rim-cartesian-singlecoil-af4",
     "unet-adjdcomp-radial-multicoil", "unet-cartesian-singlecoil-af4", "unet-cartesian-singlecoil-af4-fastmri",
-    "unet-cartesian-singlecoil-af4-oasis", "updnet-cartesian-multicoil-af4-fastmri",
+    "unet-cartesian-singlecoil-af4-oasis", "unet-denoising-ixi", "updnet-cartesian-multicoil-af4-fastmri",
     "updnet-cartesian-multicoil-af8-fastmri", "updnet-cartesian-singlecoil-af4-fastmri",
     "xpdnet-cartesian-multicoil-af4", "xpdnet-cartesian-multicoil-af4-fastmri", "xpdnet-cartesian-multicoil-af8",
     "xpdnet-cartesian-multicoil-af8-fastmri",
@@ -312,7 +313,7 @@ def test_shipped_names_come_from_the_preset_folders_and_the_keras2_table():
     assert [name for name in fastmri_zoo.list_models() if name in SHIPPED_NAMES] == SHIPPED_NAMES
     repository_weights = __import__("pathlib").Path(fastmri_zoo.__file__).resolve().parent.parent / "weights"
     folders = sorted(path.name for path in repository_weights.iterdir() if (path / "recipe.json").is_file())
-    assert len(folders) == 15
+    assert len(folders) == 17
     for folder in folders:  # each bundled checkpoint is described once, by its folder
         entry = registry.get_entry(folder)
         metadata = __import__("json").loads((repository_weights / folder / "metadata.json").read_text())

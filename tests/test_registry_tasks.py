@@ -121,9 +121,16 @@ def test_list_by_task_never_imports_tensorflow():
     assert rows and all(row[1] == "reconstruction" for row in rows)
 
 
-def test_the_shipped_checkpoints_read_as_reconstruction_networks():
-    """The checkpoints shipped before tasks existed (no task in their cards or metadata) keep their names."""
-    shipped = sorted(path.parent.name for path in registry.packaged_weights_root().glob("*/model.weights.h5"))
-    assert shipped and set(shipped) <= set(fastmri_zoo.list_models(task="reconstruction"))
+def test_the_shipped_checkpoints_read_as_their_tasks():
+    """The checkpoints shipped before tasks existed (no task in their metadata) read as reconstruction networks
+    and keep their names; those of another task (the denoisers) are listed under it."""
+    import json
+
+    root = registry.packaged_weights_root()
+    shipped = {path.parent.name: json.loads((path.parent / "metadata.json").read_text()).get("task", "reconstruction")
+               for path in root.glob("*/model.weights.h5")}
+    assert "reconstruction" in shipped.values() and "denoising" in shipped.values()
+    for task in registry.TASKS:
+        assert {name for name, t in shipped.items() if t == task} <= set(fastmri_zoo.list_models(task=task))
     for entry in registry.list_entries(task="reconstruction"):
         assert entry.trajectory and entry.coils in registry.COILS

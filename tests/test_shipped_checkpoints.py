@@ -86,3 +86,27 @@ def test_noncartesian_loads_offline_and_beats_adjoint_dcomp(entry, monkeypatch, 
     assert np.all(np.isfinite(network))
     assert metrics.psnr(target, network) > metrics.psnr(target, adjoint)
     assert metrics.ssim(target, network) > metrics.ssim(target, adjoint)
+
+
+DENOISERS = [entry for entry in list_entries(pretrained=True) if entry.bundled and entry.task == "denoising"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", DENOISERS, ids=lambda entry: entry.name)
+def test_denoisers_load_offline_and_denoise_a_held_out_slice(entry, monkeypatch):
+    """Each shipped denoiser, on the bundled held-out IXI slices (peak 1) with white noise of sigma 25 / 255:
+    PSNR at least 3 dB above the noisy input (fastMRI PSNR, computed here)."""
+    import h5py
+
+    from fastmri_zoo.denoise import denoise_images
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = fastmri_zoo.load(entry.name)
+    with h5py.File(bundled_sample("ixi_heldout_singlecoil"), "r") as handle:
+        clean = handle["reconstruction_rss"][()].astype(np.float32)
+    clean /= clean.reshape(len(clean), -1).max(axis=1)[:, None, None]
+    sigma = 25 / 255
+    noisy = (clean + sigma * np.random.default_rng(0).standard_normal(clean.shape)).astype(np.float32)
+    denoised = denoise_images(model, noisy, sigma)
+    for truth, before, after in zip(clean, noisy, denoised):
+        assert metrics.psnr(truth, after, maxval=1.0) > metrics.psnr(truth, before, maxval=1.0) + 3
