@@ -30,6 +30,7 @@ RUNS = {
     "pdnet-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "irim-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "rim-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
+    "irim-3d-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "irim-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af8": ["ixi_heldout_multicoil"],
