@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_write
-
 __all__ = ["BACKUP_STATE", "backup_step", "read_backup", "write_backup"]
 
 BACKUP_STATE = "state.json"
@@ -67,17 +65,15 @@ def write_backup(folder, fingerprint, *, weights, optimizer, history: list[dict]
     folder.mkdir(parents=True, exist_ok=True)
     epoch = len(history) - 1
     name = f"arrays-epoch{epoch:04d}.npz"
+    from .outputs import write_json, write_npz  # atomic writers (imported here: outputs imports darts, which imports this)
+
     arrays = {f"weight_{i}": np.asarray(w) for i, w in enumerate(weights)}
     arrays |= {f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer)}
-    with atomic_write(folder / name) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
-    state = {"fingerprint": fingerprint, "step": int(step), "epoch": epoch, "unchanged": int(unchanged),
-             "stopped": stopped, "wall_time_seconds": float(wall_time), "history": history, "arrays_file": name,
-             "weight_count": len(weights), "optimizer_count": len(optimizer)}
-    with atomic_write(folder / BACKUP_STATE) as temporary:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(state, handle)
+    write_npz(folder / name, **arrays)
+    write_json(folder / BACKUP_STATE, {
+        "fingerprint": fingerprint, "step": int(step), "epoch": epoch, "unchanged": int(unchanged), "stopped": stopped,
+        "wall_time_seconds": float(wall_time), "history": history, "arrays_file": name,
+        "weight_count": len(weights), "optimizer_count": len(optimizer)})
     for old in folder.glob("arrays-epoch*.npz"):
         if old.name != name:
             os.remove(old)
