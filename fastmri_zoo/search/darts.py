@@ -315,19 +315,18 @@ def search(
             variable.assign(np.reshape(value, variable.shape))
         history = [EpochRecord.from_dict(entry) for entry in state["history"]]
         done, unchanged, earlier = int(state["step"]), int(state["unchanged"]), float(state["wall_time_seconds"])
-        finished = state["stopped"] == "patience"  # a search stopped by its budget continues when given more steps
-        stopped = "patience" if finished else "steps"
+        # a search stopped by its budget continues when given more steps; one stopped by patience is done
+        stopped = "patience" if state["stopped"] == "patience" else "steps"
     else:
         record(0, 0, {"train_loss": float("nan"), "val_loss": float("nan")})
         save(0, 0, None)
-        finished = False
     bar = None
-    if progress and not finished:
+    if progress and stopped != "patience":
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, initial=min(done, steps), desc=f"search ({method})", unit="step")
     try:
-        while done < steps and not finished:
+        while done < steps and stopped != "patience":
             count = min(steps_per_epoch, steps - done)
             losses = searcher.epoch(train_batches, val_batches, count,
                                     on_step=None if bar is None else lambda _: bar.update(1))
@@ -341,8 +340,6 @@ def search(
             if patience is not None and unchanged >= patience:
                 stopped = "patience"
             save(done, unchanged, "patience" if stopped == "patience" else None)
-            if stopped == "patience":
-                break
     finally:
         if bar is not None:
             bar.close()
