@@ -8,7 +8,9 @@
 - :func:`plain`: a JSON-ready copy of a config value;
 - :func:`atomic_write`: the one way a file is written in place of another (a temporary file
   beside it, then a rename; stale temporary files of killed writers are removed);
-- :func:`default_permissions`: the permissions a plain ``open`` would give a ``tempfile`` file.
+- :func:`default_permissions`: the permissions a plain ``open`` would give a ``tempfile`` file;
+- :func:`write_text`, :func:`write_json`, :func:`write_npz`: text, indented JSON and ``.npz``
+  written through :func:`atomic_write`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["array_digest", "LRUCache", "center_crop", "split_named", "plain", "atomic_write", "default_permissions"]
+__all__ = [
+    "array_digest", "LRUCache", "center_crop", "split_named", "plain", "atomic_write", "default_permissions",
+    "write_text", "write_json", "write_npz",
+]
 
 
 def array_digest(*arrays) -> str:
@@ -197,3 +202,24 @@ def atomic_write(path) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.remove(temporary)
         raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> str:
+    """Write ``text`` to ``path`` atomically; returns the path."""
+    with atomic_write(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(text)
+    return os.fspath(path)
+
+
+def write_npz(path: str | os.PathLike, **arrays) -> str:
+    """Write ``arrays`` as an uncompressed ``.npz`` (``numpy.savez``), atomically; returns the path."""
+    with atomic_write(path) as temporary:
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)
+    return os.fspath(path)
+
+
+def write_json(path: str | os.PathLike, value) -> str:
+    """Write ``value`` as indented JSON, atomically; returns the path."""
+    return write_text(path, json.dumps(value, indent=1) + "\n")

@@ -12,7 +12,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from ..search.outputs import write_text
+from ..utils import write_text
 from ..version import __version__
 from .recipe import FederationRecipe
 

@@ -44,7 +44,7 @@ import tensorflow as tf
 
 from ..data.synthesis import Synthesis
 from ..training.fit import _model_inputs
-from ..search.outputs import write_npz
+from ..utils import write_npz
 from . import require_flower
 from .outputs import CHECKPOINT_DIR, FederationLog, read_checkpoint
 from .recipe import FederationRecipe, federation_recipe_from_dict

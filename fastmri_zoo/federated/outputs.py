@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ..presets import save_to_preset
-from ..search.outputs import save_cell_png, write_genotype, write_json, write_npz, write_text
+from ..search.outputs import save_cell_png, write_genotype
+from ..utils import write_json, write_npz, write_text
 from ..version import __version__
 from ..viz import _figure, _save_figure
 from .recipe import FederationRecipe

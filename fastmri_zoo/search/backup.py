@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils import write_json, write_npz
+
 __all__ = ["BACKUP_STATE", "backup_step", "read_backup", "write_backup"]
 
 BACKUP_STATE = "state.json"
@@ -65,8 +67,6 @@ def write_backup(folder, fingerprint, *, weights, optimizer, history: list[dict]
     folder.mkdir(parents=True, exist_ok=True)
     epoch = len(history) - 1
     name = f"arrays-epoch{epoch:04d}.npz"
-    from .outputs import write_json, write_npz  # atomic writers (imported here: outputs imports darts, which imports this)
-
     arrays = {f"weight_{i}": np.asarray(w) for i, w in enumerate(weights)}
     arrays |= {f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer)}
     write_npz(folder / name, **arrays)

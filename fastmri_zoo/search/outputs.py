@@ -11,7 +11,8 @@
   :func:`read_alpha_history` reads it back.
 - ``cell.png``: :func:`save_cell_png`, the cell as a graph (:func:`draw_cell`), drawn with matplotlib.
 
-Every file is written to a temporary name beside it and renamed (``utils.atomic_write``).
+Every file is written to a temporary name beside it and renamed (``utils.atomic_write``; the
+writers ``write_text``, ``write_json`` and ``write_npz`` live in ``utils`` and are re-exported here).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..layers import Genotype, edge_count
 from ..layers.nas import search_space_operations
-from ..utils import atomic_write
+from ..utils import atomic_write, write_json, write_npz, write_text
 from ..viz import _figure, _save_figure
 from .darts import EpochRecord
 
@@ -50,27 +51,6 @@ def alpha_columns(search_space: str | Sequence[str], n_nodes: int) -> list[str]:
     """The CSV column of each logit, row by row of alpha (node 0's edges first), operation by operation."""
     operations = search_space_operations(search_space)
     return [f"node{i}_from{j}_{op}" for i in range(n_nodes) for j in range(i + 2) for op in operations]
-
-
-def write_text(path: str | os.PathLike, text: str) -> str:
-    """Write ``text`` to ``path`` atomically; returns the path."""
-    with atomic_write(path) as temporary:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-    return os.fspath(path)
-
-
-def write_npz(path: str | os.PathLike, **arrays) -> str:
-    """Write ``arrays`` as an uncompressed ``.npz`` (``numpy.savez``), atomically; returns the path."""
-    with atomic_write(path) as temporary:
-        with open(temporary, "wb") as file:
-            np.savez(file, **arrays)
-    return os.fspath(path)
-
-
-def write_json(path: str | os.PathLike, value) -> str:
-    """Write ``value`` as indented JSON, atomically; returns the path."""
-    return write_text(path, json.dumps(value, indent=1) + "\n")
 
 
 def write_genotype(path: str | os.PathLike, genotype: Genotype) -> str:
