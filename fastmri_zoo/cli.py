@@ -497,7 +497,7 @@ def _describe_federation(facts: dict, output) -> list[str]:
         lines.append(f"  searched genotype: {facts['genotype']}")
     lines += [f"wrote {output / name}" for name in ("metrics.csv", "curves.png", "federation.json")]
     if facts.get("preset"):
-        lines.append(f"wrote {facts['preset']}")
+        lines.append(f"wrote {output / facts['preset']}")
     return lines
 
 

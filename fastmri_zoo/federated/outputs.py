@@ -10,7 +10,8 @@
   (dashed: the EMA), redrawn after every evaluation;
 - ``federation.json``: the facts of the run: recipe, strategy, sites (SuperNode id, sample count, rounds
   answered), ``dropped`` (every site that stopped answering: its name, the phase, round and stage, and
-  Flower's reason), events, the genotype, parameter count, last metrics per site, wall time, versions;
+  Flower's reason), events, the genotype, parameter count, last metrics per site, ``preset`` (the folder's name in OUT_DIR, null
+  without one), wall time, versions;
 - ``genotype.json`` and ``cell.png`` (FedAutoMRI): the cell derived from the averaged alpha;
 - ``preset/``: the final global network as a zoo checkpoint (not for ``local``: there is none);
 - ``updates/PHASE-roundNNN.npz`` (``save_updates``): what each site sent and the aggregate, an audit of
@@ -248,7 +249,7 @@ class FederationLog:
             "genotype": self.genotype,
             "parameters": self.parameters,
             "last_metrics": last,
-            "preset": None if preset is None else str(preset),
+            "preset": None if preset is None else "preset",  # relative to OUT_DIR: the folder may move
             "wall_time_seconds": time.time() - self._start,
             "versions": {"fastmri_zoo": __version__, "flwr": flower_version},
         }
