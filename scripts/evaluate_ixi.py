@@ -3,7 +3,7 @@
     fastmri-zoo train weights/NAME/recipe.json --data DATA_DIR --run-dir RUN_DIR      (training)
     python scripts/evaluate_ixi.py evaluate NAME DATA_DIR RUN_DIR [--max-volumes 15]
     python scripts/evaluate_ixi.py outside NAME DATA_DIR RUN_DIR [--seeds 0 1 2]
-    python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR
+    python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR [--comparison TABLE.md]
 
 Training is the packaged trainer's (``fastmri_zoo.training``); this script only reads
 ``weights/NAME/recipe.json`` (model, data folder, acquisition). DATA_DIR is the data root written
@@ -16,7 +16,9 @@ adjoint + density compensation), and writes ``RUN_DIR/metrics.json``; ``--mask-t
 held-out volume. ``outside`` scores it on data outside its training domain (``OUTSIDE_SETS``: another
 resolution, real scanner k-space, another anatomy) with three mask seeds and writes
 ``RUN_DIR/metrics_outside.json``. ``export`` writes ``WEIGHTS_DIR/NAME`` with the model card: the recipe's card,
-the run's command and the held-out tables and metrics.
+the run's command and the held-out tables and metrics (and ``--comparison``'s markdown after them, a
+family's comparison table). WEIGHTS_DIR/NAME must not exist yet or be a preset folder: export to a new
+folder and move it over ``weights/NAME`` (which holds only the recipe while the run trains).
 """
 
 from __future__ import annotations
@@ -534,6 +536,9 @@ def export(args):
         "dashed: zero-filled on the same examples")
     card["intended_use"] = (card.get("intended_use", "") + "\n\n" + _card_tables(recipe, args.run_dir, scores)
                             + _outside_table(args.run_dir))
+    if args.comparison:
+        with open(args.comparison, encoding="utf-8") as handle:
+            card["intended_use"] += "\n\n" + handle.read().strip()
     metrics = {"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)}
     target = write_checkpoint(recipe, args.run_dir, args.weights_dir, run, card, metrics)
     baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
@@ -572,6 +577,8 @@ def main():
     p.add_argument("data_dir")
     p.add_argument("run_dir")
     p.add_argument("weights_dir")
+    p.add_argument("--comparison", metavar="MARKDOWN_FILE",
+                   help="markdown appended to the card after the held-out tables (e.g. a family's comparison table)")
     args = parser.parse_args()
     {"evaluate": evaluate, "outside": outside, "export": export}[args.command](args)
 

@@ -38,7 +38,10 @@ def test_loads_offline_and_beats_zero_filled(entry, monkeypatch):
     model = fastmri_zoo.load(entry.name)
     sample = bundled_sample(f"ixi_heldout_{entry.coils}")
     result = reconstruct_file(model, sample, seed=0, progress=False)
-    assert result.acceleration == pytest.approx(entry.acceleration, rel=0.1)
+    # the acquisition the preset records (a federated checkpoint's name gives none: its sites differ)
+    recorded = model.preset_metadata["acquisition"]["acceleration"]
+    assert entry.acceleration in (None, recorded)
+    assert result.acceleration == pytest.approx(recorded, rel=0.1)
     # scores computed here from the returned images, independently of reconstruct_file's own
     network = metrics.psnr(result.reference, result.reconstruction)
     zero_filled = metrics.psnr(result.reference, result.zero_filled)

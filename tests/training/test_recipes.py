@@ -12,8 +12,11 @@ from fastmri_zoo.training import acquisition_from_metadata, check_acquisition, l
 from tests.training.conftest import SIZE, VOLUME_SLICES
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = sorted(REPO.glob("weights/*/recipe.json"))
+ALL_RECIPES = sorted(REPO.glob("weights/*/recipe.json"))
+#: the one trainer's recipes (``fastmri-zoo train``) and the federation recipes (``fastmri-zoo federate``)
+RECIPES = [path for path in ALL_RECIPES if "sites" not in json.loads(path.read_text())]
 NAMES = [path.parent.name for path in RECIPES]
+FEDERATED = [path.parent.name for path in ALL_RECIPES if path.parent.name not in NAMES]
 #: the reconstruction networks among them (denoisers and priors have no acquisition)
 RECONSTRUCTION = [name for name in NAMES if json.loads((REPO / "weights" / name / "metadata.json").read_text()).get(
     "task", "reconstruction") == "reconstruction"]
@@ -26,7 +29,7 @@ TRAINING = {"reconstruction": {("l1", "adam", 1.0), ("nmse", "adam", 1.0), ("l1_
 
 def test_every_shipped_checkpoint_has_a_recipe():
     shipped = sorted(path.parent.name for path in REPO.glob("weights/*/model.weights.h5"))
-    assert NAMES == shipped and len(NAMES) == 18
+    assert sorted(NAMES + FEDERATED) == shipped and len(NAMES) == 20 and len(FEDERATED) == 0
 
 
 def _recorded_run(name: str) -> dict:
@@ -188,3 +191,45 @@ def test_every_recipe_trains_through_the_cli(name, recipe_data_root, tmp_path):
         assert metadata["acquisition"] == check_acquisition(recipe["acquisition"])
     else:
         assert metadata["task"] == recipe["card"]["task"]
+
+
+@pytest.mark.parametrize("name", FEDERATED)
+def test_federation_recipe_made_its_checkpoint(name):
+    """A federated checkpoint's recipe validates, names it, and holds the shipped network's settings."""
+    from fastmri_zoo.federated.recipe import load_federation_recipe
+
+    folder = REPO / "weights" / name
+    recipe = load_federation_recipe(folder / "recipe.json")
+    assert recipe.raw["name"] == name
+    config = json.loads((folder / "config.json").read_text())["config"]
+    assert config["multicoil"] == all(site.coils > 1 for site in recipe.sites)
+    for key, value in recipe.raw["model"]["kwargs"].items():
+        assert config[key] == value, key
+    if recipe.search is not None:  # the cell the federated search found
+        assert config["genotype"] == json.loads((folder / "genotype.json").read_text())
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["acquisition"] == recipe.raw["card"]["acquisition"]
+    card = (folder / "README.md").read_text()
+    assert "fastmri-zoo federate recipe.json" in card and "![federation curves](curves.png)" in card
+    assert (folder / "curves.png").is_file() and (folder / "metrics.csv").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FEDERATED)
+def test_every_federation_recipe_federates_through_the_cli(name, tmp_path):
+    """The recipe, shrunk to one round of one step on a tiny data root, runs in Flower's simulation engine."""
+    from tests.federated.conftest import write_data_root
+
+    raw = json.loads((REPO / "weights" / name / "recipe.json").read_text())
+    raw["federation"].update(rounds=1, local_steps=1, batch_size=1, eval_examples=2)
+    raw["data"]["synthesis"].update(size=[32, 32], val_examples=2, min_signal=0.0)
+    if "search" in raw:
+        raw["search"].update(rounds=1, local_steps=1)
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(raw))
+    data = write_data_root(tmp_path / "data")
+    assert cli.main(["federate", str(path), "--data", str(data), "-o", str(tmp_path / "out")]) == 0
+    facts = json.loads((tmp_path / "out" / "federation.json").read_text())
+    assert facts["strategy"] == raw["federation"]["strategy"]
+    assert sorted(facts["sites"]) == sorted(site["name"] for site in raw["sites"])
+    assert (tmp_path / "out" / "preset" / "model.weights.h5").is_file()
