@@ -1,15 +1,15 @@
 """Score and export federation runs (``fastmri-zoo federate``): the comparison table of issue #19 and a
 zoo checkpoint with its model card.
 
-    python scripts/export_federated.py table DATA_DIR LABEL=OUT_DIR [LABEL=OUT_DIR ...]
+    python scripts/export_federated.py table DATA_DIR LABEL=OUT_DIR [LABEL=OUT_DIR ...] [--png FIGURE.png]
     python scripts/export_federated.py export RECIPE OUT_DIR WEIGHTS_DIR DATA_DIR [--compare LABEL=OUT_DIR ...]
 
 ``table`` prints, for every site, the held-out PSNR / SSIM after the last round of each run (the global
 network; a ``local`` run: the site's own), the EMA's when the run kept one, and zero-filled (root-sum-of-squares
-of the inverse FFT) on the same examples, as markdown. ``export`` writes WEIGHTS_DIR/NAME (NAME from the recipe's
-``card``): the run's final preset with the card (sites, rounds, wall time, genotype, the table, the curves), the
-recipe, ``curves.png``, ``metrics.csv`` and, after a FedAutoMRI search, ``genotype.json`` and ``cell.png``.
-Nothing here is imported by the package.
+of the inverse FFT) on the same examples, as markdown (``--png``: a panel per site, every run's held-out PSNR
+against the rounds). ``export`` writes WEIGHTS_DIR/NAME (NAME from the recipe's ``card``): the run's final
+preset with the card (sites, rounds, wall time, genotype, the table, the curves), the recipe, ``curves.png``,
+``metrics.csv`` and, after a FedAutoMRI search, ``genotype.json`` and ``cell.png``. Nothing here is imported by the package.
 """
 
 from __future__ import annotations
@@ -96,6 +96,30 @@ def table(runs: list[tuple[str, dict]], baseline: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def comparison_png(path: str, runs: list[tuple[str, dict]], baseline: dict[str, dict]) -> str:
+    """One panel per site: the held-out PSNR of every run's global network (a ``local`` run: the site's own)
+    against the rounds of its last phase (FedAutoMRI: the training phase after the search), zero-filled dashed."""
+    from fastmri_zoo.viz import _figure, _save_figure
+
+    sites = list(baseline)
+    fig = _figure((3.4 * len(sites), 3.4))
+    axes = fig.subplots(1, len(sites), squeeze=False)[0]
+    for ax, site in zip(axes, sites):
+        for label, run in runs:
+            scored = [row for row in run["rows"] if row["stage"] == "evaluate" and row["status"] == "ok"]
+            phase = scored[-1]["phase"]
+            points = sorted((row["round"], row["psnr"]) for row in scored if row["phase"] == phase and row["site"] == site)
+            if points:
+                ax.plot(*zip(*points), marker=".", label=label)
+        ax.axhline(baseline[site]["psnr"], color="grey", linestyle="--", label="zero-filled")
+        ax.set_title(site, fontsize=10)
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("held-out PSNR (dB)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    return _save_figure(fig, path)
+
+
 def _labelled(pairs: list[str]) -> list[tuple[str, dict]]:
     runs = []
     for pair in pairs:
@@ -114,7 +138,10 @@ def _recipe_of(run: dict):
 
 def _table_command(args) -> int:
     runs = _labelled(args.runs)
-    print(table(runs, zero_filled(_recipe_of(runs[0][1]), args.data_dir)))
+    baseline = zero_filled(_recipe_of(runs[0][1]), args.data_dir)
+    print(table(runs, baseline))
+    if args.png:
+        print(comparison_png(args.png, runs, baseline))
     return 0
 
 
@@ -221,6 +248,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("table", help="the per-site comparison table of finished runs")
     p.add_argument("data_dir")
     p.add_argument("runs", nargs="+", metavar="LABEL=OUT_DIR")
+    p.add_argument("--png", metavar="FILE", help="also draw every run's held-out PSNR per site against the rounds")
     p.set_defaults(func=_table_command)
     p = sub.add_parser("export", help="write a finished run as WEIGHTS_DIR/NAME")
     p.add_argument("recipe")

@@ -36,6 +36,8 @@ RUNS = {
     "irim-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af8": ["ixi_heldout_multicoil"],
+    "nasnet-fedautomri-cartesian-multicoil": ["ixi_heldout_multicoil"],
+    "dccnn-fedavg-cartesian-multicoil": ["ixi_heldout_multicoil"],
     "ncpdnet-radial-singlecoil": ["nc_radial_singlecoil"],
     "ncpdnet-spiral-singlecoil": ["nc_spiral_singlecoil"],
     "ncpdnet-radial-multicoil": ["radial_cardiac_12coil", "nc_radial_multicoil"],

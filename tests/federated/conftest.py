@@ -23,9 +23,10 @@ def tiny_recipe(**federation) -> dict:
     return raw
 
 
-def write_data_root(root: Path, seed: int = 3) -> Path:
+def write_data_root(root: Path, seed: int = 3, subjects: dict[str, int] | None = None) -> Path:
+    """Phantom volumes under ``root/magnitude/{train,val,test}`` (``subjects``: how many in each; default SUBJECTS)."""
     rng = np.random.default_rng(seed)
-    for part, count in SUBJECTS.items():
+    for part, count in (subjects or SUBJECTS).items():
         folder = root / "magnitude" / part
         folder.mkdir(parents=True)
         for index in range(count):

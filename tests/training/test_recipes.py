@@ -29,7 +29,7 @@ TRAINING = {"reconstruction": {("l1", "adam", 1.0), ("nmse", "adam", 1.0), ("l1_
 
 def test_every_shipped_checkpoint_has_a_recipe():
     shipped = sorted(path.parent.name for path in REPO.glob("weights/*/model.weights.h5"))
-    assert sorted(NAMES + FEDERATED) == shipped and len(NAMES) == 20 and len(FEDERATED) == 0
+    assert sorted(NAMES + FEDERATED) == shipped and len(NAMES) == 20 and len(FEDERATED) == 2
 
 
 def _recorded_run(name: str) -> dict:
@@ -227,7 +227,8 @@ def test_every_federation_recipe_federates_through_the_cli(name, tmp_path):
         raw["search"].update(rounds=1, local_steps=1)
     path = tmp_path / "recipe.json"
     path.write_text(json.dumps(raw))
-    data = write_data_root(tmp_path / "data")
+    volume_sites = sum(site.get("source", "volumes") == "volumes" for site in raw["sites"])
+    data = write_data_root(tmp_path / "data", subjects={part: volume_sites for part in ("train", "val", "test")})
     assert cli.main(["federate", str(path), "--data", str(data), "-o", str(tmp_path / "out")]) == 0
     facts = json.loads((tmp_path / "out" / "federation.json").read_text())
     assert facts["strategy"] == raw["federation"]["strategy"]
