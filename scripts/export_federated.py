@@ -9,7 +9,8 @@ network; a ``local`` run: the site's own), the EMA's when the run kept one, and 
 of the inverse FFT) on the same examples, as markdown (``--png``: a panel per site, every run's held-out PSNR
 against the rounds). ``export`` writes WEIGHTS_DIR/NAME (NAME from the recipe's ``card``): the run's final
 preset with the card (sites, rounds, wall time, genotype, the table, the curves), the recipe, ``curves.png``,
-``metrics.csv`` and, after a FedAutoMRI search, ``genotype.json`` and ``cell.png``. Nothing here is imported by the package.
+``metrics.csv``, ``federation.json`` and, after a FedAutoMRI search, ``genotype.json`` and ``cell.png`` (so
+``table`` reads a shipped checkpoint's folder as a run's). Nothing here is imported by the package.
 """
 
 from __future__ import annotations
@@ -35,14 +36,19 @@ def _run(out_dir: str) -> dict:
     return {"facts": facts, "rows": read_metrics(os.path.join(out_dir, "metrics.csv")), "out_dir": out_dir}
 
 
-def last_evaluation(rows: list[dict]) -> dict[str, dict]:
-    """``{site: row}``: each site's held-out metrics at the last round of the last phase it was scored in."""
+def last_phase_evaluations(rows: list[dict]) -> list[dict]:
+    """The held-out evaluation rows of the last phase scored (FedAutoMRI: the training phase after the search)."""
     scored = [row for row in rows if row["stage"] == "evaluate" and row["status"] == "ok"]
     if not scored:
         raise ValueError("metrics.csv: no held-out evaluation.")
-    phase = scored[-1]["phase"]
-    last_round = max(row["round"] for row in scored if row["phase"] == phase)
-    return {row["site"]: row for row in scored if row["phase"] == phase and row["round"] == last_round}
+    return [row for row in scored if row["phase"] == scored[-1]["phase"]]
+
+
+def last_evaluation(rows: list[dict]) -> dict[str, dict]:
+    """``{site: row}``: each site's held-out metrics at the last round of the last phase it was scored in."""
+    scored = last_phase_evaluations(rows)
+    last_round = max(row["round"] for row in scored)
+    return {row["site"]: row for row in scored if row["round"] == last_round}
 
 
 def zero_filled(recipe, data_dir: str) -> dict[str, dict]:
@@ -106,9 +112,7 @@ def comparison_png(path: str, runs: list[tuple[str, dict]], baseline: dict[str, 
     axes = fig.subplots(1, len(sites), squeeze=False)[0]
     for ax, site in zip(axes, sites):
         for label, run in runs:
-            scored = [row for row in run["rows"] if row["stage"] == "evaluate" and row["status"] == "ok"]
-            phase = scored[-1]["phase"]
-            points = sorted((row["round"], row["psnr"]) for row in scored if row["phase"] == phase and row["site"] == site)
+            points = sorted((row["round"], row["psnr"]) for row in last_phase_evaluations(run["rows"]) if row["site"] == site)
             if points:
                 ax.plot(*zip(*points), marker=".", label=label)
         ax.axhline(baseline[site]["psnr"], color="grey", linestyle="--", label="zero-filled")
@@ -221,7 +225,7 @@ def _export_command(args) -> int:
                    training_command="fastmri-zoo federate recipe.json --data DATA_DIR -o OUT_DIR",
                    metrics=metrics, **card_fields)
     shutil.copyfile(args.recipe, os.path.join(target, "recipe.json"))
-    for file_name in ("curves.png", "metrics.csv", "genotype.json", "cell.png"):
+    for file_name in ("curves.png", "metrics.csv", "federation.json", "genotype.json", "cell.png"):
         source = os.path.join(args.out_dir, file_name)
         if os.path.isfile(source):
             shutil.copyfile(source, os.path.join(target, file_name))
