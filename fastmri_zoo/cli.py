@@ -235,8 +235,8 @@ def _configure_sample(parser: argparse.ArgumentParser) -> None:
                         "(default: its last state only, one sample per chain)")
     parser.add_argument("--thin", type=int, default=1, help="record every THIN-th state from --burn-in on")
     parser.add_argument("--noise-std", type=float, default=None, help="std of the measurement noise per real part, "
-                        "in the units of k-space divided by the zero-filled maximum (default: estimated from the "
-                        "outermost k-space rows)")
+                        "in the file's k-space units, e.g. from a noise scan (one level for every slice; default: "
+                        "estimated from each slice's outermost k-space rows)")
     parser.add_argument("--keep-samples", action="store_true",
                         help="also write the samples and report the coverage of their 90%% intervals")
     parser.add_argument("--slices", default=None, metavar="START:STOP",
@@ -268,7 +268,8 @@ def _run_sample(args: argparse.Namespace) -> int:
         origin = "estimated" if result.noise_estimated else "given"
         print(f"  slice {slice_index}: acceptance rate {acceptance.mean():.3f} (chains {acceptance.min():.3f}-"
               f"{acceptance.max():.3f}), final temperature {sigma.mean():.3g} (chains {sigma.min():.3g}-"
-              f"{sigma.max():.3g}), noise std {result.noise_std[index]:.3g} ({origin})")
+              f"{sigma.max():.3g}), noise std {result.noise_std[index] * result.scale[index]:.3g} in the file's units "
+              f"({origin})")
     for method, values in result.metrics.items():
         print(f"  {method:<15} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
     if result.uncertainty:

@@ -15,7 +15,7 @@ equispaced-fraction AF 4 multicoil; centre 8%; seed 0), samples its posterior wi
 mean (fastMRI PSNR / SSIM on the slice, against the noiseless reference); the pixel-wise Spearman
 correlation of the posterior standard deviation with |posterior mean - truth|; the empirical coverage of the 90% intervals; the data residual
 of one sample, RMS of M (F x - y) over the sampled entries against the noise std added (given to the
-sampler; ``--estimate-noise``: the sampler's own estimate from the outer k-space rows,
+sampler in the file's k-space units; ``--estimate-noise``: the sampler's own estimate from the outer k-space rows,
 ``posterior.files.estimate_noise_std``, which on these images reads about 10x the noise: signal remains
 there); the
 acceptance rate and final temperature; and the zoo's network of the setting on the same slice and
@@ -26,7 +26,6 @@ mask. Results go to ``RUN_DIR/posterior[_multicoil].json`` and the first slice's
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -109,19 +108,6 @@ def evaluate(args):
     _report(args, recipe, network_name, undersampling, rows, first)
 
 
-def _scale(plan) -> float:
-    """The normalisation ``posterior.files.run_sampling`` applies to the planned slice (its zero-filled maximum)."""
-    from fastmri_zoo.data.preprocessing import CartesianPreprocessor
-    from fastmri_zoo.inference import cartesian_batch
-
-    if len(plan.slices) != 1:
-        raise ValueError(f"expected one planned slice, got {plan.slices}.")
-    index = plan.slices[0]
-    _, scale, _ = cartesian_batch(CartesianPreprocessor(multicoil=plan.file.volume.multicoil), plan.file.kspace,
-                                  plan.file.mask, plan.file.num_low_frequencies, index, index + 1)
-    return float(scale.numpy()[0])
-
-
 def _score_files(args, recipe, prior, network, network_name, undersampling, files, folder):
     from fastmri_zoo import metrics
     from fastmri_zoo.inference import reconstruct_file
@@ -131,9 +117,8 @@ def _score_files(args, recipe, prior, network, network_name, undersampling, file
     for number, original in enumerate(files):
         path, noise = noisy_copy(original, folder, args.snr_db, seed=number)
         plan = plan_sampling(prior_spec(prior, recipe.name), path, slices=None, n_chains=args.chains,
-                             n_steps=args.steps, keep_samples=True, seed=0, **undersampling)
-        if not args.estimate_noise:  # the noise added, in the sampler's units (k-space / the zero-filled maximum)
-            plan = dataclasses.replace(plan, noise_std=noise / _scale(plan))
+                             n_steps=args.steps, keep_samples=True, seed=0,
+                             noise_std=None if args.estimate_noise else noise, **undersampling)  # file units
         result = run_sampling(prior, plan, progress=args.progress, model_name=recipe.name)
         index = result.slices[0]
         reconstruction = reconstruct_file(network, path, seed=0, progress=False, **undersampling)

@@ -18,8 +18,9 @@ the kept samples need. :func:`run_sampling` samples and writes the outputs atomi
 (``data.h5.write_posterior_h5``, ``viz.save_uncertainty_png``); :func:`sample_file` is the two in
 one for a prior in hand.
 
-The measurement noise: ``noise_std`` in the units of the normalised k-space, or estimated from the
-file (:func:`estimate_noise_std`).
+The measurement noise: ``noise_std`` in the file's k-space units (the std per real part of the noise of
+the acquired samples, one level for every slice; each slice's sampler gets it divided by that slice's
+normalisation, its zero-filled maximum), or estimated from each slice (:func:`estimate_noise_std`).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class SamplingPlan:
     """A file read and checked against a prior, before the prior is loaded: what :func:`run_sampling` samples.
 
     file: the file's ``inference.ReconstructionPlan`` (masked k-space, mask, sampling, paths, reference);
-    slices: the slice indices sampled; options: the chains' settings; noise_std: in the units of the
-    normalised k-space, None: estimated per slice; keep_samples: return and write the samples; seed: of
+    slices: the slice indices sampled; options: the chains' settings; noise_std: in the file's k-space
+    units, None: estimated per slice; keep_samples: return and write the samples; seed: of
     slice i's chains, seed + i.
     """
 
@@ -177,7 +178,8 @@ def plan_sampling(
     The chains' settings are :func:`~fastmri_zoo.posterior.sampler.sample_posterior`'s; sigma_init
     default: the prior's ``sigma_scale`` (the std of the noise levels it was trained on); step_size
     default: ``STEP_FRACTION`` x sigma_init. slices: None (the middle slice), an index or a ``slice``.
-    noise_std: None estimates it (:func:`estimate_noise_std`). acceleration, mask_type,
+    noise_std: the std per real part of the measurement noise in the file's k-space units (a noise scan's;
+    the same for every slice); None estimates it per slice (:func:`estimate_noise_std`). acceleration, mask_type,
     center_fraction, seed: the retrospective undersampling of a fully sampled file
     (``inference.plan_reconstruction``; a prior records no acquisition, so a fully sampled file needs
     ``acceleration``); seed is also the chains'. ``cli``: name the settings as the command's options.
@@ -238,7 +240,7 @@ class PosteriorFile:
     (slices, n, h, w) when kept; samples_per_pixel: the number of samples the mean and std are over
     (chains x states recorded per chain); slices: the file's slice indices; acceptance_rate, sigma: float32
     (slices, chains), each chain's fraction of accepted moves and final temperature (normalised units);
-    noise_std: float32 (slices,), the noise level used (normalised units); scale: float32 (slices,), the
+    noise_std: float32 (slices,), the noise level used (normalised units; x scale: the file's); scale: float32 (slices,), the
     normalisation; metrics: {"zero-filled" | "one sample" | "posterior mean": {"psnr", "ssim", "nmse"}}
     and uncertainty: {"spearman": rank correlation of std and | |mean| - reference | over all pixels,
     "coverage_90": the 90% intervals' coverage of the reference (kept samples only)} with a reference.
@@ -297,14 +299,15 @@ def run_sampling(prior, plan: SamplingPlan, *, progress: bool = True, model_name
             inputs, scale, zero_filled = cartesian_batch(preprocessor, file.kspace, file.mask,
                                                          file.num_low_frequencies, index, index + 1)
             measurements, operator = cartesian_operator(inputs, volume.multicoil)
-            noise_std = plan.noise_std
-            if noise_std is None:
+            factor = float(scale.numpy()[0])
+            if plan.noise_std is None:  # normalised units, as the measurements
                 noise_std = estimate_noise_std(measurements.numpy()[0], inputs["mask"].numpy()[0])
+            else:
+                noise_std = plan.noise_std / factor
             result = sample_posterior(
                 prior.score, operator, measurements, noise_std, **asdict(options), keep_samples=plan.keep_samples,
                 seed=plan.seed + index, progress=lambda step, total: bar.update(options.n_chains),
             )
-            factor = float(scale.numpy()[0])
             outputs["mean"].append(result.mean * factor)
             outputs["std"].append(result.std * factor)
             outputs["one"].append(result.final[0] * factor)

@@ -128,11 +128,9 @@ def test_sample_matches_the_sampler_on_the_files_measurements(prior_folder, prio
     path, kspace = singlecoil_file if coils == "single" else multicoil_file
     before = sha256(path)
     out, png = tmp_path / "posterior.h5", tmp_path / "posterior.png"
-    noise = NOISE  # given in the units of the normalised k-space: per slice, NOISE / scale
-    scales = [numpy_measurements(kspace[i])[0] for i in range(len(kspace))]
-    # one scale per file is what --noise-std takes: use the slice's own in the comparison below
+    noise = NOISE  # in the file's k-space units: the sampler of each slice gets NOISE / that slice's scale
     index = len(kspace) // 2
-    code = cli.main(["sample", str(prior_folder), str(path), *OPTIONS, "--noise-std", str(noise / scales[index]),
+    code = cli.main(["sample", str(prior_folder), str(path), *OPTIONS, "--noise-std", str(noise),
                      "-o", str(out), "--png", str(png)])
     assert code == 0
     stdout = capsys.readouterr().out
@@ -169,7 +167,7 @@ def test_posterior_mean_is_consistent_with_the_data(prior_folder, singlecoil_fil
     scale = numpy_measurements(kspace[1])[0]
     assert cli.main(["sample", str(prior_folder), str(path), "--chains", "3", "--steps", "40", "--gamma", "0.9",
                      "--sigma-init", "0.1", "--step-size", "0.03", "--step-power", "1", "--noise-std",
-                     str(NOISE / scale), "-o", str(out)]) == 0
+                     str(NOISE), "-o", str(out)]) == 0
     capsys.readouterr()
     with h5py.File(out) as handle:
         mean, final_sigma = handle["posterior_mean"][0], float(handle.attrs["final_sigma"][0])
@@ -204,6 +202,22 @@ def test_keep_samples_writes_them_and_reports_their_coverage(prior_folder, singl
     assert "slice 0:" in stdout and "slice 1:" in stdout
 
 
+def test_a_given_noise_level_is_in_file_units_for_every_slice(prior_folder, multicoil_file, tmp_path, capsys):
+    """--noise-std is the file's noise: each slice's sampler gets it over that slice's own normalisation."""
+    path, kspace = multicoil_file
+    scales = [numpy_measurements(kspace[i])[0] for i in range(2)]
+    assert abs(scales[0] - scales[1]) > 0.05 * max(scales)  # slices normalised differently
+    out = tmp_path / "posterior.h5"
+    assert cli.main(["sample", str(prior_folder), str(path), *OPTIONS, "--slices", "0:2", "--noise-std", str(NOISE),
+                     "-o", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    with h5py.File(out) as handle:
+        np.testing.assert_allclose(handle.attrs["scale"], scales, rtol=1e-5)
+        np.testing.assert_allclose(handle.attrs["noise_std"], [NOISE / scale for scale in scales], rtol=1e-5)
+        assert not bool(handle.attrs["noise_std_estimated"])
+    assert stdout.count(f"noise std {NOISE:.3g} in the file's units (given)") == 2
+
+
 def test_fully_sampled_file_is_undersampled_as_asked(prior_folder, tmp_path, capsys):
     image = phantom(slices=1)
     path = tmp_path / "full.h5"
@@ -223,7 +237,7 @@ def test_estimated_noise_level_is_printed_and_recorded(prior_folder, singlecoil_
     assert cli.main(["sample", str(prior_folder), str(path), *OPTIONS, "-o", str(out)]) == 0
     scale, normalised, _ = numpy_measurements(kspace[1])
     expected = estimate_noise_std(normalised, column_mask())
-    assert f"noise std {expected:.3g} (estimated)" in capsys.readouterr().out
+    assert f"noise std {expected * scale:.3g} in the file's units (estimated)" in capsys.readouterr().out
     with h5py.File(out) as handle:
         np.testing.assert_allclose(handle.attrs["noise_std"], [expected], rtol=1e-4)
         assert bool(handle.attrs["noise_std_estimated"])
