@@ -34,7 +34,8 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
 - ``training``: ``steps`` (required), ``loss``, ``optimizer``, ``learning_rate``, ``clipnorm``,
   ``steps_per_epoch``, ``batch_size``, ``seed``, ``val_steps`` (validation batches per epoch),
   ``run_eagerly``, ``freeze``, ``fixed_train_masks``, ``learning_rate_drops`` (``[[step, factor],
-  ...]``: the rate is multiplied by ``factor`` from ``step`` on) (see ``fit`` and ``training_data``).
+  ...]``: the rate is multiplied by ``factor`` from ``step`` on), ``keep`` (``"last"``, default, or
+  ``"best"``: the checkpoint is the best validation epoch's weights) (see ``fit`` and ``training_data``).
 - ``card``: the registry row (``registry.ENTRY_FIELDS``: ``task``, ``architecture``, ``variant``,
   ``trajectory``, ``coils``, ``acceleration``, ``dataset``, ``description``, ``hub_*``) and
   model-card text (``paper``, ``notes``, and any field of ``presets.CARD_FIELDS`` given as is).
@@ -85,7 +86,7 @@ from ..data.pipelines import DENOISING_SIGMA, check_noise_range
 from ..models.base import ReconstructionModel, ZooModel
 from ..presets import CARD_FIELDS
 from ..registry import ENTRY_FIELDS, RECIPE_FILE
-from .fit import (DSM_LOSS, FitResult, check_acquisition, check_learning_rate_drops, check_synthesis, fit,
+from .fit import (DSM_LOSS, KEEP, FitResult, check_acquisition, check_learning_rate_drops, check_synthesis, fit,
                   image_training_data, strategy_from_environment, training_data)
 
 __all__ = ["Recipe", "load_recipe", "run_recipe", "model_card", "model_classes", "RECIPE_FILE"]
@@ -98,7 +99,7 @@ _MODEL_KEYS = {"class", "kwargs"}
 _DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description", "synthesis", "sigma"}
 _TRAINING_KEYS = {
     "loss", "optimizer", "learning_rate", "clipnorm", "steps", "steps_per_epoch", "batch_size", "seed", "val_steps",
-    "run_eagerly", "freeze", "fixed_train_masks", "learning_rate_drops", "spectral_norm",
+    "run_eagerly", "freeze", "fixed_train_masks", "learning_rate_drops", "spectral_norm", "keep",
 }
 #: Card fields that ``fit`` fills from the run, not the recipe.
 _FROM_THE_RUN = {"name", "training_command", "metrics", "acquisition"}
@@ -128,6 +129,7 @@ class Recipe:
     fixed_train_masks: bool = False
     learning_rate_drops: list = field(default_factory=list)
     spectral_norm: float | None = None
+    keep: str = "last"
     card: dict = field(default_factory=dict)
     source: Path | None = None
     task: str = "reconstruction"
@@ -283,6 +285,9 @@ def recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> Recip
         raise ValueError(f"training.loss: {DSM_LOSS!r} is the loss of priors, and the only one; {model['class']} is a "
                          f"{task} model, got {loss!r}.")
     spectral_norm = number("spectral_norm", None, above=0, allow_none=True)
+    keep = training.get("keep", "last")
+    if keep not in KEEP:
+        raise ValueError(f"training.keep: expected one of {list(KEEP)}, got {keep!r}.")
 
     card = raw.get("card") or {}
     _check_keys("card", card, _CARD_KEYS)
@@ -312,6 +317,7 @@ def recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> Recip
         fixed_train_masks=flag("fixed_train_masks"),
         learning_rate_drops=[list(drop) for drop in learning_rate_drops],
         spectral_norm=spectral_norm,
+        keep=keep,
         card=dict(card),
         source=path.absolute(),
         task=task,
@@ -406,7 +412,8 @@ def run_recipe(
     )
     drops = "".join(f", x{factor:g} from step {step}" for step, factor in learning_rate_drops)
     summary = (f"  (loss {recipe.loss}, optimizer {recipe.optimizer}, learning rate {recipe.learning_rate:g}{drops}, "
-               f"clipnorm {recipe.clipnorm}, {total} steps of batch {recipe.batch_size}, seed {recipe.seed})")
+               f"clipnorm {recipe.clipnorm}, {total} steps of batch {recipe.batch_size}, seed {recipe.seed})"
+               + (" keeping the best validation epoch's weights" if recipe.keep == "best" else ""))
     source = recipe.source.name if recipe.source else RECIPE_FILE
     command = (command or f"fastmri-zoo train {source} --data DATA_DIR") + summary
     return fit(
@@ -415,5 +422,5 @@ def run_recipe(
         seed=recipe.seed, freeze=recipe.freeze, strategy=strategy, preset_dir=output, val_steps=recipe.val_steps,
         verbose=verbose, card=model_card(recipe, data_description), command=command,
         data_description=data_description, run_eagerly=recipe.run_eagerly,
-        learning_rate_drops=learning_rate_drops, spectral_norm=recipe.spectral_norm,
+        learning_rate_drops=learning_rate_drops, spectral_norm=recipe.spectral_norm, keep=recipe.keep,
     )

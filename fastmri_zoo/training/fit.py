@@ -32,7 +32,8 @@ compiled loss would cast it to float32 and drop the imaginary part), then runs
   from the run.
 
 Run-directory layout: ``backup/``, ``logs/`` (TensorBoard), ``log.csv``, ``validation_curve.png``
-(redrawn after each epoch), ``sessions.json`` (one entry per call: starting epoch, wall time), ``run.json``. Under ``MultiWorkerMirroredStrategy``
+(redrawn after each epoch), ``sessions.json`` (one entry per call: starting epoch, wall time), ``run.json``
+(and, with ``keep="best"``, ``best.weights.h5`` and ``best.json``: the best validation epoch's weights). Under ``MultiWorkerMirroredStrategy``
 (``TF_CONFIG``; :func:`strategy_from_environment`) the chief writes these and the preset; the other
 workers keep their backups and logs in ``RUN_DIR/<task type>-<index>/``.
 """
@@ -70,7 +71,7 @@ from ..metrics import ReconstructionMetric
 from ..models.base import ReconstructionModel, ZooModel
 from ..models.score import SpectralNormProjection
 from ..presets import from_preset, save_to_preset
-from ..utils import center_crop
+from ..utils import center_crop, write_json
 from .losses import ReconstructionLoss, get_loss
 from .optimizers import get_optimizer
 
@@ -89,6 +90,8 @@ __all__ = [
     "strategy_from_environment",
     "DEFAULT_LEARNING_RATE",
     "FINETUNE_LR_FACTOR",
+    "KEEP",
+    "read_best_state",
 ]
 
 #: Learning rate of ``fit`` when none is given.
@@ -100,6 +103,10 @@ DSM_LOSS = "dsm"
 
 _SESSIONS_FILE = "sessions.json"
 _RUN_FILE = "run.json"
+#: ``fit(keep=...)``: the weights after the last step, or those of the best validation epoch.
+KEEP = ("last", "best")
+BEST_WEIGHTS_FILE = "best.weights.h5"
+BEST_STATE_FILE = "best.json"
 
 
 @dataclass
@@ -408,6 +415,48 @@ class _SessionLog(keras.callbacks.Callback):
         self._write()
 
 
+class _BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the best validation ``monitor`` in ``RUN_DIR/best.weights.h5`` and its
+    epoch, step and value in ``RUN_DIR/best.json`` (both replaced atomically, the weights first), so a resumed run
+    continues from the best so far."""
+
+    def __init__(self, network, run_dir: Path, monitor: str, mode: str, steps_per_epoch: int):
+        super().__init__()
+        self.network = network  # the zoo model, not the training wrapper keras fits
+        self.weights_path, self.state_path = run_dir / BEST_WEIGHTS_FILE, run_dir / BEST_STATE_FILE
+        self.monitor, self.mode, self.steps_per_epoch = monitor, mode, steps_per_epoch
+        self.state = read_best_state(run_dir)
+
+    def _better(self, value: float) -> bool:
+        if self.state is None:
+            return True
+        return value > self.state["value"] if self.mode == "max" else value < self.state["value"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)) or not self._better(float(value)):
+            return
+        # Keras names weights files *.weights.h5: a temporary of that form beside it, then a rename
+        temporary = self.weights_path.with_name(f".{os.getpid()}-{self.weights_path.name}")
+        try:
+            self.network.save_weights(str(temporary))
+            os.replace(temporary, self.weights_path)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
+        self.state = {"epoch": int(epoch), "step": (int(epoch) + 1) * self.steps_per_epoch, "monitor": self.monitor,
+                      "value": float(value)}
+        write_json(self.state_path, self.state)
+
+
+def read_best_state(run_dir) -> dict | None:
+    """``RUN_DIR/best.json`` (the epoch, step, monitored metric and value of the kept weights), or None."""
+    path = Path(run_dir) / BEST_STATE_FILE
+    if not path.is_file() or not (Path(run_dir) / BEST_WEIGHTS_FILE).is_file():
+        return None
+    return json.loads(path.read_text())
+
+
 class _CurvePlot(keras.callbacks.Callback):
     """Redraws ``RUN_DIR/validation_curve.png`` from ``log.csv`` after each epoch (after the
     CSV logger has written it): validation and training ``metric`` (PSNR; a prior's DSM loss)
@@ -482,6 +531,7 @@ def fit(
     run_eagerly: bool = False,
     learning_rate_drops: Sequence[Sequence[float]] = (),
     spectral_norm: float | None = None,
+    keep: str = "last",
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimizer steps, resumably, and optionally export a preset.
 
@@ -505,7 +555,11 @@ def fit(
     only loss: the network's own ``train_step``, sigma ~ N(0, s^2) with s its ``sigma_scale``;
     validated on a fixed draw, its ``test_step``). spectral_norm: after every optimizer step
     (and before the first) every convolution kernel is rescaled to this spectral norm
-    (``models.score.SpectralNormProjection``; the thesis' priors use 2.0); None: no projection. optimizer: a name ("adam", "radam", "lookahead_radam", any
+    (``models.score.SpectralNormProjection``; the thesis' priors use 2.0); None: no projection. keep:
+    ``"last"`` (the weights after the last step) or ``"best"`` (those of the epoch with the best validation
+    PSNR, a prior's lowest validation loss; kept in ``RUN_DIR/best.weights.h5`` and ``best.json`` as training
+    goes, so a run that degrades late, or diverges, still ends with its best point; needs validation data).
+    optimizer: a name ("adam", "radam", "lookahead_radam", any
     Keras optimizer), a dict or an optimizer instance; ``learning_rate`` and ``clipnorm``
     are set on it. learning_rate_drops: ``[(step, factor), ...]``: from optimizer step ``step``
     on (a multiple of ``steps_per_epoch``, below ``steps``) the learning rate is ``learning_rate``
@@ -539,6 +593,10 @@ def fit(
         )
     if val_steps is not None:
         val_steps = check_scalar("val_steps", val_steps, integer=True, at_least=1)
+    if keep not in KEEP:
+        raise ValueError(f"keep: expected one of {list(KEEP)}, got {keep!r}.")
+    if keep == "best" and val_dataset is None:
+        raise ValueError("keep: 'best' picks the weights by their validation metric; give a val_dataset.")
     learning_rate_drops = check_learning_rate_drops(learning_rate_drops, steps, steps_per_epoch)
     if learning_rate_drops and learning_rate is None:
         raise ValueError("learning_rate_drops: expected a learning_rate to scale, got None.")
@@ -643,6 +701,8 @@ def fit(
         _CurvePlot(run_dir / "log.csv", run_dir / "validation_curve.png", steps_per_epoch,
                    metric="loss" if prior else "psnr"),
         *([SpectralNormProjection(spectral_norm)] if spectral_norm is not None else []),
+        *([_BestWeights(network, run_dir, "val_loss" if prior else "val_psnr", "min" if prior else "max", steps_per_epoch)]
+          if keep == "best" else []),
         *([keras.callbacks.LearningRateScheduler(
             lambda epoch, _: learning_rate_at(epoch * steps_per_epoch, learning_rate, learning_rate_drops))]
           if learning_rate_drops else []),
@@ -665,6 +725,12 @@ def fit(
             f"{run_dir / 'backup'} does not belong to this run (remove it to start afresh)."
         )
 
+    kept = None
+    if keep == "best":
+        kept = read_best_state(run_dir)
+        if kept is None:
+            raise RuntimeError(f"keep: no epoch had a finite validation metric; nothing was kept in {run_dir}.")
+        network.load_weights(str(run_dir / BEST_WEIGHTS_FILE))
     if val is not None:
         with scope_strategy.scope():
             evaluated = trainer.evaluate(val, verbose=0, return_dict=True)
@@ -710,6 +776,7 @@ def fit(
         "wall_time_seconds": wall_time,
         "sessions": len(sessions),
         "resumed_from_epoch": resumed_from,
+        "kept": kept or "last",
     }
     (run_dir / _RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
 
@@ -721,6 +788,8 @@ def fit(
                 f"{batch_size} ({epochs} epochs of {steps_per_epoch}), optimizer {optimizer_text}, loss {loss_text}, "
                 f"seed {seed}, {scope_strategy.num_replicas_in_sync} replica(s), wall time {wall_time:.0f} s"
                 + (f", frozen layers {frozen}" if frozen else "") + "."
+                + (f" The weights are those of step {kept['step']}, the best validation "
+                   f"{kept['monitor'].removeprefix('val_')} ({kept['value']:.4g})." if kept else "")
             ),
             "architecture": type(network).__name__,
             "training_data": data_description,

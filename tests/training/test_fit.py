@@ -217,3 +217,71 @@ def test_bad_arguments(singlecoil_data, tmp_path):
     assert freeze_layers(model, ["image_net"]) == ["image_net_0", "image_net_1"]
     with pytest.raises(FileNotFoundError, match="val_dir"):
         cartesian_training_data(singlecoil_data / "train", tmp_path / "absent")
+
+
+class _RecordWeights(keras.callbacks.Callback):
+    """The network's weights and the validation PSNR at every epoch end; stops after an epoch when asked.
+    Before epoch 3 it spoils the weights (noise of their own scale), so the later epochs score below the early ones."""
+
+    def __init__(self, network, record, stop_after_epoch=None):
+        super().__init__()
+        self.network, self.record, self.stop_after_epoch = network, record, stop_after_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 3:
+            rng = np.random.default_rng(0)
+            for weight in self.network.trainable_weights:
+                value = weight.numpy()
+                weight.assign(value + rng.normal(0, 4 * (value.std() + 1e-3), value.shape).astype(value.dtype))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.record.append((epoch, float(logs["val_psnr"]), [w.numpy().copy() for w in self.network.weights]))
+        if epoch == self.stop_after_epoch:
+            raise KeyboardInterrupt
+
+
+def test_keep_best_ends_with_the_best_validation_epoch_across_a_resume(tmp_path, rng):
+    """keep="best": the final weights (and the preset's) are those of the epoch with the highest validation PSNR,
+    also when that epoch was reached before an interruption; the card and run.json say which step."""
+    size, count = 16, 4
+    image = crandn(rng, (count, size, size))
+    mask = (rng.uniform(size=(count, 1, size)) < 0.5).astype(np.float32)
+    kspace = (np_fftc(image) * mask[:, :, :]).astype(np.complex64)
+    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, np.abs(image))).batch(2)
+    record = []
+
+    def run(stop_after_epoch=None):
+        keras.utils.set_random_seed(0)
+        network = tiny_unet()
+        network({"kspace": kspace[:1], "mask": mask[:1]})
+        return fit(network, dataset, dataset, steps=40, steps_per_epoch=5, learning_rate=3e-3, run_dir=tmp_path / "run",
+                   verbose=0, keep="best", preset_dir=tmp_path / "preset",
+                   callbacks=[_RecordWeights(network, record, stop_after_epoch)])
+
+    with pytest.raises(KeyboardInterrupt):
+        run(stop_after_epoch=4)
+    result = run()
+    epochs = [epoch for epoch, _, _ in record]
+    assert epochs == list(range(8))  # five before the interruption, three after the resume
+    best = int(np.argmax([value for _, value, _ in record]))
+    assert best < 3  # before the spoiled weights, and before the interruption: best.json carried it over
+    for kept, recorded in zip(result.model.weights, record[best][2]):
+        np.testing.assert_array_equal(kept.numpy(), recorded)
+    assert result.metrics["psnr"] == pytest.approx(record[best][1], abs=1e-4)  # re-scored with the kept weights
+    state = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert state == {"epoch": best, "step": (best + 1) * 5, "monitor": "val_psnr", "value": pytest.approx(record[best][1])}
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["kept"]["step"] == (best + 1) * 5
+    assert f"those of step {(best + 1) * 5}, the best validation psnr" in (tmp_path / "preset" / "README.md").read_text()
+    loaded = from_preset(str(tmp_path / "preset"))
+    for kept, recorded in zip(loaded.weights, record[best][2]):
+        np.testing.assert_array_equal(kept.numpy(), recorded)
+
+
+def test_keep_is_checked(tmp_path, rng):
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ({"kspace": np.zeros((2, 8, 8), np.complex64), "mask": np.ones((2, 1, 8), np.float32)},
+         np.zeros((2, 8, 8), np.float32))).batch(2)
+    with pytest.raises(ValueError, match=r"keep: expected one of \['last', 'best'\], got 'first'"):
+        fit(tiny_unet(), dataset, dataset, steps=2, run_dir=tmp_path, keep="first")
+    with pytest.raises(ValueError, match="keep: 'best' picks the weights by their validation metric; give a val_dataset"):
+        fit(tiny_unet(), dataset, steps=2, run_dir=tmp_path, keep="best")

@@ -126,6 +126,7 @@ def _write_recipe(folder: Path, **changes) -> Path:
         ({"training.learning_rate_drops": [[3, 0.1]]},
          r"learning_rate_drops: step 3 must be below steps=.* and a multiple of steps_per_epoch="),
         ({"steps": 10, "training": None}, r"former training-config format"),
+        ({"training.keep": "first"}, r"training.keep: expected one of \['last', 'best'\], got 'first'"),
     ],
 )
 def test_bad_recipe_gives_a_clear_error(tmp_path, capsys, changes, message):
