@@ -152,9 +152,9 @@ def _host_tag() -> str:
     return hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
 
 
-def _writer_is_gone(temporary: str, host: str) -> bool:
-    """Whether ``.NAME.<host>-<pid>-<random>.tmp`` was left by a process of this host that no longer runs."""
-    tag = os.path.basename(temporary)[: -len(".tmp")].rsplit(".", 1)[-1]
+def _writer_is_gone(temporary: str, host: str, suffix: str = "") -> bool:
+    """Whether ``.NAME.<host>-<pid>-<random>.tmp<suffix>`` was left by a process of this host that no longer runs."""
+    tag = os.path.basename(temporary)[: -len(".tmp" + suffix)].rsplit(".", 1)[-1]
     parts = tag.split("-")
     if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
         return False  # another host's, or not ours: left alone
@@ -171,12 +171,13 @@ def _writer_is_gone(temporary: str, host: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_write(path) -> Iterator[str]:
+def atomic_write(path, suffix: str = "") -> Iterator[str]:
     """Write ``path`` atomically: yields a temporary path in the same folder, renamed onto ``path``
     when the block ends normally; removed when it raises (including KeyboardInterrupt), so a failed
     or interrupted write leaves any previous file untouched.
 
-    The temporary file is ``.NAME.<host>-<pid>-<random>.tmp``. A writer killed outright (SIGKILL)
+    The temporary file is ``.NAME.<host>-<pid>-<random>.tmp<suffix>`` (``suffix``: for writers that insist on
+    a file name's ending, e.g. Keras' ``save_weights`` on ``.weights.h5``). A writer killed outright (SIGKILL)
     cannot remove it; the next ``atomic_write`` of the same ``path`` on this machine does, once that
     process no longer runs. Raises FileNotFoundError when the folder does not exist.
     """
@@ -186,12 +187,12 @@ def atomic_write(path) -> Iterator[str]:
         raise FileNotFoundError(f"path: the folder {folder!r} does not exist.")
     base = os.path.basename(path)
     host = _host_tag()
-    for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp")):
-        if _writer_is_gone(stale, host):
+    for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp{glob.escape(suffix)}")):
+        if _writer_is_gone(stale, host, suffix):
             with contextlib.suppress(OSError):
                 os.remove(stale)
     descriptor, temporary = tempfile.mkstemp(
-        dir=folder, prefix=f".{base}.{host}-{os.getpid()}-", suffix=".tmp"
+        dir=folder, prefix=f".{base}.{host}-{os.getpid()}-", suffix=".tmp" + suffix
     )
     os.close(descriptor)
     try:

@@ -108,11 +108,12 @@ def comparison_png(path: str, runs: list[tuple[str, dict]], baseline: dict[str, 
     from fastmri_zoo.viz import _figure, _save_figure
 
     sites = list(baseline)
+    scored = [(label, last_phase_evaluations(run["rows"])) for label, run in runs]
     fig = _figure((3.4 * len(sites), 3.4))
     axes = fig.subplots(1, len(sites), squeeze=False)[0]
     for ax, site in zip(axes, sites):
-        for label, run in runs:
-            points = sorted((row["round"], row["psnr"]) for row in last_phase_evaluations(run["rows"]) if row["site"] == site)
+        for label, rows in scored:
+            points = sorted((row["round"], row["psnr"]) for row in rows if row["site"] == site)
             if points:
                 ax.plot(*zip(*points), marker=".", label=label)
         ax.axhline(baseline[site]["psnr"], color="grey", linestyle="--", label="zero-filled")

@@ -292,8 +292,8 @@ def test_import_is_light():
 
 SHIPPED_NAMES = [
     "cascadenet-cartesian-singlecoil-af4", "cascadenet-cartesian-singlecoil-af4-fastmri",
-    "cascadenet-cartesian-singlecoil-af4-oasis", "dccnn-fedavg-cartesian-multicoil", "irim-3d-cartesian-singlecoil-af4", "irim-cartesian-multicoil-af4",
-    "irim-cartesian-singlecoil-af4",
+    "cascadenet-cartesian-singlecoil-af4-oasis", "dccnn-fedavg-cartesian-multicoil", "irim-3d-cartesian-singlecoil-af4",
+    "irim-cartesian-multicoil-af4", "irim-cartesian-singlecoil-af4",
     "kikinet-cartesian-singlecoil-af4",
     "kikinet-cartesian-singlecoil-af4-fastmri", "kikinet-cartesian-singlecoil-af4-oasis", "learnlet-denoising-ixi",
     "nasnet-fedautomri-cartesian-multicoil", "ncpdnet-radial-3d",

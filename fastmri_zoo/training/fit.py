@@ -71,7 +71,7 @@ from ..metrics import ReconstructionMetric
 from ..models.base import ReconstructionModel, ZooModel
 from ..models.score import SpectralNormProjection
 from ..presets import from_preset, save_to_preset
-from ..utils import center_crop, write_json
+from ..utils import atomic_write, center_crop, write_json
 from .losses import ReconstructionLoss, get_loss
 from .optimizers import get_optimizer
 
@@ -392,9 +392,7 @@ class _SessionLog(keras.callbacks.Callback):
             sessions[-1] = self.entry
         else:
             sessions.append(self.entry)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sessions, indent=1))
-        os.replace(tmp, self.path)
+        write_json(self.path, sessions)
 
     def on_train_begin(self, logs=None):
         self.start = time.time()
@@ -436,14 +434,8 @@ class _BestWeights(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)) or not self._better(float(value)):
             return
-        # Keras names weights files *.weights.h5: a temporary of that form beside it, then a rename
-        temporary = self.weights_path.with_name(f".{os.getpid()}-{self.weights_path.name}")
-        try:
-            self.network.save_weights(str(temporary))
-            os.replace(temporary, self.weights_path)
-        finally:
-            if temporary.exists():
-                temporary.unlink()
+        with atomic_write(self.weights_path, suffix=".weights.h5") as temporary:  # Keras wants that ending
+            self.network.save_weights(temporary)
         self.state = {"epoch": int(epoch), "step": (int(epoch) + 1) * self.steps_per_epoch, "monitor": self.monitor,
                       "value": float(value)}
         write_json(self.state_path, self.state)
