@@ -107,6 +107,7 @@ _RUN_FILE = "run.json"
 KEEP = ("last", "best")
 BEST_WEIGHTS_FILE = "best.weights.h5"
 BEST_STATE_FILE = "best.json"
+BEST_STATE_ATTRIBUTE = "fastmri_zoo_best"  # the kept weights' epoch, step and value, inside best.weights.h5
 
 
 @dataclass
@@ -414,9 +415,10 @@ class _SessionLog(keras.callbacks.Callback):
 
 
 class _BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the best validation ``monitor`` in ``RUN_DIR/best.weights.h5`` and its
-    epoch, step and value in ``RUN_DIR/best.json`` (both replaced atomically, the weights first), so a resumed run
-    continues from the best so far."""
+    """Keeps the weights of the epoch with the best validation ``monitor`` in ``RUN_DIR/best.weights.h5``, its epoch,
+    step and value written into the same file (an HDF5 attribute) before it atomically replaces the last one, so the
+    weights and what they are can never disagree, and a resumed run continues from the best so far.
+    ``RUN_DIR/best.json`` mirrors the attribute for people."""
 
     def __init__(self, network, run_dir: Path, monitor: str, mode: str, steps_per_epoch: int):
         super().__init__()
@@ -424,6 +426,8 @@ class _BestWeights(keras.callbacks.Callback):
         self.weights_path, self.state_path = run_dir / BEST_WEIGHTS_FILE, run_dir / BEST_STATE_FILE
         self.monitor, self.mode, self.steps_per_epoch = monitor, mode, steps_per_epoch
         self.state = read_best_state(run_dir)
+        if self.state is not None:  # the mirror may lag the weights (a kill between the two writes)
+            write_json(self.state_path, self.state)
 
     def _better(self, value: float) -> bool:
         if self.state is None:
@@ -434,19 +438,32 @@ class _BestWeights(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)) or not self._better(float(value)):
             return
+        import h5py
+
+        state = {"epoch": int(epoch), "step": (int(epoch) + 1) * self.steps_per_epoch, "monitor": self.monitor,
+                 "value": float(value)}
         with atomic_write(self.weights_path, suffix=".weights.h5") as temporary:  # Keras wants that ending
             self.network.save_weights(temporary)
-        self.state = {"epoch": int(epoch), "step": (int(epoch) + 1) * self.steps_per_epoch, "monitor": self.monitor,
-                      "value": float(value)}
-        write_json(self.state_path, self.state)
+            with h5py.File(temporary, "a") as weights:
+                weights.attrs[BEST_STATE_ATTRIBUTE] = json.dumps(state)
+        self.state = state
+        write_json(self.state_path, state)
 
 
 def read_best_state(run_dir) -> dict | None:
-    """``RUN_DIR/best.json`` (the epoch, step, monitored metric and value of the kept weights), or None."""
-    path = Path(run_dir) / BEST_STATE_FILE
-    if not path.is_file() or not (Path(run_dir) / BEST_WEIGHTS_FILE).is_file():
+    """The epoch, step, monitored metric and value of the weights kept in ``RUN_DIR/best.weights.h5`` (read from
+    the file itself; from ``RUN_DIR/best.json`` for a file written before the state went into it), or None."""
+    import h5py
+
+    weights_path = Path(run_dir) / BEST_WEIGHTS_FILE
+    if not weights_path.is_file():
         return None
-    return json.loads(path.read_text())
+    with h5py.File(weights_path, "r") as weights:
+        state = weights.attrs.get(BEST_STATE_ATTRIBUTE)
+    if state is not None:
+        return json.loads(state)
+    path = Path(run_dir) / BEST_STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 class _CurvePlot(keras.callbacks.Callback):
