@@ -179,11 +179,15 @@ class Lookahead(keras.optimizers.Optimizer):
             self.inner_optimizer.learning_rate = learning_rate
 
     def update_step(self, gradient, variable, learning_rate):
-        self.inner_optimizer.update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
+        slow = self._slow_weights[self._get_variable_index(variable)]
+        # phi_0 = theta_0, again on the first step: Keras' fit builds the optimizer in a stateless scope that
+        # discards the assignment made in build(), which left phi_0 = 0 and halved every weight at the first sync.
+        first = ops.cast(ops.equal(self.iterations, 0), dtype)
+        self.assign(slow, ops.add(ops.multiply(first, variable), ops.multiply(1 - first, slow)))
+        self.inner_optimizer.update_step(gradient, variable, learning_rate)
         step = self.iterations + 1
         sync = ops.cast(ops.equal(ops.mod(step, self.sync_period), 0), dtype)
-        slow = self._slow_weights[self._get_variable_index(variable)]
         # On a synchronisation step: phi += alpha (theta - phi); theta = phi. Else nothing.
         new_slow = ops.add(slow, ops.multiply(sync * self.slow_step_size, ops.subtract(variable, slow)))
         self.assign(slow, new_slow)

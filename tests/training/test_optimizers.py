@@ -180,6 +180,34 @@ def test_lookahead_in_graph_mode_matches_eager(rng):
     np.testing.assert_allclose(variable.numpy(), expected[-1], atol=1e-6, rtol=0)
 
 
+def test_lookahead_through_keras_fit_matches_the_published_update(rng):
+    """Through compile / fit (whose symbolic build runs the optimizer's build in a stateless scope) the slow
+    weights start at the model's weights, phi_0 = theta_0: the trajectory equals numpy's; with a zero learning
+    rate the weights stay where they are (they were halved at the first synchronisation when phi_0 was 0)."""
+    inputs = rng.standard_normal((8, 3))
+    targets = rng.standard_normal((8, 1))
+    w0 = rng.standard_normal((3, 1))
+
+    def keras_fit(learning_rate, steps):
+        keras.backend.set_floatx("float64")
+        try:
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+            model.set_weights([w0])
+            model.compile(optimizer=Lookahead(keras.optimizers.SGD(learning_rate), sync_period=3, slow_step_size=0.5),
+                          loss="mse")
+            model.fit(np.repeat(inputs[None], steps, 0).reshape(-1, 3), np.repeat(targets[None], steps, 0).reshape(-1, 1),
+                      batch_size=8, epochs=1, shuffle=False, verbose=0)
+            return model.get_weights()[0]
+        finally:
+            keras.backend.set_floatx("float32")
+
+    np.testing.assert_array_equal(keras_fit(0.0, 6), w0)
+    reference, w = NumpyLookahead(NumpySGD(0.1), 3, 0.5), w0.ravel().copy()
+    for _ in range(7):
+        w = reference.step(w, 2.0 / len(inputs) * inputs.T @ (inputs @ w - targets.ravel()))
+    np.testing.assert_allclose(keras_fit(0.1, 7).ravel(), w, rtol=0, atol=1e-10)
+
+
 def test_optimizers_serialise_and_keep_their_settings():
     radam = RAdam(3e-4, beta_1=0.8, beta_2=0.99, rho_threshold=5.0, clipnorm=1.0)
     again = keras.saving.deserialize_keras_object(json.loads(json.dumps(keras.saving.serialize_keras_object(radam))))
