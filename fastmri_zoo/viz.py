@@ -11,7 +11,8 @@ import numpy as np
 
 from .checks import default_permissions
 
-__all__ = ["save_comparison_png", "save_uncertainty_png", "read_training_log", "curve_scale", "save_training_curve_png"]
+__all__ = ["save_comparison_png", "save_uncertainty_png", "read_training_log", "curve_scale", "curve_floor",
+           "save_training_curve_png"]
 
 
 def save_comparison_png(
@@ -173,6 +174,25 @@ def curve_scale(*curves) -> str:
     return "log" if values.size and values.min() > 0 and values.max() > 10 * values.min() else "linear"
 
 
+#: A PSNR curve's axis reaches this far below its best value (or just below the lowest baseline); epochs
+#: further down (a diverged run: -250 dB) are drawn on the axis' floor, marked, so the rest stays readable.
+DIVERGED_DB = 15.0
+
+
+def curve_floor(metric: str, curves, baselines=()) -> float | None:
+    """The lowest value a PSNR curve's axis shows: ``DIVERGED_DB`` below the best finite value of ``curves``,
+    lowered to 1 dB under the lowest baseline; None (the whole curve) when nothing falls below it or the
+    metric is not PSNR."""
+    if metric != "psnr":
+        return None
+    values = np.concatenate([np.asarray(curve, np.float64).ravel() for curve in curves]) if curves else np.zeros(0)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return None
+    floor = min([finite.max() - DIVERGED_DB, *(float(b) - 1.0 for b in baselines)])
+    return floor if (~np.isfinite(values) | (values < floor)).any() else None
+
+
 def save_training_curve_png(
     path: str | os.PathLike,
     log: str | os.PathLike | Mapping[str, np.ndarray],
@@ -180,28 +200,46 @@ def save_training_curve_png(
     metric: str = "psnr",
     baselines: Mapping[str, float] | None = None,
     title: str | None = None,
+    kept_step: int | None = None,
 ) -> str:
     """Write the validation (and training) curve of ``metric`` against optimizer steps.
 
     log: a ``log.csv`` path or :func:`read_training_log`'s columns; baselines: label -> value
-    drawn as horizontal lines (e.g. zero-filled on the same validation examples). A curve of positive
+    drawn as horizontal lines (e.g. zero-filled on the same validation examples); kept_step: the step
+    whose weights a run kept (``fit(keep="best")``), marked on the validation curve. A curve of positive
     values spanning more than a factor of 10 (a loss falling from its first epochs) is drawn on a
-    logarithmic axis. Returns the path.
+    logarithmic axis; PSNR epochs far below the rest (:func:`curve_floor`) sit on the axis' floor, marked
+    as diverged. Returns the path.
     """
     columns = read_training_log(log) if not isinstance(log, Mapping) else log
     if f"val_{metric}" not in columns and metric not in columns:
         raise ValueError(f"log: no column {metric!r} or 'val_{metric}'; columns: {sorted(columns)}.")
     steps = (np.asarray(columns["epoch"]) + 1) * int(steps_per_epoch)
+    drawn = {key: np.asarray(columns[key], np.float64) for key in (metric, f"val_{metric}") if key in columns}
+    floor = curve_floor(metric, list(drawn.values()), list((baselines or {}).values()))
+    if floor is not None:
+        below = np.zeros(steps.shape, bool)
+        for key, values in drawn.items():
+            off = ~np.isfinite(values) | (values < floor)
+            below |= off
+            drawn[key] = np.where(off, floor, values)
     fig = _figure((5.5, 3.4))
     ax = fig.subplots()
-    if metric in columns:
-        ax.plot(steps, columns[metric], color="0.6", lw=1, label=f"training (running mean over the epoch)")
-    if f"val_{metric}" in columns:
-        ax.plot(steps, columns[f"val_{metric}"], "o-", color="C0", ms=3, label="validation")
+    if metric in drawn:
+        ax.plot(steps, drawn[metric], color="0.6", lw=1, label=f"training (running mean over the epoch)")
+    if f"val_{metric}" in drawn:
+        ax.plot(steps, drawn[f"val_{metric}"], "o-", color="C0", ms=3, label="validation")
+        if kept_step is not None and int(kept_step) in steps.tolist():
+            at = steps.tolist().index(int(kept_step))
+            ax.plot([kept_step], [drawn[f"val_{metric}"][at]], "*", color="C3", ms=11, label=f"kept (step {kept_step:,})")
+    if floor is not None:
+        ax.plot(steps[below], np.full(int(below.sum()), floor), "v", color="C3", ms=6,
+                label=f"diverged (below {floor:.0f} dB)")
+        ax.set_ylim(bottom=floor - 0.5)
     for index, (label, value) in enumerate((baselines or {}).items()):
         ax.axhline(value, color=f"C{index + 1}", ls="--", lw=1, label=label)
     unit = " (dB)" if metric == "psnr" else ""
-    ax.set_yscale(curve_scale(*(columns[key] for key in (metric, f"val_{metric}") if key in columns)))
+    ax.set_yscale(curve_scale(*drawn.values()))
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel(metric.upper() + unit)
     ax.grid(alpha=0.3)

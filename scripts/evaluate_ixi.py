@@ -544,7 +544,7 @@ def export(args):
     baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
     save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
                             run["steps_per_epoch"], baselines={baseline: _validation_baseline(recipe, args.data_dir)},
-                            title=args.name)
+                            title=args.name, kept_step=run["kept"]["step"] if isinstance(run.get("kept"), dict) else None)
     print(target)
 
 

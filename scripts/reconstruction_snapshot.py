@@ -33,6 +33,7 @@ RUNS = {
     "irim-3d-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "reconode-lt_rk4-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "reconode-ft_rk4-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
+    "reconode-fa_rk4-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "irim-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af8": ["ixi_heldout_multicoil"],

@@ -39,6 +39,21 @@ def test_a_curve_spanning_decades_is_drawn_on_a_log_axis():
     assert viz.curve_scale([-1.0, 100.0]) == "linear" and viz.curve_scale([np.nan, 1.0, 5.0]) == "linear"
 
 
+def test_a_diverged_psnr_curve_keeps_a_readable_axis(tmp_path):
+    """Epochs of a diverged run (-250 dB) sit on the axis' floor, 15 dB below the best value or 1 dB under the
+    baseline, whichever is lower; a healthy curve, or a loss, is drawn whole."""
+    healthy, diverged = [20.3, 20.9, 21.1], [20.3, 20.9, 21.1, -247.8, np.nan]
+    assert viz.curve_floor("psnr", [healthy], [20.0]) is None
+    assert viz.curve_floor("psnr", [diverged], [20.0]) == pytest.approx(21.1 - viz.DIVERGED_DB)
+    assert viz.curve_floor("psnr", [diverged], [5.0]) == pytest.approx(4.0)
+    assert viz.curve_floor("loss", [[1.0, 1e12]]) is None
+    log = tmp_path / "log.csv"
+    _write_log(log, [(e, 0.5, v, 0.4, v) for e, v in enumerate(diverged)])
+    path = viz.save_training_curve_png(tmp_path / "curve.png", log, steps_per_epoch=100, baselines={"zero-filled": 20.0},
+                                       kept_step=300)
+    assert path.endswith("curve.png")
+
+
 def test_training_curve_rejects_a_log_without_the_metric(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("epoch,loss\n0,1.0\n")
