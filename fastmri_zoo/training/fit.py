@@ -71,7 +71,7 @@ from ..metrics import ReconstructionMetric
 from ..models.base import ReconstructionModel, ZooModel
 from ..models.score import SpectralNormProjection
 from ..presets import from_preset, save_to_preset
-from ..utils import atomic_write, center_crop, write_json
+from ..utils import atomic_write, center_crop, write_json, write_text
 from .losses import ReconstructionLoss, get_loss
 from .optimizers import get_optimizer
 
@@ -787,7 +787,7 @@ def fit(
         "resumed_from_epoch": resumed_from,
         "kept": kept or "last",
     }
-    (run_dir / _RUN_FILE).write_text(json.dumps(run, indent=1, default=str))
+    write_text(run_dir / _RUN_FILE, json.dumps(run, indent=1, default=str))  # atomic; default=str: the configs' odd values
 
     preset_path = None
     if preset_dir is not None:
