@@ -98,7 +98,7 @@ def evaluate(args):
     network_name, undersampling = COMPARED[args.multicoil]
     network = load(network_name)
     kind = "multicoil" if args.multicoil else "singlecoil"
-    folder = os.path.join(args.data_dir, kind, recipe.data.get("test", "test"))
+    folder = os.path.join(args.data_dir, kind, recipe.data.get(args.part, args.part))
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".h5"))[: args.volumes]
     folder = tempfile.mkdtemp()
     try:
@@ -117,7 +117,9 @@ def _score_files(args, recipe, prior, network, network_name, undersampling, file
     for number, original in enumerate(files):
         path, noise = noisy_copy(original, folder, args.snr_db, seed=number)
         plan = plan_sampling(prior_spec(prior, recipe.name), path, slices=None, n_chains=args.chains,
-                             n_steps=args.steps, keep_samples=True, seed=0,
+                             n_steps=args.steps, gamma=args.gamma, n_leapfrog=args.leapfrog,
+                             step_size=args.step_fraction * prior.sigma_scale, step_power=args.step_power,
+                             keep_samples=True, seed=0,
                              noise_std=None if args.estimate_noise else noise, **undersampling)  # file units
         result = run_sampling(prior, plan, progress=args.progress, model_name=recipe.name)
         index = result.slices[0]
@@ -154,7 +156,10 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
     report = {"setting": {"coils": 8 if args.multicoil else 1, **undersampling, "seed": 0, "snr_db": args.snr_db,
                           "noise": "estimated by the sampler" if args.estimate_noise else "the noise added, given"},
               "network": network_name,
-              "chains": args.chains, "steps": args.steps, "rows": rows, "summary": summary}
+              "chains": args.chains, "steps": args.steps, "gamma": args.gamma, "leapfrog": args.leapfrog,
+              "step_fraction": args.step_fraction, "step_power": args.step_power, "part": args.part,
+              "rows": rows, "summary": summary}
+    suffix += "" if args.part == "test" else f"_{args.part}"
     with open(os.path.join(args.run_dir, f"posterior{suffix}.json"), "w") as handle:
         json.dump(report, handle, indent=1)
     result, index = first
@@ -171,7 +176,8 @@ def _table(report) -> str:
     lines = [f"{setting['coils']} coil(s), {setting['mask_type']} masks AF {setting['acceleration']:g} (centre "
              f"{setting['center_fraction']:g}), noise at {setting['snr_db']:g} dB SNR ({setting['noise']}), the "
              f"middle slice of {len(report['rows'])} held-out volumes, "
-             f"{report['chains']} chains x {report['steps']} annealed-HMC steps; mean +- std over slices:", "",
+             f"{report['chains']} chains x {report['steps']} annealed-HMC steps (temperature x{report.get('gamma', 0.995):g} "
+             "after each accepted move); mean +- std over slices:", "",
              "| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
     for method in (*METHODS, report["network"]):
         lines.append(f"| {method} | {s[method]['psnr'][0]:.2f} +- {s[method]['psnr'][1]:.2f} | "
@@ -220,6 +226,16 @@ def main():
     p.add_argument("--volumes", type=int, default=5, help="held-out volumes (their middle slice each)")
     p.add_argument("--chains", type=int, default=8)
     p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--gamma", type=float, default=0.995,
+                   help="temperature factor after each accepted move (fewer steps: a smaller gamma anneals as far)")
+    p.add_argument("--leapfrog", type=int, default=4, help="leapfrog steps per HMC move")
+    p.add_argument("--step-fraction", type=float, default=0.05,
+                   help="the first leapfrog step, as a fraction of the first temperature (the prior's sigma_scale)")
+    p.add_argument("--step-power", type=float, default=1.5,
+                   help="the step follows (sigma / sigma_0) ** step_power as the temperature falls (the thesis: 1.5)")
+    p.add_argument("--part", default="test", choices=("test", "val"),
+                   help="held-out subjects (test), or the validation subjects to choose the sampler's settings on (val: "
+                        "posterior[_multicoil]_val.json)")
     p.add_argument("--multicoil", action="store_true", help="8-coil files, SENSE, compared with XPDNet")
     p.add_argument("--estimate-noise", action="store_true",
                    help="let the sampler estimate the noise from the outer k-space rows (default: give it the noise added)")
