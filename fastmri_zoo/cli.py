@@ -231,6 +231,9 @@ def _configure_sample(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gamma", type=float, default=0.995, help="a chain's sigma is multiplied by gamma after each "
                         "accepted move")
     parser.add_argument("--sigma-min", type=float, default=0.0, help="the lowest temperature")
+    parser.add_argument("--target-acceptance", type=float, default=None, help="adapt each chain's step towards this "
+                        "acceptance rate (e.g. 0.65; default: the thesis' rule, the step follows the temperature alone, "
+                        "and a chain that rejects every move never anneals)")
     parser.add_argument("--burn-in", type=int, default=None, help="record every chain's states from this step on "
                         "(default: its last state only, one sample per chain)")
     parser.add_argument("--thin", type=int, default=1, help="record every THIN-th state from --burn-in on")
@@ -253,7 +256,8 @@ def _run_sample(args: argparse.Namespace) -> int:
         spec, args.input, args.output, args.png, slices=_parse_slices(args.slices), n_chains=args.chains,
         n_steps=args.steps, kernel=args.kernel, n_leapfrog=args.leapfrog, step_size=args.step_size,
         sigma_init=args.sigma_init, step_power=args.step_power, gamma=args.gamma, sigma_min=args.sigma_min,
-        burn_in=args.burn_in, thin=args.thin, noise_std=args.noise_std, keep_samples=args.keep_samples,
+        burn_in=args.burn_in, thin=args.thin, target_acceptance=args.target_acceptance, noise_std=args.noise_std,
+        keep_samples=args.keep_samples,
         acceleration=args.acceleration, mask_type=args.mask_type, center_fraction=args.center_fraction,
         seed=args.seed, cli=True,
     )

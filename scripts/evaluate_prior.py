@@ -119,6 +119,7 @@ def _score_files(args, recipe, prior, network, network_name, undersampling, file
         plan = plan_sampling(prior_spec(prior, recipe.name), path, slices=None, n_chains=args.chains,
                              n_steps=args.steps, gamma=args.gamma, n_leapfrog=args.leapfrog,
                              step_size=args.step_fraction * prior.sigma_scale, step_power=args.step_power,
+                             target_acceptance=args.target_acceptance,
                              keep_samples=True, seed=0,
                              noise_std=None if args.estimate_noise else noise, **undersampling)  # file units
         result = run_sampling(prior, plan, progress=args.progress, model_name=recipe.name)
@@ -157,7 +158,8 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
                           "noise": "estimated by the sampler" if args.estimate_noise else "the noise added, given"},
               "network": network_name,
               "chains": args.chains, "steps": args.steps, "gamma": args.gamma, "leapfrog": args.leapfrog,
-              "step_fraction": args.step_fraction, "step_power": args.step_power, "part": args.part,
+              "step_fraction": args.step_fraction, "step_power": args.step_power,
+              "target_acceptance": args.target_acceptance, "part": args.part,
               "rows": rows, "summary": summary}
     suffix += "" if args.part == "test" else f"_{args.part}"
     with open(os.path.join(args.run_dir, f"posterior{suffix}.json"), "w") as handle:
@@ -233,6 +235,8 @@ def main():
                    help="the first leapfrog step, as a fraction of the first temperature (the prior's sigma_scale)")
     p.add_argument("--step-power", type=float, default=1.5,
                    help="the step follows (sigma / sigma_0) ** step_power as the temperature falls (the thesis: 1.5)")
+    p.add_argument("--target-acceptance", type=float, default=None,
+                   help="adapt each chain's step towards this acceptance rate (default: the thesis' rule)")
     p.add_argument("--part", default="test", choices=("test", "val"),
                    help="held-out subjects (test), or the validation subjects to choose the sampler's settings on (val: "
                         "posterior[_multicoil]_val.json)")

@@ -60,6 +60,7 @@ CLI_OPTIONS = {
     "n_chains": "--chains", "n_steps": "--steps", "kernel": "--kernel", "n_leapfrog": "--leapfrog",
     "step_size": "--step-size", "sigma_init": "--sigma-init", "step_power": "--step-power", "gamma": "--gamma",
     "sigma_min": "--sigma-min", "burn_in": "--burn-in", "thin": "--thin", "noise_std": "--noise-std",
+    "target_acceptance": "--target-acceptance",
 }
 #: The outermost readout rows (this fraction of H on each side) hold the noise :func:`estimate_noise_std` measures.
 NOISE_BAND = 0.125
@@ -164,6 +165,7 @@ def plan_sampling(
     sigma_min: float = 0.0,
     burn_in: int | None = None,
     thin: int = 1,
+    target_acceptance: float | None = None,
     noise_std: float | None = None,
     keep_samples: bool = False,
     acceleration=None,
@@ -202,7 +204,7 @@ def plan_sampling(
             else step_size,
             sigma_init=sigma_init, n_chains=n_chains, n_steps=n_steps, kernel=kernel, n_leapfrog=n_leapfrog,
             step_power=step_power, gamma=gamma, sigma_min=sigma_min, anneal=True, denoise=True, burn_in=burn_in,
-            thin=thin,
+            thin=thin, target_acceptance=target_acceptance,
         )
         if noise_std is not None:
             noise_std = check_scalar("noise_std", noise_std, at_least=0)

@@ -144,6 +144,10 @@ class AnnealedLangevin:
         return proposal, tf.ones(tf.shape(sigma), tf.bool)
 
 
+#: With ``target_acceptance``: after each move a chain's step is multiplied by exp(STEP_ADAPTATION (accepted -
+#: target)): ten rejections in a row at a target of 0.65 halve it.
+STEP_ADAPTATION = 0.1
+
 #: The kernels of :func:`sample_posterior`, by name.
 KERNELS = {"hmc": AnnealedHMC, "langevin": AnnealedLangevin}
 
@@ -230,6 +234,7 @@ class SamplerOptions:
     denoise: bool
     burn_in: int | None
     thin: int
+    target_acceptance: float | None = None
 
     def __post_init__(self):
         if self.kernel not in KERNELS:
@@ -253,6 +258,11 @@ class SamplerOptions:
         if burn_in >= n_steps:
             raise ValueError(f"burn_in: expected fewer than n_steps = {n_steps} steps, got {burn_in}.")
         checked.update(burn_in=burn_in, thin=check_scalar("thin", self.thin, integer=True, at_least=1))
+        if self.target_acceptance is not None:
+            target = check_scalar("target_acceptance", self.target_acceptance, above=0)
+            if target >= 1:
+                raise ValueError(f"target_acceptance: expected a rate in (0, 1) or None, got {self.target_acceptance!r}.")
+            checked["target_acceptance"] = target
         for key, value in checked.items():
             object.__setattr__(self, key, value)
 
@@ -343,6 +353,7 @@ def sample_posterior(
     denoise: bool = True,
     burn_in: int | None = None,
     thin: int = 1,
+    target_acceptance: float | None = None,
     x_init=None,
     keep_samples: bool = False,
     seed: int | None = None,
@@ -363,6 +374,13 @@ def sample_posterior(
     after each accepted move (``anneal``), not below sigma_min; anneal=False: sigma stays
     sigma_0 (the tempered posterior at that fixed temperature).
 
+    target_acceptance: None (the thesis' rule: the step follows the temperature alone) or a rate in
+    (0, 1): each chain's step is also multiplied by exp(``STEP_ADAPTATION`` (accepted - target)) after
+    every move (a Robbins-Monro adaptation, not in the thesis). Under the thesis' rule a chain whose
+    step is too large for its temperature rejects every move and, since its temperature falls only
+    after accepted moves, never anneals; adapted, it shrinks its step until moves pass. Off by
+    default: it changes the chain, so the fixed-temperature posterior is exact only without it.
+
     Recording: the states after steps burn_in, burn_in + thin, ... (default burn_in:
     n_steps - 1, the last state of each chain only), denoised (x + sigma^2 r(x, sigma))
     when ``denoise``; keep_samples: also return them. x_init: the starting image (default
@@ -376,10 +394,10 @@ def sample_posterior(
     options = SamplerOptions(
         step_size=step_size, sigma_init=sigma_init, n_chains=n_chains, n_steps=n_steps, kernel=kernel,
         n_leapfrog=n_leapfrog, step_power=step_power, gamma=gamma, sigma_min=sigma_min, anneal=anneal,
-        denoise=denoise, burn_in=burn_in, thin=thin,
+        denoise=denoise, burn_in=burn_in, thin=thin, target_acceptance=target_acceptance,
     )
     (step_size, sigma_init, n_chains, n_steps, kernel, n_leapfrog, step_power, gamma, sigma_min, anneal, denoise,
-     burn_in, thin) = asdict(options).values()
+     burn_in, thin, target_acceptance) = asdict(options).values()
     noise_std = check_scalar("noise_std", noise_std, at_least=0)
     options.check_schedule(noise_std)
     move = AnnealedHMC(n_leapfrog) if kernel == "hmc" else AnnealedLangevin()
@@ -401,12 +419,14 @@ def sample_posterior(
     tempered = posterior_score(score, operator, measurements, noise_std)
 
     @tf.function
-    def one_step(x, sigma):
-        step = step_size * tf.pow(sigma / sigma_init, step_power)
+    def one_step(x, sigma, adaptation):
+        step = step_size * adaptation * tf.pow(sigma / sigma_init, step_power)
         x, accepted = move.step(x, sigma, step, tempered, generator)
         if anneal:
             sigma = tf.where(accepted, tf.maximum(gamma * sigma, sigma_min), sigma)
-        return x, sigma, accepted
+        if target_acceptance is not None:
+            adaptation = adaptation * tf.exp(STEP_ADAPTATION * (tf.cast(accepted, tf.float32) - target_acceptance))
+        return x, sigma, accepted, adaptation
 
     @tf.function
     def denoised(x, sigma):
@@ -416,8 +436,9 @@ def sample_posterior(
     kept = []
     accepted_count = tf.zeros([n_chains], tf.float32)
     acceptance_trace, sigma_trace = [], []
+    adaptation = tf.ones([n_chains], tf.float32)
     for step in range(n_steps):
-        x, sigma, accepted = one_step(x, sigma)
+        x, sigma, accepted, adaptation = one_step(x, sigma, adaptation)
         accepted = tf.cast(accepted, tf.float32)
         accepted_count += accepted
         acceptance_trace.append(float(tf.reduce_mean(accepted)))

@@ -184,6 +184,28 @@ def test_annealing_shrinks_sigma_after_accepted_moves_and_denoises_at_the_end():
     np.testing.assert_allclose(denoised.mean, denoised.final.mean(0), rtol=1e-5, atol=1e-6)
 
 
+def test_a_target_acceptance_unsticks_a_chain_whose_step_is_too_large():
+    """Leapfrog on a Gaussian of std s diverges for steps above 2 s: with steps of 30 every move is rejected, and
+    under the thesis' rule (the step follows the temperature, which falls only after accepted moves) the chains
+    never anneal. With a target acceptance the step shrinks by exp(-STEP_ADAPTATION target) per rejection, so
+    no move can pass before it is below twice the smallest posterior std (closed form), and then chains anneal."""
+    from fastmri_zoo.posterior.sampler import STEP_ADAPTATION
+
+    rng = np.random.default_rng(8)
+    mask, kspace = cartesian_problem(rng, size=8)
+    options = dict(step_size=30.0, sigma_init=1.0, step_power=1.0, gamma=0.95, n_chains=4, n_steps=150, seed=2)
+    stuck = sample_posterior(gaussian_score(), CartesianSingleCoil(mask), kspace, NOISE_STD, **options)
+    assert stuck.acceptance_rate.max() == 0 and np.all(stuck.sigma == 1.0)
+    adapted = sample_posterior(gaussian_score(), CartesianSingleCoil(mask), kspace, NOISE_STD, target_acceptance=0.65,
+                               **options)
+    a = (TAU**2 + 1.0) / (TAU**2 + 1.0 + NOISE_STD**2 + 1.0)
+    smallest_std = np.sqrt(a * (NOISE_STD**2 + 1.0))  # sampled frequencies, per real part, at sigma = 1
+    first_possible = np.log(30.0 / (2 * smallest_std)) / (STEP_ADAPTATION * 0.65)
+    first = int(np.flatnonzero(adapted.acceptance_trace > 0)[0])
+    assert first >= int(first_possible), (first, first_possible)
+    assert adapted.acceptance_rate.min() > 0.2 and np.all(adapted.sigma < 0.5)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -196,6 +218,8 @@ def test_annealing_shrinks_sigma_after_accepted_moves_and_denoises_at_the_end():
         (dict(sigma_min=2.0), "sigma_min"),
         (dict(burn_in=10), "burn_in"),
         (dict(kernel="gibbs"), "kernel"),
+        (dict(target_acceptance=1.0), "target_acceptance"),
+        (dict(target_acceptance=0.0), "target_acceptance"),
         (dict(x_init=np.zeros((3, 8, 8), np.complex64)), "x_init"),
     ],
 )
