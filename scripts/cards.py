@@ -22,10 +22,10 @@ def training_paragraph(run, sessions, curve: str) -> str:
     """The card paragraph on how the weights were trained; ``curve`` says what the validation curve shows."""
     hours = run["wall_time_seconds"] / 3600
     examples = run["steps"] * run["batch_size"]
+    from fastmri_zoo.training.fit import kept_sentence
+
     kept = run.get("kept")
-    kept_text = (f" The weights are those of step {kept['step']:,}, the best validation "
-                 f"{kept['monitor'].removeprefix('val_')} ({kept['value']:.4g}), not the last step's."
-                 if isinstance(kept, dict) else "")
+    kept_text = " " + kept_sentence(kept) if isinstance(kept, dict) else ""
     return (f"Trained with `{run['command']}` (the recipe `recipe.json` in this folder): {run['steps']} optimizer steps "
             f"of batch {run['batch_size']} ({examples:,} training examples, each drawn afresh), {run['optimizer']}, "
             f"loss {run['loss']}, seed {run['seed']}; {hours:.1f} h of wall time on a 2-core CPU over {len(sessions)} "

@@ -92,6 +92,7 @@ __all__ = [
     "FINETUNE_LR_FACTOR",
     "KEEP",
     "read_best_state",
+    "kept_sentence",
 ]
 
 #: Learning rate of ``fit`` when none is given.
@@ -450,6 +451,12 @@ class _BestWeights(keras.callbacks.Callback):
         write_json(self.state_path, state)
 
 
+def kept_sentence(kept: dict) -> str:
+    """What a card says of weights kept by ``keep="best"`` (``kept``: :func:`read_best_state`'s record)."""
+    return (f"The weights are those of step {kept['step']:,}, the best validation "
+            f"{kept['monitor'].removeprefix('val_')} ({kept['value']:.4g}), not the last step's.")
+
+
 def read_best_state(run_dir) -> dict | None:
     """The epoch, step, monitored metric and value of the weights kept in ``RUN_DIR/best.weights.h5`` (read from
     the file itself; from ``RUN_DIR/best.json`` for a file written before the state went into it), or None."""
@@ -797,8 +804,7 @@ def fit(
                 f"{batch_size} ({epochs} epochs of {steps_per_epoch}), optimizer {optimizer_text}, loss {loss_text}, "
                 f"seed {seed}, {scope_strategy.num_replicas_in_sync} replica(s), wall time {wall_time:.0f} s"
                 + (f", frozen layers {frozen}" if frozen else "") + "."
-                + (f" The weights are those of step {kept['step']}, the best validation "
-                   f"{kept['monitor'].removeprefix('val_')} ({kept['value']:.4g})." if kept else "")
+                + (" " + kept_sentence(kept) if kept else "")
             ),
             "architecture": type(network).__name__,
             "training_data": data_description,
