@@ -86,7 +86,7 @@ from ..data.pipelines import DENOISING_SIGMA, check_noise_range
 from ..models.base import ReconstructionModel, ZooModel
 from ..presets import CARD_FIELDS
 from ..registry import ENTRY_FIELDS, RECIPE_FILE
-from .fit import (DSM_LOSS, KEEP, FitResult, check_acquisition, check_learning_rate_drops, check_synthesis, fit,
+from .fit import (DSM_LOSS, FitResult, check_acquisition, check_keep, check_learning_rate_drops, check_synthesis, fit,
                   image_training_data, strategy_from_environment, training_data)
 
 __all__ = ["Recipe", "load_recipe", "run_recipe", "model_card", "model_classes", "RECIPE_FILE"]
@@ -285,9 +285,7 @@ def recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> Recip
         raise ValueError(f"training.loss: {DSM_LOSS!r} is the loss of priors, and the only one; {model['class']} is a "
                          f"{task} model, got {loss!r}.")
     spectral_norm = number("spectral_norm", None, above=0, allow_none=True)
-    keep = training.get("keep", "last")
-    if keep not in KEEP:
-        raise ValueError(f"training.keep: expected one of {list(KEEP)}, got {keep!r}.")
+    keep = check_keep(training.get("keep", "last"), "training.keep")
 
     card = raw.get("card") or {}
     _check_keys("card", card, _CARD_KEYS)

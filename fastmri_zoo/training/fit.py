@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import h5py
 import keras
 import tensorflow as tf
 
@@ -92,6 +93,7 @@ __all__ = [
     "FINETUNE_LR_FACTOR",
     "KEEP",
     "read_best_state",
+    "check_keep",
     "kept_sentence",
 ]
 
@@ -193,6 +195,13 @@ class _TrainingModel(keras.Model):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def check_keep(keep, name: str = "keep") -> str:
+    """``keep`` if it is one of ``KEEP``; a ValueError naming ``name`` otherwise."""
+    if keep not in KEEP:
+        raise ValueError(f"{name}: expected one of {list(KEEP)}, got {keep!r}.")
+    return keep
 
 
 def check_learning_rate_drops(drops, steps: int, steps_per_epoch: int) -> list[tuple[int, float]]:
@@ -439,8 +448,6 @@ class _BestWeights(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)) or not self._better(float(value)):
             return
-        import h5py
-
         state = {"epoch": int(epoch), "step": (int(epoch) + 1) * self.steps_per_epoch, "monitor": self.monitor,
                  "value": float(value)}
         with atomic_write(self.weights_path, suffix=".weights.h5") as temporary:  # Keras wants that ending
@@ -459,18 +466,13 @@ def kept_sentence(kept: dict) -> str:
 
 def read_best_state(run_dir) -> dict | None:
     """The epoch, step, monitored metric and value of the weights kept in ``RUN_DIR/best.weights.h5`` (read from
-    the file itself; from ``RUN_DIR/best.json`` for a file written before the state went into it), or None."""
-    import h5py
-
+    the file itself), or None."""
     weights_path = Path(run_dir) / BEST_WEIGHTS_FILE
     if not weights_path.is_file():
         return None
     with h5py.File(weights_path, "r") as weights:
         state = weights.attrs.get(BEST_STATE_ATTRIBUTE)
-    if state is not None:
-        return json.loads(state)
-    path = Path(run_dir) / BEST_STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return None if state is None else json.loads(state)
 
 
 class _CurvePlot(keras.callbacks.Callback):
@@ -609,8 +611,7 @@ def fit(
         )
     if val_steps is not None:
         val_steps = check_scalar("val_steps", val_steps, integer=True, at_least=1)
-    if keep not in KEEP:
-        raise ValueError(f"keep: expected one of {list(KEEP)}, got {keep!r}.")
+    check_keep(keep)
     if keep == "best" and val_dataset is None:
         raise ValueError("keep: 'best' picks the weights by their validation metric; give a val_dataset.")
     learning_rate_drops = check_learning_rate_drops(learning_rate_drops, steps, steps_per_epoch)

@@ -25,6 +25,7 @@ and the fast weights are reset to them.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from ..checks import check_scalar
@@ -159,10 +160,8 @@ class Lookahead(keras.optimizers.Optimizer):
         super().build(var_list)
         self.inner_optimizer.build(var_list)
         self._slow_weights = []
-        for variable in var_list:
-            slow = self.add_variable_from_reference(variable, name="slow")
-            slow.assign(variable)  # phi_0 = theta_0
-            self._slow_weights.append(slow)
+        for variable in var_list:  # phi_0 = theta_0 is set by the first apply (see there)
+            self._slow_weights.append(self.add_variable_from_reference(variable, name="slow"))
 
     @property
     def variables(self):
@@ -179,21 +178,22 @@ class Lookahead(keras.optimizers.Optimizer):
             self.inner_optimizer.learning_rate = learning_rate
 
     def update_step(self, gradient, variable, learning_rate):
-        dtype = variable.dtype
-        slow = self._slow_weights[self._get_variable_index(variable)]
-        # phi_0 = theta_0, again on the first step: Keras' fit builds the optimizer in a stateless scope that
-        # discards the assignment made in build(), which left phi_0 = 0 and halved every weight at the first sync.
-        first = ops.cast(ops.equal(self.iterations, 0), dtype)
-        self.assign(slow, ops.add(ops.multiply(first, variable), ops.multiply(1 - first, slow)))
         self.inner_optimizer.update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
         step = self.iterations + 1
         sync = ops.cast(ops.equal(ops.mod(step, self.sync_period), 0), dtype)
+        slow = self._slow_weights[self._get_variable_index(variable)]
         # On a synchronisation step: phi += alpha (theta - phi); theta = phi. Else nothing.
         new_slow = ops.add(slow, ops.multiply(sync * self.slow_step_size, ops.subtract(variable, slow)))
         self.assign(slow, new_slow)
         self.assign(variable, ops.add(ops.multiply(sync, new_slow), ops.multiply(1 - sync, variable)))
 
     def apply(self, grads, trainable_variables=None):
+        if trainable_variables is not None and not self.built:
+            self.build(list(trainable_variables))
+        # phi_0 = theta_0, before the first update. Not in build(): Keras' fit builds the optimizer in a stateless
+        # scope that discards assignments (phi_0 was 0, and the first synchronisation halved every weight).
+        tf.cond(ops.equal(self.iterations, 0), self._start_slow_weights, lambda: tf.constant(False))
         super().apply(grads, trainable_variables)
         # The inner rule reads its own step counter (bias corrections): keep it in step.
         self.inner_optimizer.iterations.assign_add(1)
@@ -205,6 +205,11 @@ class Lookahead(keras.optimizers.Optimizer):
             "sync_period": self.sync_period,
             "slow_step_size": self.slow_step_size,
         }
+
+    def _start_slow_weights(self):
+        for slow, variable in zip(self._slow_weights, self._trainable_variables):
+            slow.assign(variable)
+        return tf.constant(True)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
