@@ -26,6 +26,7 @@ mask. Results go to ``RUN_DIR/posterior[_multicoil].json`` and the first slice's
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import json
 import os
 import shutil
@@ -108,6 +109,14 @@ def evaluate(args):
     _report(args, recipe, network_name, undersampling, rows, first)
 
 
+def _sampler_settings(args, prior) -> dict:
+    """The sampler settings given on the command line (the others: ``plan_sampling``'s defaults)."""
+    given = {"gamma": args.gamma, "n_leapfrog": args.leapfrog, "step_power": args.step_power,
+             "target_acceptance": args.target_acceptance,
+             "step_size": None if args.step_fraction is None else args.step_fraction * prior.sigma_scale}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def _score_files(args, recipe, prior, network, network_name, undersampling, files, folder):
     from fastmri_zoo import metrics
     from fastmri_zoo.inference import reconstruct_file
@@ -117,9 +126,7 @@ def _score_files(args, recipe, prior, network, network_name, undersampling, file
     for number, original in enumerate(files):
         path, noise = noisy_copy(original, folder, args.snr_db, seed=number)
         plan = plan_sampling(prior_spec(prior, recipe.name), path, slices=None, n_chains=args.chains,
-                             n_steps=args.steps, gamma=args.gamma, n_leapfrog=args.leapfrog,
-                             step_size=args.step_fraction * prior.sigma_scale, step_power=args.step_power,
-                             target_acceptance=args.target_acceptance,
+                             n_steps=args.steps, **_sampler_settings(args, prior),
                              keep_samples=True, seed=0,
                              noise_std=None if args.estimate_noise else noise, **undersampling)  # file units
         result = run_sampling(prior, plan, progress=args.progress, model_name=recipe.name)
@@ -139,7 +146,7 @@ def _score_files(args, recipe, prior, network, network_name, undersampling, file
               f"spearman {row['spearman']:.3f}, coverage {row['coverage_90']:.3f}, acceptance "
               f"{row['acceptance_rate']:.2f}", flush=True)
         if first is None:
-            first = (result, index)
+            first = (result, index, plan.options)
     return rows, first
 
 
@@ -153,18 +160,16 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
     summary |= {key: metrics.summarize([{key: r[key]} for r in rows])[key]
                 for key in ("spearman", "coverage_90", "acceptance_rate", "final_sigma")
                 + (() if args.multicoil else ("data_residual",))}
+    result, index, options = first
     suffix = "_multicoil" if args.multicoil else ""
     report = {"setting": {"coils": 8 if args.multicoil else 1, **undersampling, "seed": 0, "snr_db": args.snr_db,
                           "noise": "estimated by the sampler" if args.estimate_noise else "the noise added, given"},
               "network": network_name,
-              "chains": args.chains, "steps": args.steps, "gamma": args.gamma, "leapfrog": args.leapfrog,
-              "step_fraction": args.step_fraction, "step_power": args.step_power,
-              "target_acceptance": args.target_acceptance, "part": args.part,
+              "chains": args.chains, "steps": args.steps, "part": args.part, "sampler": asdict(options),
               "rows": rows, "summary": summary}
     suffix += "" if args.part == "test" else f"_{args.part}"
     with open(os.path.join(args.run_dir, f"posterior{suffix}.json"), "w") as handle:
         json.dump(report, handle, indent=1)
-    result, index = first
     save_uncertainty_png(os.path.join(args.run_dir, f"posterior{suffix}.png"), result.zero_filled[0], result.mean[0],
                          result.std[0], reference=result.reference[0],
                          metrics={m: rows[0][m] for m in ("zero-filled", "posterior mean")},
@@ -178,7 +183,8 @@ def _table(report) -> str:
     lines = [f"{setting['coils']} coil(s), {setting['mask_type']} masks AF {setting['acceleration']:g} (centre "
              f"{setting['center_fraction']:g}), noise at {setting['snr_db']:g} dB SNR ({setting['noise']}), the "
              f"middle slice of {len(report['rows'])} held-out volumes, "
-             f"{report['chains']} chains x {report['steps']} annealed-HMC steps (temperature x{report.get('gamma', 0.995):g} "
+             f"{report['chains']} chains x {report['steps']} annealed-HMC steps (temperature "
+             f"x{report.get('sampler', {}).get('gamma', 0.995):g} "
              "after each accepted move); mean +- std over slices:", "",
              "| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
     for method in (*METHODS, report["network"]):
@@ -228,13 +234,13 @@ def main():
     p.add_argument("--volumes", type=int, default=5, help="held-out volumes (their middle slice each)")
     p.add_argument("--chains", type=int, default=8)
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--gamma", type=float, default=0.995,
-                   help="temperature factor after each accepted move (fewer steps: a smaller gamma anneals as far)")
-    p.add_argument("--leapfrog", type=int, default=4, help="leapfrog steps per HMC move")
-    p.add_argument("--step-fraction", type=float, default=0.05,
-                   help="the first leapfrog step, as a fraction of the first temperature (the prior's sigma_scale)")
-    p.add_argument("--step-power", type=float, default=1.5,
-                   help="the step follows (sigma / sigma_0) ** step_power as the temperature falls (the thesis: 1.5)")
+    p.add_argument("--gamma", type=float, default=None, help="temperature factor after each accepted move (fewer "
+                   "steps: a smaller gamma anneals as far; default: the sampler's)")
+    p.add_argument("--leapfrog", type=int, default=None, help="leapfrog steps per HMC move (default: the sampler's)")
+    p.add_argument("--step-fraction", type=float, default=None, help="the first leapfrog step, as a fraction of the "
+                   "first temperature (the prior's sigma_scale) (default: the sampler's STEP_FRACTION)")
+    p.add_argument("--step-power", type=float, default=None, help="the step follows (sigma / sigma_0) ** step_power as "
+                   "the temperature falls (default: the sampler's, the thesis' 1.5)")
     p.add_argument("--target-acceptance", type=float, default=None,
                    help="adapt each chain's step towards this acceptance rate (default: the thesis' rule)")
     p.add_argument("--part", default="test", choices=("test", "val"),
