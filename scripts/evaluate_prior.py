@@ -2,6 +2,7 @@
 
     fastmri-zoo train RECIPE --data DATA_DIR --run-dir RUN_DIR                          (training)
     python scripts/evaluate_prior.py evaluate RECIPE DATA_DIR RUN_DIR [--volumes 5] [--multicoil]
+    python scripts/evaluate_prior.py denoise RECIPE DATA_DIR RUN_DIR [--weights FILE] [--part val]
     python scripts/evaluate_prior.py export RECIPE DATA_DIR RUN_DIR WEIGHTS_DIR
 
 RECIPE is a prior's recipe (``card.task`` "prior"; ``weights/NAME/recipe.json`` once shipped); DATA_DIR
@@ -20,7 +21,11 @@ sampler in the file's k-space units; ``--estimate-noise``: the sampler's own est
 there); the
 acceptance rate and final temperature; and the zoo's network of the setting on the same slice and
 mask. Results go to ``RUN_DIR/posterior[_multicoil].json`` and the first slice's maps to
-``RUN_DIR/posterior[_multicoil].png``. ``export`` writes ``WEIGHTS_DIR/NAME`` with the tables on its card.
+``RUN_DIR/posterior[_multicoil].png``. ``denoise`` scores the prior by itself: its Tweedie denoiser
+x + sigma^2 r(x, sigma) on the complex middle slices (noiseless, peak 1) of ``--volumes`` volumes with complex
+white noise of std sigma per real part added (``--sigmas``, seeded), PSNR of the noisy input and of the output
+(``RUN_DIR/denoiser[_val].json``; ``--weights``: a weights file instead of the preset, e.g. a running training's
+``RUN_DIR/backup/latest.weights.h5``). ``export`` writes ``WEIGHTS_DIR/NAME`` with the tables on its card.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ COMPARED = {
                                                   center_fraction=0.08)),
 }
 METHODS = ("zero-filled", "one sample", "posterior mean")
+
+
+def atomic_json(path, report) -> None:
+    """``report`` as indented JSON at ``path``, written atomically."""
+    from fastmri_zoo.utils import atomic_write
+
+    with atomic_write(path) as temporary, open(temporary, "w") as handle:
+        json.dump(report, handle, indent=1)
 
 
 def _recipe(path):
@@ -92,10 +105,9 @@ def data_residual(plan, result, noise_std: float) -> list[float]:
 
 def evaluate(args):
     from fastmri_zoo import load
-    from fastmri_zoo.presets import from_preset
 
     recipe = _recipe(args.recipe)
-    prior = from_preset(args.preset or os.path.join(args.run_dir, "preset"))
+    prior = _prior(args, recipe)
     network_name, undersampling = COMPARED[args.multicoil]
     network = load(network_name)
     kind = "multicoil" if args.multicoil else "singlecoil"
@@ -107,6 +119,88 @@ def evaluate(args):
     finally:
         shutil.rmtree(folder)
     _report(args, recipe, network_name, undersampling, rows, first)
+
+
+#: the noise levels of ``denoise`` (std per real part; images of peak 1)
+DENOISE_SIGMAS = (0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
+
+
+def _prior(args, recipe):
+    """The preset (``--preset``, else RUN_DIR/preset), or the recipe's model with ``--weights`` loaded."""
+    from fastmri_zoo.presets import from_preset
+
+    if getattr(args, "weights", None) is None:
+        return from_preset(args.preset or os.path.join(args.run_dir, "preset"))
+    import tensorflow as tf
+    from fastmri_zoo.training.config import model_classes
+
+    if not os.path.isfile(args.weights):
+        raise SystemExit(f"--weights: expected a weights file (.weights.h5), {args.weights!r} does not exist.")
+    prior = model_classes()[recipe.model_class](**recipe.model_kwargs)
+    size = recipe.data["synthesis"]["size"]
+    prior({"image": tf.zeros([1, *size], tf.complex64), "sigma": tf.ones([1])})
+    prior.load_weights(args.weights)
+    return prior
+
+
+def complex_slices(files) -> np.ndarray:
+    """The complex middle slice of each file (centred orthonormal inverse FFT of its noiseless single-coil
+    k-space), each divided by its maximum magnitude: complex64 (files, H, W)."""
+    import h5py
+
+    slices = []
+    for path in files:
+        with h5py.File(path, "r") as handle:
+            if handle["kspace"].ndim != 3:
+                raise SystemExit(f"{path}: expected single-coil k-space (slices, H, W), got {handle['kspace'].shape}.")
+            kspace = handle["kspace"][handle["kspace"].shape[0] // 2]
+        image = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace), norm="ortho"))
+        slices.append(image / np.abs(image).max())
+    return np.asarray(slices, np.complex64)
+
+
+def tweedie_table(prior, images, sigmas, seed: int = 0) -> list[dict]:
+    """For each sigma: PSNR (fastMRI's, on magnitudes, volume-wise over the slices) of the noisy images
+    x + sigma (u + i v) and of the prior's Tweedie estimate x + sigma^2 r(x, sigma)."""
+    import tensorflow as tf
+    from fastmri_zoo import metrics
+
+    rng = np.random.default_rng(seed)
+    reference = np.abs(images)
+    rows = []
+    for sigma in sigmas:
+        noise = rng.standard_normal(images.shape) + 1j * rng.standard_normal(images.shape)
+        noisy = (images + sigma * noise).astype(np.complex64)
+        levels = tf.fill([len(images)], np.float32(sigma))
+        denoised = noisy + sigma ** 2 * prior.score(tf.constant(noisy), levels).numpy()
+        rows.append({"sigma": float(sigma), "noisy": metrics.psnr(reference, np.abs(noisy)),
+                     "denoised": metrics.psnr(reference, np.abs(denoised))})
+    return rows
+
+
+def denoise(args):
+    recipe = _recipe(args.recipe)
+    prior = _prior(args, recipe)
+    folder = os.path.join(args.data_dir, "singlecoil", recipe.data.get(args.part, args.part))
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".h5"))[: args.volumes]
+    if not files:
+        raise SystemExit(f"denoise: no .h5 files in {folder} (prepare_ixi.py --coils 1 --parts val test).")
+    rows = tweedie_table(prior, complex_slices(files), args.sigmas)
+    for row in rows:
+        print(f"sigma {row['sigma']:g}: noisy {row['noisy']:.2f} dB -> denoised {row['denoised']:.2f} dB", flush=True)
+    report = {"part": args.part, "files": [os.path.basename(f) for f in files], "weights": args.weights, "rows": rows}
+    path = os.path.join(args.run_dir, "denoiser" + ("_val" if args.part == "val" else "") + ".json")
+    atomic_json(path, report)
+    print(path)
+
+
+def _denoiser_table(report) -> str:
+    lines = [f"The prior by itself: its Tweedie denoiser x + sigma^2 r(x, sigma) on the middle slices of "
+             f"{len(report['files'])} {'held-out' if report['part'] == 'test' else 'validation'} volumes (complex, "
+             "peak 1) with complex white noise of std sigma per real part (`python scripts/evaluate_prior.py "
+             "denoise`), PSNR (dB):", "", "| sigma | noisy | denoised |", "| --- | --- | --- |"]
+    lines += [f"| {r['sigma']:g} | {r['noisy']:.2f} | {r['denoised']:.2f} |" for r in report["rows"]]
+    return "\n".join(lines)
 
 
 def _sampler_settings(args, prior) -> dict:
@@ -168,8 +262,7 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
               "chains": args.chains, "steps": args.steps, "part": args.part, "sampler": asdict(options),
               "rows": rows, "summary": summary}
     suffix += "" if args.part == "test" else f"_{args.part}"
-    with open(os.path.join(args.run_dir, f"posterior{suffix}.json"), "w") as handle:
-        json.dump(report, handle, indent=1)
+    atomic_json(os.path.join(args.run_dir, f"posterior{suffix}.json"), report)
     save_uncertainty_png(os.path.join(args.run_dir, f"posterior{suffix}.png"), result.zero_filled[0], result.mean[0],
                          result.std[0], reference=result.reference[0],
                          metrics={m: rows[0][m] for m in ("zero-filled", "posterior mean")},
@@ -218,6 +311,10 @@ def export(args):
     card["intended_use"] = card.get("intended_use", "") + "\n\nPosterior sampling of held-out IXI slices " \
         "(`python scripts/evaluate_prior.py evaluate`):\n\n" + "\n\n".join(_table(r) for r in reports.values()) + \
         "\n\n![zero-filled, posterior mean, standard deviation and error of a held-out slice](posterior.png)"
+    denoiser = os.path.join(args.run_dir, "denoiser.json")
+    if os.path.exists(denoiser):
+        with open(denoiser) as handle:
+            card["intended_use"] += "\n\n" + _denoiser_table(json.load(handle))
     s = reports[""]["summary"]
     metrics = {"psnr": round(s["posterior mean"]["psnr"][0], 3), "ssim": round(s["posterior mean"]["ssim"][0], 4),
                "spearman": round(s["spearman"][0], 3)}
@@ -230,7 +327,8 @@ def export(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p = add_run_commands(parser.add_subparsers(dest="command", required=True), "prior")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = add_run_commands(sub, "prior")
     p.add_argument("--volumes", type=int, default=5, help="held-out volumes (their middle slice each)")
     p.add_argument("--chains", type=int, default=8)
     p.add_argument("--steps", type=int, default=1000)
@@ -252,8 +350,18 @@ def main():
     p.add_argument("--snr-db", type=float, default=35.0,
                    help="noise added to the noiseless held-out k-space (the training examples had 25-45 dB)")
     p.add_argument("--progress", action="store_true", help="a progress bar over the chains' moves")
+    p.add_argument("--weights", default=None, help="a weights file of the recipe's model instead of the preset (e.g. "
+                   "RUN_DIR/backup/latest.weights.h5 of a running training)")
+    d = sub.add_parser("denoise")
+    for name in ("recipe", "data_dir", "run_dir"):
+        d.add_argument(name)
+    d.add_argument("--preset", default=None, help="the prior to score (default: RUN_DIR/preset)")
+    d.add_argument("--weights", default=None, help="a weights file of the recipe's model instead of the preset")
+    d.add_argument("--part", default="test", choices=("test", "val"))
+    d.add_argument("--volumes", type=int, default=5, help="volumes (their middle slice each)")
+    d.add_argument("--sigmas", type=float, nargs="+", default=DENOISE_SIGMAS, help="noise std per real part")
     args = parser.parse_args()
-    {"evaluate": evaluate, "export": export}[args.command](args)
+    {"evaluate": evaluate, "export": export, "denoise": denoise}[args.command](args)
 
 
 if __name__ == "__main__":
