@@ -263,9 +263,12 @@ def write_search_outputs(search_recipe: SearchRecipe, result: SearchResult, out_
                                   title=f"{name}: {result.method} cell after {result.steps} steps"),
     }
     facts = {
-        "recipe": str(search_recipe.recipe.source),
+        "recipe": None if search_recipe.recipe.source is None else Path(search_recipe.recipe.source).name,
         "command": command,
-        "data": {part: str(folder) for part, folder in folders.items() if folder is not None},
+        # under the data root as the command names it, not this machine's folders
+        "data": {part: "/".join(p for p in ("DATA_DIR", search_recipe.recipe.data.get("folder", ""),
+                                            search_recipe.recipe.data[part]) if p)
+                 for part, folder in folders.items() if folder is not None},
         "acquisition": search_recipe.recipe.acquisition,
         "model": {"class": search_recipe.recipe.model_class, "kwargs": search_recipe.recipe.model_kwargs},
         "search": dataclasses.asdict(search_recipe.options),

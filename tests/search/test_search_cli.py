@@ -80,6 +80,8 @@ def test_search_writes_its_outputs_and_they_agree(searched):
     assert np.abs(history["alpha"][-1] - history["alpha"][0]).max() > 1e-3  # alpha moved
     assert facts["steps"] == 12 and facts["stopped"] == "steps" and facts["genotype"] == genotype.to_config()
     assert facts["search"]["method"] == "milenas" and facts["search"]["beta"] == 0.5
+    # the record names the data under the root the command names, not this machine's folders
+    assert facts["data"] == {"train": "DATA_DIR/train", "val": "DATA_DIR/val"} and facts["recipe"] == "search.json"
     assert facts["entropy"]["last"] == pytest.approx(history["entropy"][-1], rel=1e-5)
     with open(out / "cell.png", "rb") as png:
         header = png.read(24)
