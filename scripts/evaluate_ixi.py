@@ -3,7 +3,7 @@
     fastmri-zoo train weights/NAME/recipe.json --data DATA_DIR --run-dir RUN_DIR      (training)
     python scripts/evaluate_ixi.py evaluate NAME DATA_DIR RUN_DIR [--max-volumes 15]
     python scripts/evaluate_ixi.py outside NAME DATA_DIR RUN_DIR [--seeds 0 1 2]
-    python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR [--comparison TABLE.md]
+    python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR [--comparison TABLE.md] [--search OUT]
 
 Training is the packaged trainer's (``fastmri_zoo.training``); this script only reads
 ``weights/NAME/recipe.json`` (model, data folder, acquisition). DATA_DIR is the data root written
@@ -17,8 +17,10 @@ held-out volume. ``outside`` scores it on data outside its training domain (``OU
 resolution, real scanner k-space, another anatomy) with three mask seeds and writes
 ``RUN_DIR/metrics_outside.json``. ``export`` writes ``WEIGHTS_DIR/NAME`` with the model card: the recipe's card,
 the run's command and the held-out tables and metrics (and ``--comparison``'s markdown after them, a
-family's comparison table). WEIGHTS_DIR/NAME must not exist yet or be a preset folder: export to a new
-folder and move it over ``weights/NAME`` (which holds only the recipe while the run trains).
+family's comparison table; ``--search``: the output folder of the ``fastmri-zoo search`` that found a searched
+network's cell, whose recipe, genotype, alpha history and drawings go into the folder and onto the card).
+WEIGHTS_DIR/NAME must not exist yet or be a preset folder: export to a new folder and move it over
+``weights/NAME`` (which holds only the recipe while the run trains).
 """
 
 from __future__ import annotations
@@ -519,6 +521,49 @@ def _outside_table(run_dir) -> str:
     return "\n".join(lines)
 
 
+#: what a searched network's folder keeps of its search (``--search``), besides the search recipe
+SEARCH_FILES = ("genotype.json", "alpha_history.csv", "cell.png", "history.png")
+
+
+def _search_record(out_dir) -> tuple[str, dict]:
+    """(the card's paragraph on the search, {file name in the weights folder: source path}) for the
+    output folder of ``fastmri-zoo search`` (``search.json``, the record; the recipe beside the folder)."""
+    from fastmri_zoo.layers import Genotype
+    from fastmri_zoo.search import genotype_summary, save_search_history_png
+
+    record_path = os.path.join(out_dir, "search.json")
+    if not os.path.isfile(record_path):
+        raise SystemExit(f"--search: expected the output folder of `fastmri-zoo search` (with search.json), "
+                         f"got {out_dir!r}.")
+    with open(record_path) as handle:
+        record = json.load(handle)
+    recipe_path = os.path.join(os.path.dirname(os.path.abspath(out_dir)), record["recipe"] or "")
+    if not os.path.isfile(recipe_path):
+        raise SystemExit(f"--search: the search recipe {record['recipe']!r} is not beside {out_dir!r}.")
+    if not os.path.exists(os.path.join(out_dir, "history.png")):  # searches from before the drawing
+        save_search_history_png(os.path.join(out_dir, "history.png"), os.path.join(out_dir, "alpha_history.csv"),
+                                title=f"{record['search']['method']} search")
+    files = {name: os.path.join(out_dir, name) for name in SEARCH_FILES} | {"search.json": recipe_path}
+    with open(recipe_path) as handle:
+        size = json.load(handle)["data"].get("synthesis", {}).get("size")
+    search = record["search"]
+    why = (f"the genotype unchanged for {search['patience']} epochs" if record["stopped"] == "patience"
+           else "its step budget")
+    text = (f"The cell was searched on the same training data by `fastmri-zoo search search.json --data DATA_DIR -o "
+            f"out` (`search.json` here): {'first-order DARTS' if search['method'] == 'darts' else search['method']}, "
+            f"search space {search['space']} ({', '.join(record['search_space'])}), {record['n_nodes']} nodes, "
+            f"{' x '.join(str(n) for n in size) + ' crops, ' if size else ''}batch {search['batch_size']}, the network's "
+            f"weights on the training subjects (Adam {search['learning_rate']:g}) and the architecture logits on the "
+            f"validation subjects (Adam {search['alpha_learning_rate']:g}), alternating; it stopped after "
+            f"{record['steps']:,} steps ({why}), {record['wall_time_seconds'] / 3600:.1f} h; the entropy of "
+            f"softmax(alpha) went from {record['entropy']['first']:.3f} to {record['entropy']['last']:.3f} nats "
+            f"(`alpha_history.csv`, below). The genotype (`genotype.json`), each node's two strongest incoming edges "
+            "with their strongest operation other than none:\n\n"
+            + "\n".join(f"- {line}" for line in genotype_summary(Genotype.parse(record["genotype"])).splitlines())
+            + "\n\n![the searched cell](cell.png)\n\n![the search: entropy and each edge's softmax weights](history.png)")
+    return text, files
+
+
 def export(args):
     """Write WEIGHTS_DIR/NAME: the trained preset, its recipe and validation curve, with the
     training facts and the held-out tables on its model card."""
@@ -539,8 +584,13 @@ def export(args):
     if args.comparison:
         with open(args.comparison, encoding="utf-8") as handle:
             card["intended_use"] += "\n\n" + handle.read().strip()
+    searched = _search_record(args.search) if args.search else None
+    if searched:
+        card["training_data"] += "\n\n" + searched[0]
     metrics = {"psnr": round(net["psnr"][0], 3), "ssim": round(net["ssim"][0], 4), "nmse": round(net["nmse"][0], 5)}
     target = write_checkpoint(recipe, args.run_dir, args.weights_dir, run, card, metrics)
+    for name, source in (searched[1] if searched else {}).items():
+        shutil.copyfile(source, os.path.join(target, name))
     baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
     save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
                             run["steps_per_epoch"], baselines={baseline: _validation_baseline(recipe, args.data_dir)},
@@ -579,6 +629,8 @@ def main():
     p.add_argument("weights_dir")
     p.add_argument("--comparison", metavar="MARKDOWN_FILE",
                    help="markdown appended to the card after the held-out tables (e.g. a family's comparison table)")
+    p.add_argument("--search", metavar="OUT_DIR", default=None,
+                   help="the output folder of the `fastmri-zoo search` that found the network's cell (its recipe beside it)")
     args = parser.parse_args()
     {"evaluate": evaluate, "outside": outside, "export": export}[args.command](args)
 

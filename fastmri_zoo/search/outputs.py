@@ -10,6 +10,9 @@
   into node i (states 0 and 1 are the cell inputs C_{l-2}, C_{l-1}; state 2 + k is node k).
   :func:`read_alpha_history` reads it back.
 - ``cell.png``: :func:`save_cell_png`, the cell as a graph (:func:`draw_cell`), drawn with matplotlib.
+- ``history.png``: :func:`save_search_history_png`, the alpha history drawn (:func:`draw_search_history`):
+  the entropy of softmax(alpha) with the steps where the genotype changed, and each edge's softmax
+  weights against the steps.
 
 Every file is written to a temporary name beside it and renamed (``utils.atomic_write``; the
 writers ``write_text``, ``write_json`` and ``write_npz`` live in ``utils`` and are re-exported here).
@@ -40,6 +43,9 @@ __all__ = [
     "write_json",
     "draw_cell",
     "save_cell_png",
+    "draw_search_history",
+    "save_search_history_png",
+    "genotype_changes",
     "genotype_summary",
 ]
 
@@ -182,3 +188,60 @@ def genotype_summary(genotype: Genotype) -> str:
     """One line per node: ``node i <- operation(state), operation(state)``."""
     return "\n".join(f"node {i} <- " + ", ".join(f"{op}({_state_label(state, tex=False)})" for op, state in node)
                      for i, node in enumerate(genotype.nodes))
+
+
+def genotype_changes(history: dict) -> list[int]:
+    """The steps of :func:`read_alpha_history`'s table at which the derived genotype differs from the
+    epoch before."""
+    return [int(step) for step, before, after in zip(history["step"][1:], history["genotype"][:-1],
+                                                     history["genotype"][1:]) if before != after]
+
+
+def draw_search_history(history: dict | str | os.PathLike, fig=None):
+    """Draw a search's alpha history (:func:`read_alpha_history`'s table, or the CSV's path) on the
+    matplotlib figure ``fig`` (a new one when None): on top, the entropy of softmax(alpha) (mean over
+    edges) against the steps, log(number of operations) for uniform weights and a band where the
+    genotype changed; below, one panel per edge (rows: the node it enters; columns: the state it
+    leaves) with the softmax weight of each operation. Returns the figure."""
+    if not isinstance(history, dict):
+        history = read_alpha_history(history)
+    steps, operations, n_nodes = history["step"], history["operations"], history["n_nodes"]
+    alpha = np.asarray(history["alpha"], np.float64)
+    weights = np.exp(alpha - alpha.max(axis=2, keepdims=True))
+    weights /= weights.sum(axis=2, keepdims=True)  # (epochs, edges, operations)
+    if fig is None:
+        fig = _figure((2.4 * (n_nodes + 1) + 1.5, 2.6 + 2.0 * n_nodes))
+    grid = fig.add_gridspec(n_nodes + 1, n_nodes + 1, height_ratios=[1.3] + [1.0] * n_nodes)
+    top = fig.add_subplot(grid[0, :])
+    top.plot(steps, history["entropy"], "o-", ms=3, color="C0", label="entropy of softmax(alpha), mean over edges")
+    top.axhline(np.log(len(operations)), color="0.6", ls=":", lw=1, label=f"log {len(operations)} (uniform weights)")
+    for number, step in enumerate(genotype_changes(history)):
+        top.axvline(step, color="C3", alpha=0.25, lw=3, label="the genotype changed" if number == 0 else None)
+    top.set_ylabel("nats")
+    top.legend(fontsize=7, loc="lower left")
+    top.grid(alpha=0.3)
+    edge = 0
+    first = None
+    for i in range(n_nodes):
+        for j in range(i + 2):
+            ax = fig.add_subplot(grid[i + 1, j], sharex=top, sharey=first)
+            first = first or ax
+            for k, operation in enumerate(operations):
+                ax.plot(steps, weights[:, edge, k], color=f"C{k}", lw=1.2, label=operation)
+            ax.set_title(f"{_state_label(j)} -> node {i}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            edge += 1
+    first.legend(fontsize=6, loc="upper left")
+    first.set_ylabel("softmax weight", fontsize=8)
+    fig.supxlabel("search steps", fontsize=9)
+    return fig
+
+
+def save_search_history_png(path: str | os.PathLike, history: dict | str | os.PathLike, title: str | None = None
+                            ) -> str:
+    """Write :func:`draw_search_history`'s figure to ``path`` (PNG, atomically); returns the path."""
+    fig = draw_search_history(history)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save_figure(fig, path)

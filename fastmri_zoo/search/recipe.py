@@ -57,13 +57,14 @@ from ..training.fit import training_data
 from ..training.losses import get_loss
 from .backup import backup_step
 from .darts import EpochRecord, SearchResult, check_method, search
-from .outputs import genotype_summary, save_cell_png, write_alpha_history, write_genotype, write_json
+from .outputs import (genotype_summary, save_cell_png, save_search_history_png, write_alpha_history, write_genotype,
+                      write_json)
 
 __all__ = ["SearchOptions", "SearchRecipe", "check_block", "check_search_options", "check_search_space",
            "load_search_recipe", "run_search_recipe", "OUTPUT_FILES"]
 
 #: The files ``fastmri-zoo search`` writes in OUT_DIR (``recipe.json`` only when the recipe has ``training``).
-OUTPUT_FILES = ("genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json")
+OUTPUT_FILES = ("genotype.json", "alpha_history.csv", "cell.png", "history.png", "search.json", "recipe.json")
 #: The folder of OUT_DIR where a search keeps its state after every epoch (:mod:`.backup`): the same
 #: command resumes an interrupted search from it.
 BACKUP_DIR = "backup"
@@ -262,6 +263,8 @@ def write_search_outputs(search_recipe: SearchRecipe, result: SearchResult, out_
         "cell.png": save_cell_png(out_dir / "cell.png", result.genotype,
                                   title=f"{name}: {result.method} cell after {result.steps} steps"),
     }
+    written["history.png"] = save_search_history_png(out_dir / "history.png", written["alpha_history.csv"],
+                                                     title=f"{name}: {result.method} search")
     facts = {
         "recipe": None if search_recipe.recipe.source is None else Path(search_recipe.recipe.source).name,
         "command": command,

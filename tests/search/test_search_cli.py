@@ -19,7 +19,8 @@ from fastmri_zoo import cli
 from fastmri_zoo.layers import Genotype, derive_genotype, edge_count
 from fastmri_zoo.models import NasNet
 from fastmri_zoo.presets import from_preset
-from fastmri_zoo.search import EpochRecord, draw_cell, read_alpha_history, write_alpha_history
+from fastmri_zoo.search import (EpochRecord, draw_cell, draw_search_history, genotype_changes, read_alpha_history,
+                                write_alpha_history)
 from fastmri_zoo.search.recipe import load_search_recipe
 from fastmri_zoo.training.config import load_recipe, run_recipe
 from tests.models.conftest import make_inputs
@@ -61,7 +62,7 @@ def searched(tmp_path_factory, singlecoil_data):
 def test_search_writes_its_outputs_and_they_agree(searched):
     out, stdout = searched
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json", "backup"])
+        ["genotype.json", "alpha_history.csv", "cell.png", "history.png", "search.json", "recipe.json", "backup"])
     assert sorted(p.name for p in (out / "backup").iterdir()) == ["arrays-epoch0003.npz", "state.json"]
     assert not [p for p in [*out.iterdir(), *(out / "backup").iterdir()] if p.name.startswith(".")]  # no temporary file
     genotype = Genotype.parse(out / "genotype.json")
@@ -83,11 +84,12 @@ def test_search_writes_its_outputs_and_they_agree(searched):
     # the record names the data under the root the command names, not this machine's folders
     assert facts["data"] == {"train": "DATA_DIR/train", "val": "DATA_DIR/val"} and facts["recipe"] == "search.json"
     assert facts["entropy"]["last"] == pytest.approx(history["entropy"][-1], rel=1e-5)
-    with open(out / "cell.png", "rb") as png:
-        header = png.read(24)
-    assert header[:8] == b"\x89PNG\r\n\x1a\n" and min(struct.unpack(">II", header[16:24])) > 100
+    for picture in ("cell.png", "history.png"):
+        with open(out / picture, "rb") as png:
+            header = png.read(24)
+        assert header[:8] == b"\x89PNG\r\n\x1a\n" and min(struct.unpack(">II", header[16:24])) > 100
     assert "searched 12 steps (milenas" in stdout and "genotype:" in stdout
-    for name in ("genotype.json", "alpha_history.csv", "cell.png", "search.json", "recipe.json"):
+    for name in ("genotype.json", "alpha_history.csv", "cell.png", "history.png", "search.json", "recipe.json"):
         assert f"wrote {out / name}" in stdout
 
 
@@ -178,6 +180,30 @@ def test_the_drawing_shows_every_node_and_labelled_edge():
     assert {"node 0", "node 1", "node 2", "$C_{l-2}$", "$C_{l-1}$"} <= set(texts)
     # one arrow per edge and one from each node into the concatenated output
     assert len(ax.patches) == 6 + 3
+
+
+def test_the_history_drawing_plots_the_entropy_the_changes_and_each_edges_softmax(tmp_path, rng):
+    space = ["sep_conv_3x3", "skip_connect", "none"]
+    alphas = [rng.standard_normal((edge_count(2), 3)) for _ in range(4)]
+    alphas[2] = alphas[1]  # the genotype can only change at steps 5 and 15
+    records = [EpochRecord(epoch, 5 * epoch, 0.1, 0.2, np_entropy(a), a, derive_genotype(a, space, 2))
+               for epoch, a in enumerate(alphas)]
+    table = read_alpha_history(write_alpha_history(tmp_path / "alpha_history.csv", records, space, 2))
+    expected = [5 * e for e in (1, 3) if records[e].genotype != records[e - 1].genotype]
+    assert genotype_changes(table) == expected
+    fig = draw_search_history(tmp_path / "alpha_history.csv")
+    top, *edges = fig.axes
+    assert len(edges) == edge_count(2)
+    np.testing.assert_allclose(top.lines[0].get_ydata(), [np_entropy(a) for a in alphas], rtol=1e-5)
+    assert np.log(3) == pytest.approx(top.lines[1].get_ydata()[0])  # the uniform level
+    assert len(top.lines) == 2 + len(expected)  # one band per change
+    # the third edge (node 1 from C_{l-2}): the softmax of its logits, per operation, against the steps
+    softmax = np.exp(np.stack(alphas)[:, 2]) / np.exp(np.stack(alphas)[:, 2]).sum(axis=1, keepdims=True)
+    for k, line in enumerate(edges[2].lines):
+        np.testing.assert_allclose(line.get_xdata(), [0, 5, 10, 15])
+        np.testing.assert_allclose(line.get_ydata(), softmax[:, k], rtol=1e-5)
+    assert [ax.get_title() for ax in edges] == ["$C_{l-2}$ -> node 0", "$C_{l-1}$ -> node 0", "$C_{l-2}$ -> node 1",
+                                                "$C_{l-1}$ -> node 1", "node 0 -> node 1"]
 
 
 # ------------------------------------------------------------------ bad input
