@@ -273,20 +273,35 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
 def _table(report) -> str:
     s = report["summary"]
     setting = report["setting"]
+    sampler = report.get("sampler", {})
+    moves = ""
+    if sampler:
+        moves = (f"; {sampler['n_leapfrog']} leapfrog steps of {sampler['step_size'] / sampler['sigma_init']:g} sigma_0 "
+                 f"x (sigma / sigma_0)^{sampler['step_power']:g}, sigma_0 = {sampler['sigma_init']:g}"
+                 + (f", each chain's step adapted towards an acceptance rate of {sampler['target_acceptance']:g}"
+                    if sampler.get("target_acceptance") else "")
+                 + ("; the statistics over the chains' final states (one sample per chain)"
+                    if sampler.get("burn_in") == report["steps"] - 1 else ""))
+    rows = report["rows"]
+    above = sum(r["one sample"]["psnr"] > r["zero-filled"]["psnr"] for r in rows)
+    below = sum(r["posterior mean"]["psnr"] > r["one sample"]["psnr"] for r in rows)
     lines = [f"{setting['coils']} coil(s), {setting['mask_type']} masks AF {setting['acceleration']:g} (centre "
              f"{setting['center_fraction']:g}), noise at {setting['snr_db']:g} dB SNR ({setting['noise']}), the "
-             f"middle slice of {len(report['rows'])} held-out volumes, "
+             f"middle slice of {len(rows)} held-out volumes, "
              f"{report['chains']} chains x {report['steps']} annealed-HMC steps (temperature "
-             f"x{report.get('sampler', {}).get('gamma', 0.995):g} "
-             "after each accepted move); mean +- std over slices:", "",
+             f"x{sampler.get('gamma', 0.995):g} after each accepted move{moves}); mean +- std over slices:", "",
              "| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
     for method in (*METHODS, report["network"]):
         lines.append(f"| {method} | {s[method]['psnr'][0]:.2f} +- {s[method]['psnr'][1]:.2f} | "
                      f"{s[method]['ssim'][0]:.4f} +- {s[method]['ssim'][1]:.4f} |")
-    lines += ["", f"Spearman correlation of the posterior std with |mean - truth|: {s['spearman'][0]:.3f} +- "
-              f"{s['spearman'][1]:.3f}; coverage of the 90% intervals: {s['coverage_90'][0]:.3f}; acceptance rate "
-              f"{s['acceptance_rate'][0]:.2f}; final temperature {s['final_sigma'][0]:.4f}"
-              + (f"; data residual of a sample / noise std: {s['data_residual'][0]:.2f}" if "data_residual" in s else "")
+    lines += ["", f"Slice by slice, one sample is above zero-filled on {above} of {len(rows)} and the posterior mean "
+              f"above one sample on {below} of {len(rows)}. Spearman correlation of the posterior std with "
+              f"|mean - truth|: {s['spearman'][0]:.3f} +- {s['spearman'][1]:.3f}; coverage of the 90% intervals: "
+              f"{s['coverage_90'][0]:.3f}; acceptance rate {s['acceptance_rate'][0]:.2f}; final temperature "
+              f"{s['final_sigma'][0]:.4f}"
+              + (f"; RMS data residual of a sample over the sampled k-space, per real part, / the noise std: "
+                 f"{s['data_residual'][0]:.2f} (an exact sample of the posterior tempered at sigma = sigma_n: "
+                 "about 1.41)" if "data_residual" in s else "")
               + "."]
     return "\n".join(lines)
 

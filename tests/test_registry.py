@@ -303,7 +303,7 @@ SHIPPED_NAMES = [
     "pdnet-cartesian-singlecoil-af4", "pdnet-cartesian-singlecoil-af4-fastmri", "pdnet-cartesian-singlecoil-af4-oasis",
     "reconode-fa_rk4-cartesian-singlecoil-af4", "reconode-ft_rk4-cartesian-singlecoil-af4",
     "reconode-lt_rk4-cartesian-singlecoil-af4",
-    "rim-cartesian-singlecoil-af4",
+    "rim-cartesian-singlecoil-af4", "score-prior-ixi",
     "unet-adjdcomp-radial-multicoil", "unet-cartesian-singlecoil-af4", "unet-cartesian-singlecoil-af4-fastmri",
     "unet-cartesian-singlecoil-af4-oasis", "unet-denoising-ixi", "updnet-cartesian-multicoil-af4-fastmri",
     "updnet-cartesian-multicoil-af8-fastmri", "updnet-cartesian-singlecoil-af4-fastmri",
@@ -316,7 +316,7 @@ def test_shipped_names_come_from_the_preset_folders_and_the_keras2_table():
     assert [name for name in fastmri_zoo.list_models() if name in SHIPPED_NAMES] == SHIPPED_NAMES
     repository_weights = __import__("pathlib").Path(fastmri_zoo.__file__).resolve().parent.parent / "weights"
     folders = sorted(path.name for path in repository_weights.iterdir() if (path / "recipe.json").is_file())
-    assert len(folders) == 23
+    assert len(folders) == 24
     for folder in folders:  # each bundled checkpoint is described once, by its folder
         entry = registry.get_entry(folder)
         metadata = __import__("json").loads((repository_weights / folder / "metadata.json").read_text())

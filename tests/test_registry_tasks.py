@@ -61,10 +61,11 @@ def test_a_prior_preset_folder_is_listed_filtered_and_loaded(prior_in_weights, r
     entry = registry.get_entry(PRIOR)
     assert (entry.task, entry.trajectory, entry.coils, entry.pretrained) == ("prior", None, None, True)
     assert entry.class_name == "fastmri_zoo>ScoreNetwork"
-    assert fastmri_zoo.list_models(task="prior") == [PRIOR]
+    priors = sorted([PRIOR, "score-prior-ixi"])  # the test's and the shipped one
+    assert fastmri_zoo.list_models(task="prior") == priors
     assert PRIOR not in fastmri_zoo.list_models(task="reconstruction")
     assert "pdnet-cartesian-singlecoil-af4" in fastmri_zoo.list_models(task="reconstruction")
-    assert ScoreNetwork.presets == [PRIOR]
+    assert ScoreNetwork.presets == priors
     with pytest.raises(ValueError, match="task: expected one of"):
         fastmri_zoo.list_models(task="priors")
 
@@ -79,7 +80,7 @@ def test_a_prior_preset_folder_is_listed_filtered_and_loaded(prior_in_weights, r
     assert cli.main(["list", "--task", "prior"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert rows[0] == ["name", "task", "trajectory", "coils", "AF", "weights"]
-    assert rows[1:] == [[PRIOR, "prior", "-", "-", "-", "bundled"]]
+    assert rows[1:] == [[name, "prior", "-", "-", "-", "bundled"] for name in priors]
     assert cli.main(["list"]) == 0
     table = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
     assert table["pdnet-cartesian-singlecoil-af4"][1:4] == ["reconstruction", "cartesian", "singlecoil"]
