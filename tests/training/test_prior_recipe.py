@@ -104,7 +104,7 @@ def test_the_recipe_trains_through_the_cli_and_gives_a_usable_prior(data_root, t
     shutil.copytree(preset, root / "score-prior-tiny")
     shutil.copy(RECIPE, root / "score-prior-tiny" / "recipe.json")
     monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(root))
-    assert fastmri_zoo.list_models(task="prior") == ["score-prior-tiny"]
+    assert fastmri_zoo.list_models(task="prior") == ["score-prior-ixi", "score-prior-tiny"]  # the shipped one and this
     assert registry.get_entry("score-prior-tiny").pretrained
     x, sigma = (rng.standard_normal((2, SIZE, SIZE)) + 0j).astype(np.complex64), np.array([0.1, 0.2], np.float32)
     np.testing.assert_array_equal(fastmri_zoo.load("score-prior-tiny").score(x, sigma).numpy(),
