@@ -529,7 +529,7 @@ def _search_record(out_dir) -> tuple[str, dict]:
     """(the card's paragraph on the search, {file name in the weights folder: source path}) for the
     output folder of ``fastmri-zoo search`` (``search.json``, the record; the recipe beside the folder)."""
     from fastmri_zoo.layers import Genotype
-    from fastmri_zoo.search import genotype_summary, save_search_history_png
+    from fastmri_zoo.search import genotype_summary
 
     record_path = os.path.join(out_dir, "search.json")
     if not os.path.isfile(record_path):
@@ -540,10 +540,10 @@ def _search_record(out_dir) -> tuple[str, dict]:
     recipe_path = os.path.join(os.path.dirname(os.path.abspath(out_dir)), record["recipe"] or "")
     if not os.path.isfile(recipe_path):
         raise SystemExit(f"--search: the search recipe {record['recipe']!r} is not beside {out_dir!r}.")
-    if not os.path.exists(os.path.join(out_dir, "history.png")):  # searches from before the drawing
-        save_search_history_png(os.path.join(out_dir, "history.png"), os.path.join(out_dir, "alpha_history.csv"),
-                                title=f"{record['search']['method']} search")
     files = {name: os.path.join(out_dir, name) for name in SEARCH_FILES} | {"search.json": recipe_path}
+    missing = [name for name, path in files.items() if not os.path.isfile(path)]
+    if missing:
+        raise SystemExit(f"--search: {out_dir!r} lacks {missing} (the files `fastmri-zoo search` writes).")
     with open(recipe_path) as handle:
         size = json.load(handle)["data"].get("synthesis", {}).get("size")
     search = record["search"]

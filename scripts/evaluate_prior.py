@@ -40,6 +40,7 @@ import tempfile
 import numpy as np
 
 from cards import add_run_commands, read_run, training_paragraph, write_checkpoint
+from fastmri_zoo.utils import write_json
 
 #: the zoo's network each setting is compared with, and the undersampling it was trained with
 COMPARED = {
@@ -48,14 +49,6 @@ COMPARED = {
                                                   center_fraction=0.08)),
 }
 METHODS = ("zero-filled", "one sample", "posterior mean")
-
-
-def atomic_json(path, report) -> None:
-    """``report`` as indented JSON at ``path``, written atomically."""
-    from fastmri_zoo.utils import atomic_write
-
-    with atomic_write(path) as temporary, open(temporary, "w") as handle:
-        json.dump(report, handle, indent=1)
 
 
 def _recipe(path):
@@ -129,7 +122,7 @@ def _prior(args, recipe):
     """The preset (``--preset``, else RUN_DIR/preset), or the recipe's model with ``--weights`` loaded."""
     from fastmri_zoo.presets import from_preset
 
-    if getattr(args, "weights", None) is None:
+    if args.weights is None:
         return from_preset(args.preset or os.path.join(args.run_dir, "preset"))
     import tensorflow as tf
     from fastmri_zoo.training.config import model_classes
@@ -147,6 +140,7 @@ def complex_slices(files) -> np.ndarray:
     """The complex middle slice of each file (centred orthonormal inverse FFT of its noiseless single-coil
     k-space), each divided by its maximum magnitude: complex64 (files, H, W)."""
     import h5py
+    from fastmri_zoo.physics import ifftc
 
     slices = []
     for path in files:
@@ -154,7 +148,7 @@ def complex_slices(files) -> np.ndarray:
             if handle["kspace"].ndim != 3:
                 raise SystemExit(f"{path}: expected single-coil k-space (slices, H, W), got {handle['kspace'].shape}.")
             kspace = handle["kspace"][handle["kspace"].shape[0] // 2]
-        image = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace), norm="ortho"))
+        image = ifftc(kspace.astype(np.complex64)).numpy()
         slices.append(image / np.abs(image).max())
     return np.asarray(slices, np.complex64)
 
@@ -190,7 +184,7 @@ def denoise(args):
         print(f"sigma {row['sigma']:g}: noisy {row['noisy']:.2f} dB -> denoised {row['denoised']:.2f} dB", flush=True)
     report = {"part": args.part, "files": [os.path.basename(f) for f in files], "weights": args.weights, "rows": rows}
     path = os.path.join(args.run_dir, "denoiser" + ("_val" if args.part == "val" else "") + ".json")
-    atomic_json(path, report)
+    write_json(path, report)
     print(path)
 
 
@@ -262,7 +256,7 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
               "chains": args.chains, "steps": args.steps, "part": args.part, "sampler": asdict(options),
               "rows": rows, "summary": summary}
     suffix += "" if args.part == "test" else f"_{args.part}"
-    atomic_json(os.path.join(args.run_dir, f"posterior{suffix}.json"), report)
+    write_json(os.path.join(args.run_dir, f"posterior{suffix}.json"), report)
     save_uncertainty_png(os.path.join(args.run_dir, f"posterior{suffix}.png"), result.zero_filled[0], result.mean[0],
                          result.std[0], reference=result.reference[0],
                          metrics={m: rows[0][m] for m in ("zero-filled", "posterior mean")},

@@ -240,7 +240,7 @@ def run_search_recipe(
         clipnorm=options.clipnorm, loss=options.loss, progress=progress, on_epoch_end=on_epoch_end,
         backup=backup, fingerprint=search_fingerprint(search_recipe),
     )
-    return result, write_search_outputs(search_recipe, result, out_dir, folders, command)
+    return result, write_search_outputs(search_recipe, result, out_dir, command)
 
 
 def search_fingerprint(search_recipe: SearchRecipe) -> dict:
@@ -251,11 +251,12 @@ def search_fingerprint(search_recipe: SearchRecipe) -> dict:
     return {"model": raw.get("model"), "data": raw.get("data"), "acquisition": raw.get("acquisition"), "search": block}
 
 
-def write_search_outputs(search_recipe: SearchRecipe, result: SearchResult, out_dir: Path, folders: dict,
-                         command: str | None) -> dict[str, str]:
+def write_search_outputs(search_recipe: SearchRecipe, result: SearchResult, out_dir: Path, command: str | None
+                         ) -> dict[str, str]:
     """The files of :data:`OUTPUT_FILES` for ``result``, each written atomically."""
     name = search_recipe.recipe.name or (search_recipe.recipe.source.stem if search_recipe.recipe.source else "search")
     first, last = result.history[0], result.history[-1]
+    data = search_recipe.recipe.data
     written = {
         "genotype.json": write_genotype(out_dir / "genotype.json", result.genotype),
         "alpha_history.csv": write_alpha_history(out_dir / "alpha_history.csv", result.history, result.search_space,
@@ -269,9 +270,8 @@ def write_search_outputs(search_recipe: SearchRecipe, result: SearchResult, out_
         "recipe": None if search_recipe.recipe.source is None else Path(search_recipe.recipe.source).name,
         "command": command,
         # under the data root as the command names it, not this machine's folders
-        "data": {part: "/".join(p for p in ("DATA_DIR", search_recipe.recipe.data.get("folder", ""),
-                                            search_recipe.recipe.data[part]) if p)
-                 for part, folder in folders.items() if folder is not None},
+        "data": {part: "/".join(p for p in ("DATA_DIR", data.get("folder", ""), data[part]) if p)
+                 for part in ("train", "val", "test") if data.get(part) is not None},
         "acquisition": search_recipe.recipe.acquisition,
         "model": {"class": search_recipe.recipe.model_class, "kwargs": search_recipe.recipe.model_kwargs},
         "search": dataclasses.asdict(search_recipe.options),
