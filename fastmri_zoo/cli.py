@@ -249,7 +249,7 @@ def _configure_sample(parser: argparse.ArgumentParser) -> None:
 
 def _run_sample(args: argparse.Namespace) -> int:
     from .inference import checkpoint_spec  # lazy: h5py and numpy only for the commands that read files
-    from .posterior.files import plan_sampling, run_sampling  # lazy: TensorFlow only for the commands that run a model
+    from .posterior.files import FOREGROUND_FRACTION, plan_sampling, run_sampling  # lazy: TensorFlow only for the commands that run a model
 
     spec = checkpoint_spec(args.prior)
     plan = plan_sampling(
@@ -277,10 +277,13 @@ def _run_sample(args: argparse.Namespace) -> int:
     for method, values in result.metrics.items():
         print(f"  {method:<15} PSNR {values['psnr']:.2f} dB  SSIM {values['ssim']:.4f}  NMSE {values['nmse']:.4f}")
     if result.uncertainty:
-        coverage = result.uncertainty.get("coverage_90")
-        print(f"  uncertainty: Spearman correlation of the std and |error| {result.uncertainty['spearman']:.3f}; "
-              + (f"90% intervals cover {coverage:.3f} of the pixels" if coverage is not None
-                 else "90% interval coverage: give --keep-samples"))
+        scores = result.uncertainty
+        coverage = scores.get("coverage_90")
+        print(f"  uncertainty: Spearman correlation of the std and |error| {scores['spearman']:.3f} over all pixels, "
+              f"{scores['spearman_foreground']:.3f} over the foreground; "
+              + (f"90% intervals cover {coverage:.3f} of the pixels, {scores['coverage_90_foreground']:.3f} of "
+                 "the foreground's" if coverage is not None else "90% interval coverage: give --keep-samples")
+              + f" (foreground: the reference above {FOREGROUND_FRACTION:g} of its maximum)")
     elif not result.metrics:
         print("  no reference in the file: no metrics")
     _print_written((args.output, args.png), "the posterior mean and standard deviation")

@@ -15,7 +15,8 @@ Two families share one set of conventions:
 
 Uncertainty maps (posterior sampling, ``posterior``) are scored pixel-wise in numpy:
 ``spearman_correlation`` (of the standard deviation and the error, say) and
-``interval_coverage`` (how often the truth lies in the samples' central interval).
+``interval_coverage`` (how often the truth lies in the samples' central interval), over all pixels
+or over the pixels of a mask such as ``foreground_mask`` (the object, without the background).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "summarize",
     "spearman_correlation",
     "interval_coverage",
+    "foreground_mask",
     "nmse_tf",
     "psnr_tf",
     "ssim_tf",
@@ -242,6 +244,21 @@ def spearman_correlation(a, b, mask=None) -> float:
     if a.shape != b.shape:
         raise ValueError(f"a, b: expected the same shape, got {a.shape} and {b.shape}.")
     return float(spearmanr(a.ravel(), b.ravel()).statistic)
+
+
+def foreground_mask(reference, fraction: float = 0.1) -> np.ndarray:
+    """bool, the shape of ``reference``: the pixels of each image above ``fraction`` of that image's maximum.
+
+    reference: real (..., H, W) magnitudes, one image per index of the leading axes; fraction in (0, 1).
+    The object (a head, say) without the background, where errors and uncertainty are near zero
+    together and would dominate a pixel-wise score of the whole image.
+    """
+    if not 0 < float(fraction) < 1:
+        raise ValueError(f"fraction: expected a number in (0, 1), got {fraction!r}.")
+    reference = _pixels("reference", reference, None)
+    if reference.ndim < 2:
+        raise ValueError(f"reference: expected images (..., H, W), got the shape {reference.shape}.")
+    return reference > fraction * reference.max(axis=(-2, -1), keepdims=True)
 
 
 def interval_coverage(samples, truth, level: float = 0.9, mask=None) -> float:

@@ -14,7 +14,8 @@ in half of them), undersamples it retrospectively as the zoo's network of that s
 equispaced-fraction AF 4 multicoil; centre 8%; seed 0), samples its posterior with annealed HMC
 (``posterior.files``: 8 chains, the samples kept) and scores: zero-filled, one sample and the posterior
 mean (fastMRI PSNR / SSIM on the slice, against the noiseless reference); the pixel-wise Spearman
-correlation of the posterior standard deviation with |posterior mean - truth|; the empirical coverage of the 90% intervals; the data residual
+correlation of the posterior standard deviation with |posterior mean - truth| and the empirical coverage of the 90%
+intervals, each over all pixels and over the head alone (``metrics.foreground_mask``); the data residual
 of one sample, RMS of M (F x - y) over the sampled entries against the noise std added (given to the
 sampler in the file's k-space units; ``--estimate-noise``: the sampler's own estimate from the outer k-space rows,
 ``posterior.files.estimate_noise_std``, which on these images reads about 10x the noise: signal remains
@@ -49,6 +50,8 @@ COMPARED = {
                                                   center_fraction=0.08)),
 }
 METHODS = ("zero-filled", "one sample", "posterior mean")
+#: The uncertainty scores of a slice (``PosteriorFile.uncertainty``): over all pixels and over the head.
+UNCERTAINTY = ("spearman", "spearman_foreground", "coverage_90", "coverage_90_foreground")
 
 
 def _recipe(path):
@@ -223,7 +226,7 @@ def _score_files(args, recipe, prior, network, network_name, undersampling, file
         reference = result.reference
         row = {"file": os.path.basename(path), "slice": int(index), **{m: result.metrics[m] for m in METHODS},
                network_name: metrics.evaluate_volume(reference, reconstruction.reconstruction[[index]]),
-               "spearman": result.uncertainty["spearman"], "coverage_90": result.uncertainty["coverage_90"],
+               **{key: result.uncertainty[key] for key in UNCERTAINTY},
                "acceptance_rate": float(result.acceptance_rate.mean()), "final_sigma": float(result.sigma.mean()),
                "noise_std_given": float(result.noise_std[0] * result.scale[0]), "noise_std_true": noise,
                "zero_filled_check": metrics.evaluate_volume(reference, reconstruction.zero_filled[[index]])}
@@ -231,7 +234,8 @@ def _score_files(args, recipe, prior, network, network_name, undersampling, file
             row["data_residual"] = data_residual(plan, result, noise)[0]
         rows.append(row)
         print(row["file"], {k: round(row[k]["psnr"], 2) for k in (*METHODS, network_name, "zero_filled_check")},
-              f"spearman {row['spearman']:.3f}, coverage {row['coverage_90']:.3f}, acceptance "
+              f"spearman {row['spearman']:.3f} (foreground {row['spearman_foreground']:.3f}), coverage "
+              f"{row['coverage_90']:.3f} (foreground {row['coverage_90_foreground']:.3f}), acceptance "
               f"{row['acceptance_rate']:.2f}", flush=True)
         if first is None:
             first = (result, index, plan.options)
@@ -246,7 +250,7 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
     methods = (*METHODS, network_name)
     summary = {m: metrics.summarize([r[m] for r in rows]) for m in methods}
     summary |= {key: metrics.summarize([{key: r[key]} for r in rows])[key]
-                for key in ("spearman", "coverage_90", "acceptance_rate", "final_sigma")
+                for key in (*UNCERTAINTY, "acceptance_rate", "final_sigma")
                 + (() if args.multicoil else ("data_residual",))}
     result, index, options = first
     suffix = "_multicoil" if args.multicoil else ""
@@ -265,6 +269,8 @@ def _report(args, recipe, network_name, undersampling, rows, first) -> None:
 
 
 def _table(report) -> str:
+    from fastmri_zoo.posterior.files import FOREGROUND_FRACTION
+
     s = report["summary"]
     setting = report["setting"]
     sampler = report.get("sampler", {})
@@ -290,8 +296,12 @@ def _table(report) -> str:
                      f"{s[method]['ssim'][0]:.4f} +- {s[method]['ssim'][1]:.4f} |")
     lines += ["", f"Slice by slice, one sample is above zero-filled on {above} of {len(rows)} and the posterior mean "
               f"above one sample on {below} of {len(rows)}. Spearman correlation of the posterior std with "
-              f"|mean - truth|: {s['spearman'][0]:.3f} +- {s['spearman'][1]:.3f}; coverage of the 90% intervals: "
-              f"{s['coverage_90'][0]:.3f}; acceptance rate {s['acceptance_rate'][0]:.2f}; final temperature "
+              f"|mean - truth|: {s['spearman'][0]:.3f} +- {s['spearman'][1]:.3f}"
+              + (f" over all pixels, {s['spearman_foreground'][0]:.3f} +- {s['spearman_foreground'][1]:.3f} over the "
+                 f"head (the reference above {FOREGROUND_FRACTION:g} of its maximum)" if "spearman_foreground" in s else "")
+              + f"; coverage of the 90% intervals: {s['coverage_90'][0]:.3f}"
+              + (f" ({s['coverage_90_foreground'][0]:.3f} over the head)" if "coverage_90_foreground" in s else "")
+              + f"; acceptance rate {s['acceptance_rate'][0]:.2f}; final temperature "
               f"{s['final_sigma'][0]:.4f}"
               + (f"; RMS data residual of a sample over the sampled k-space, per real part, / the noise std: "
                  f"{s['data_residual'][0]:.2f} (an exact sample of the posterior tempered at sigma = sigma_n: "

@@ -64,6 +64,9 @@ CLI_OPTIONS = {
 }
 #: The outermost readout rows (this fraction of H on each side) hold the noise :func:`estimate_noise_std` measures.
 NOISE_BAND = 0.125
+#: The uncertainty scores are also given over the foreground: pixels above this fraction of their slice's
+#: reference maximum (the head), where the background's near-zero errors and deviations do not count.
+FOREGROUND_FRACTION = 0.1
 
 
 def _renamed(error: ValueError, cli: bool) -> ValueError:
@@ -245,7 +248,9 @@ class PosteriorFile:
     noise_std: float32 (slices,), the noise level used (normalised units; x scale: the file's); scale: float32 (slices,), the
     normalisation; metrics: {"zero-filled" | "one sample" | "posterior mean": {"psnr", "ssim", "nmse"}}
     and uncertainty: {"spearman": rank correlation of std and | |mean| - reference | over all pixels,
-    "coverage_90": the 90% intervals' coverage of the reference (kept samples only)} with a reference.
+    "coverage_90": the 90% intervals' coverage of the reference (kept samples only), and both over the
+    foreground ("spearman_foreground", "coverage_90_foreground": pixels above FOREGROUND_FRACTION of their
+    slice's reference maximum, ``metrics.foreground_mask``)} with a reference.
     """
 
     mean: np.ndarray
@@ -270,10 +275,13 @@ class PosteriorFile:
 
 def _uncertainty(result: PosteriorFile) -> dict[str, float]:
     error = np.abs(np.abs(result.mean) - result.reference)
-    scores = {"spearman": zoo_metrics.spearman_correlation(result.std, error)}
+    foreground = zoo_metrics.foreground_mask(result.reference, FOREGROUND_FRACTION)
+    scores = {"spearman": zoo_metrics.spearman_correlation(result.std, error),
+              "spearman_foreground": zoo_metrics.spearman_correlation(result.std, error, foreground)}
     if result.samples is not None and result.samples.shape[1] >= 2:
         magnitudes = np.abs(np.moveaxis(result.samples, 1, 0))  # (n, slices, h, w)
         scores["coverage_90"] = zoo_metrics.interval_coverage(magnitudes, result.reference, 0.9)
+        scores["coverage_90_foreground"] = zoo_metrics.interval_coverage(magnitudes, result.reference, 0.9, foreground)
     return scores
 
 

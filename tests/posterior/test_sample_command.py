@@ -198,6 +198,13 @@ def test_keep_samples_writes_them_and_reports_their_coverage(prior_folder, singl
     low, high = np.quantile(np.abs(samples), [0.05, 0.95], axis=1)
     coverage = np.mean((reference >= low) & (reference <= high))
     assert f"90% intervals cover {coverage:.3f} of the pixels" in stdout
+    # the same over the foreground: each slice's reference above 10% of its own maximum
+    head = reference > 0.1 * reference.max(axis=(1, 2), keepdims=True)
+    inside = (reference >= low) & (reference <= high)
+    assert 0 < head.sum() < head.size and f"{inside[head].mean():.3f} of the foreground's" in stdout
+    from scipy.stats import spearmanr
+    error = np.abs(np.abs(mean) - reference)
+    assert f"{spearmanr(std[head], error[head]).statistic:.3f} over the foreground" in stdout
     assert "6 sample(s) per pixel" in stdout
     assert "slice 0:" in stdout and "slice 1:" in stdout
 
@@ -400,3 +407,20 @@ def test_uncertainty_metrics_against_numpy():
         metrics.spearman_correlation(a + 1j, b)
     with pytest.raises(ValueError, match="samples: expected"):
         metrics.interval_coverage(samples[:1], truth)
+
+
+def test_foreground_mask_per_image():
+    rng = np.random.default_rng(6)
+    reference = rng.uniform(0, 1, (3, 16, 12)) * np.array([1.0, 10.0, 0.01])[:, None, None]
+    mask = metrics.foreground_mask(reference, 0.25)
+    for image, selected in zip(reference, mask):  # each image against its own maximum
+        np.testing.assert_array_equal(selected, image > 0.25 * image.max())
+    assert mask.dtype == bool and mask.shape == reference.shape
+    np.testing.assert_array_equal(metrics.foreground_mask(reference[1]), reference[1] > 0.1 * reference[1].max())
+    for fraction in (0, 1, -0.5):
+        with pytest.raises(ValueError, match="fraction: expected a number in"):
+            metrics.foreground_mask(reference, fraction)
+    with pytest.raises(ValueError, match=r"reference: expected images \(\.\.\., H, W\)"):
+        metrics.foreground_mask(reference[0, 0])
+    with pytest.raises(ValueError, match="np.abs"):
+        metrics.foreground_mask(reference + 0j)
