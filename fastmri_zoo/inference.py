@@ -480,6 +480,23 @@ def plan_reconstruction(spec: ModelSpec, input_path, output_path=None, png=None,
     return plan
 
 
+def _one_setting(acquisition, acceleration=None) -> dict:
+    """A recorded acquisition with one acceleration. A checkpoint trained on several (a list, with a list of
+    centre fractions in the same order, e.g. [4, 8] and [0.08, 0.04]) is run at the ``acceleration`` asked
+    for with its centre fraction when it is one of them, else at its first, the setting its name and card
+    lead with (never at one drawn at random)."""
+    acquisition = dict(acquisition)
+    listed = acquisition.get("acceleration")
+    if isinstance(listed, (list, tuple)):
+        matches = [index for index, value in enumerate(listed) if acceleration is not None and
+                   float(value) == float(acceleration)]
+        index = matches[0] if matches else 0
+        acquisition["acceleration"] = listed[index]
+        if isinstance(acquisition.get("center_fraction"), (list, tuple)):
+            acquisition["center_fraction"] = acquisition["center_fraction"][index]
+    return acquisition
+
+
 def _plan_cartesian(plan: ReconstructionPlan, *, acceleration, mask_type, center_fraction, seed, cli) -> None:
     """Sampling of a Cartesian file: the file's pattern as is, or fully sampled k-space undersampled here."""
     volume, path = plan.volume, plan.path
@@ -492,7 +509,7 @@ def _plan_cartesian(plan: ReconstructionPlan, *, acceleration, mask_type, center
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     if sampling.pattern == "full":
-        recorded = dict(plan.spec.acquisition or {})
+        recorded = _one_setting(plan.spec.acquisition or {}, acceleration)
         given = acceleration is not None
         if acceleration is None:
             acceleration = recorded.get("acceleration")

@@ -26,19 +26,25 @@ def np_ifftc(x):
     return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
 
 
-@pytest.fixture
-def checkpoint(tmp_path, monkeypatch):
+def _bundled_checkpoint(tmp_path, monkeypatch, acquisition, description, **entry):
+    """(registered entry, model): a tiny trained network saved as a bundled checkpoint of the registry."""
     root = tmp_path / "weights"
     root.mkdir()
     monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(root))
     model = trained_model(filters=3, seed=2)
-    folder = model.save_to_preset(tmp_path / "preset", description="A tiny test network.", acquisition=ACQUISITION)
+    folder = model.save_to_preset(tmp_path / "preset", description=description, acquisition=acquisition)
     shutil.copytree(folder, root / "tiny")
-    entry = CheckpointEntry(architecture="tinynet", trajectory="cartesian", coils="singlecoil", acceleration=2,
-                            bundled="tiny", sha256=sha256_file(folder / "model.weights.h5"), pretrained=True)
+    entry = CheckpointEntry(architecture="tinynet", trajectory="cartesian", coils="singlecoil", bundled="tiny",
+                            sha256=sha256_file(folder / "model.weights.h5"), pretrained=True, **entry)
     registry.register(entry)
+    return entry, model
+
+
+@pytest.fixture
+def checkpoint(tmp_path, monkeypatch):
+    entry, model = _bundled_checkpoint(tmp_path, monkeypatch, ACQUISITION, "A tiny test network.", acceleration=2)
     yield model
-    registry.unregister(NAME)
+    registry.unregister(entry.name)
 
 
 @pytest.fixture
@@ -84,6 +90,40 @@ def test_reconstruct_fully_sampled_file_replays_the_recorded_acquisition(checkpo
     out = capsys.readouterr().out
     assert "PSNR" in out
     assert "sampling: vol.h5 is fully sampled; undersampled retrospectively: equispaced_fraction mask" in out
+
+
+MIXED = {"mask_type": "random", "center_fraction": [0.25, 0.125], "acceleration": [2, 4]}
+
+
+@pytest.fixture
+def mixed_checkpoint(tmp_path, monkeypatch):
+    """A checkpoint trained on two accelerations, each with its centre fraction (as NasNet's recipe)."""
+    entry, model = _bundled_checkpoint(tmp_path, monkeypatch, MIXED, "Two accelerations.", variant="mixed")
+    yield entry.name, model
+    registry.unregister(entry.name)
+
+
+@pytest.mark.parametrize("given, center_fraction, acceleration", [(None, 0.25, 2), ("4", 0.125, 4), ("3", 0.25, 3)])
+def test_reconstruct_with_a_checkpoint_of_several_accelerations_uses_one(mixed_checkpoint, volume, tmp_path, capsys,
+                                                                         given, center_fraction, acceleration):
+    """Its first acceleration by default, one it was trained at with that one's centre fraction, never one drawn
+    at random (fastMRI's mask functions draw from lists)."""
+    name, model = mixed_checkpoint
+    path, kspace, _ = volume
+    out = tmp_path / "out.h5"
+    assert cli.main(["reconstruct", name, str(path), "-o", str(out), *(["--acceleration", given] if given else [])]) == 0
+    mask, num_low = create_mask_func("random", center_fraction, acceleration)(kspace.shape, seed=0)
+    masked = kspace * mask
+    scale = np.abs(np_ifftc(masked)).max(axis=(-2, -1))
+    expected = np.abs(model({"kspace": tf.constant((masked / scale[:, None, None]).astype(np.complex64)),
+                             "mask": tf.constant(np.broadcast_to(mask, (3, 1, 32)).astype(np.float32))}).numpy())
+    with h5py.File(out) as handle:
+        got = handle["reconstruction"][()]
+        assert handle.attrs["acceleration"] == pytest.approx(1 / mask.mean())
+    np.testing.assert_allclose(got, expected * scale[:, None, None], rtol=1e-4, atol=1e-5 * got.max())
+    origin = "as given" if given else "the checkpoint's acquisition"
+    assert (f"undersampled retrospectively: random mask, AF {1 / mask.mean():.2f} ({num_low} centre columns, seed 0; "
+            f"{origin})") in capsys.readouterr().out
 
 
 def test_reconstruct_uses_an_undersampled_file_as_is(checkpoint, volume, tmp_path, capsys):

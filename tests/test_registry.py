@@ -292,11 +292,11 @@ def test_import_is_light():
 
 SHIPPED_NAMES = [
     "cascadenet-cartesian-singlecoil-af4", "cascadenet-cartesian-singlecoil-af4-fastmri",
-    "cascadenet-cartesian-singlecoil-af4-oasis", "dccnn-fedavg-cartesian-multicoil", "irim-3d-cartesian-singlecoil-af4",
+    "cascadenet-cartesian-singlecoil-af4-oasis", "dccnn-cartesian-singlecoil", "dccnn-fedavg-cartesian-multicoil", "irim-3d-cartesian-singlecoil-af4",
     "irim-cartesian-multicoil-af4", "irim-cartesian-singlecoil-af4",
     "kikinet-cartesian-singlecoil-af4",
     "kikinet-cartesian-singlecoil-af4-fastmri", "kikinet-cartesian-singlecoil-af4-oasis", "learnlet-denoising-ixi",
-    "nasnet-fedautomri-cartesian-multicoil", "ncpdnet-radial-3d",
+    "nasnet-cartesian-singlecoil", "nasnet-fedautomri-cartesian-multicoil", "ncpdnet-radial-3d",
     "ncpdnet-radial-3d-oasis", "ncpdnet-radial-multicoil", "ncpdnet-radial-multicoil-fastmri",
     "ncpdnet-radial-singlecoil", "ncpdnet-radial-singlecoil-fastmri", "ncpdnet-spiral-multicoil",
     "ncpdnet-spiral-multicoil-fastmri", "ncpdnet-spiral-singlecoil", "ncpdnet-spiral-singlecoil-fastmri",
@@ -316,7 +316,7 @@ def test_shipped_names_come_from_the_preset_folders_and_the_keras2_table():
     assert [name for name in fastmri_zoo.list_models() if name in SHIPPED_NAMES] == SHIPPED_NAMES
     repository_weights = __import__("pathlib").Path(fastmri_zoo.__file__).resolve().parent.parent / "weights"
     folders = sorted(path.name for path in repository_weights.iterdir() if (path / "recipe.json").is_file())
-    assert len(folders) == 24
+    assert len(folders) == 26
     for folder in folders:  # each bundled checkpoint is described once, by its folder
         entry = registry.get_entry(folder)
         metadata = __import__("json").loads((repository_weights / folder / "metadata.json").read_text())

@@ -41,7 +41,9 @@ def test_loads_offline_and_beats_zero_filled(entry, monkeypatch):
     # the acquisition the preset records (a federated checkpoint's name gives none: its sites differ)
     recorded = model.preset_metadata["acquisition"]["acceleration"]
     assert entry.acceleration in (None, recorded)
-    assert result.acceleration == pytest.approx(recorded, rel=0.1)
+    # trained on several accelerations (NasNet: [4, 8]): run at the first
+    first = recorded[0] if isinstance(recorded, list) else recorded
+    assert result.acceleration == pytest.approx(first, rel=0.1)
     # scores computed here from the returned images, independently of reconstruct_file's own
     network = metrics.psnr(result.reference, result.reconstruction)
     zero_filled = metrics.psnr(result.reference, result.zero_filled)
