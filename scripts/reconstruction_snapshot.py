@@ -36,6 +36,7 @@ RUNS = {
     "reconode-fa_rk4-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "nasnet-cartesian-singlecoil": ["ixi_heldout_singlecoil"],
     "dccnn-cartesian-singlecoil": ["ixi_heldout_singlecoil"],
+    "learnlet-ista-cartesian-singlecoil-af4": ["ixi_heldout_singlecoil"],
     "irim-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af4": ["ixi_heldout_multicoil", "brain_4coil"],
     "xpdnet-cartesian-multicoil-af8": ["ixi_heldout_multicoil"],

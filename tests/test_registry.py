@@ -296,6 +296,7 @@ SHIPPED_NAMES = [
     "irim-cartesian-multicoil-af4", "irim-cartesian-singlecoil-af4",
     "kikinet-cartesian-singlecoil-af4",
     "kikinet-cartesian-singlecoil-af4-fastmri", "kikinet-cartesian-singlecoil-af4-oasis", "learnlet-denoising-ixi",
+    "learnlet-ista-cartesian-singlecoil-af4",
     "nasnet-cartesian-singlecoil", "nasnet-fedautomri-cartesian-multicoil", "ncpdnet-radial-3d",
     "ncpdnet-radial-3d-oasis", "ncpdnet-radial-multicoil", "ncpdnet-radial-multicoil-fastmri",
     "ncpdnet-radial-singlecoil", "ncpdnet-radial-singlecoil-fastmri", "ncpdnet-spiral-multicoil",
@@ -316,7 +317,7 @@ def test_shipped_names_come_from_the_preset_folders_and_the_keras2_table():
     assert [name for name in fastmri_zoo.list_models() if name in SHIPPED_NAMES] == SHIPPED_NAMES
     repository_weights = __import__("pathlib").Path(fastmri_zoo.__file__).resolve().parent.parent / "weights"
     folders = sorted(path.name for path in repository_weights.iterdir() if (path / "recipe.json").is_file())
-    assert len(folders) == 26
+    assert len(folders) == 27
     for folder in folders:  # each bundled checkpoint is described once, by its folder
         entry = registry.get_entry(folder)
         metadata = __import__("json").loads((repository_weights / folder / "metadata.json").read_text())
