@@ -249,7 +249,8 @@ def _configure_sample(parser: argparse.ArgumentParser) -> None:
 
 def _run_sample(args: argparse.Namespace) -> int:
     from .inference import checkpoint_spec  # lazy: h5py and numpy only for the commands that read files
-    from .posterior.files import FOREGROUND_FRACTION, plan_sampling, run_sampling  # lazy: TensorFlow only for the commands that run a model
+    # lazy: TensorFlow only for the commands that run a model
+    from .posterior.files import FOREGROUND_FRACTION, plan_sampling, run_sampling
 
     spec = checkpoint_spec(args.prior)
     plan = plan_sampling(

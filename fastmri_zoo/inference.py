@@ -480,17 +480,16 @@ def plan_reconstruction(spec: ModelSpec, input_path, output_path=None, png=None,
     return plan
 
 
-def _one_setting(acquisition, acceleration=None) -> dict:
+def one_acceleration(acquisition, acceleration=None) -> dict:
     """A recorded acquisition with one acceleration. A checkpoint trained on several (a list, with a list of
     centre fractions in the same order, e.g. [4, 8] and [0.08, 0.04]) is run at the ``acceleration`` asked
     for with its centre fraction when it is one of them, else at its first, the setting its name and card
-    lead with (never at one drawn at random)."""
+    lead with (never at one drawn at random, as fastMRI's mask functions do with lists)."""
     acquisition = dict(acquisition)
     listed = acquisition.get("acceleration")
     if isinstance(listed, (list, tuple)):
-        matches = [index for index, value in enumerate(listed) if acceleration is not None and
-                   float(value) == float(acceleration)]
-        index = matches[0] if matches else 0
+        values = [float(value) for value in listed]
+        index = values.index(float(acceleration)) if acceleration is not None and float(acceleration) in values else 0
         acquisition["acceleration"] = listed[index]
         if isinstance(acquisition.get("center_fraction"), (list, tuple)):
             acquisition["center_fraction"] = acquisition["center_fraction"][index]
@@ -509,7 +508,7 @@ def _plan_cartesian(plan: ReconstructionPlan, *, acceleration, mask_type, center
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     if sampling.pattern == "full":
-        recorded = _one_setting(plan.spec.acquisition or {}, acceleration)
+        recorded = one_acceleration(plan.spec.acquisition or {}, acceleration)
         given = acceleration is not None
         if acceleration is None:
             acceleration = recorded.get("acceleration")

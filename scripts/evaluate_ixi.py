@@ -52,17 +52,18 @@ def _setting(recipe, mask_type=None, acceleration=None):
     accelerations (a list, with a centre fraction each) is scored at one at a time: its first
     acceleration is the training setting (``metrics.json``), each other one of the list a setting of
     its own with its centre fraction."""
+    from fastmri_zoo.inference import one_acceleration
+
     acquisition = dict(recipe.acquisition)
     key = "mask_type" if acquisition["kind"] == "cartesian" else "trajectory"
     if isinstance(acquisition["acceleration"], (list, tuple)):
         listed = [float(af) for af in acquisition["acceleration"]]
         chosen = listed[0] if acceleration is None else float(acceleration)
         fractions = acquisition.get("center_fraction")
-        if isinstance(fractions, (list, tuple)):
-            if chosen not in listed:
-                raise SystemExit(f"--acceleration: {recipe.name} trained at {listed} with a centre fraction each "
-                                 f"({list(fractions)}); pick one of those, got {chosen:g}.")
-            acquisition["center_fraction"] = fractions[listed.index(chosen)]
+        if isinstance(fractions, (list, tuple)) and chosen not in listed:
+            raise SystemExit(f"--acceleration: {recipe.name} trained at {listed} with a centre fraction each "
+                             f"({list(fractions)}); pick one of those, got {chosen:g}.")
+        acquisition = one_acceleration(acquisition, chosen)  # the chosen one's centre fraction
         acquisition["acceleration"] = listed[0]
         acceleration = chosen
     own = (acquisition[key], acquisition["acceleration"])

@@ -284,7 +284,7 @@ def _table(report) -> str:
                     if sampler.get("burn_in") == report["steps"] - 1 else ""))
     rows = report["rows"]
     above = sum(r["one sample"]["psnr"] > r["zero-filled"]["psnr"] for r in rows)
-    below = sum(r["posterior mean"]["psnr"] > r["one sample"]["psnr"] for r in rows)
+    mean_above = sum(r["posterior mean"]["psnr"] > r["one sample"]["psnr"] for r in rows)
     lines = [f"{setting['coils']} coil(s), {setting['mask_type']} masks AF {setting['acceleration']:g} (centre "
              f"{setting['center_fraction']:g}), noise at {setting['snr_db']:g} dB SNR ({setting['noise']}), the "
              f"middle slice of {len(rows)} held-out volumes, "
@@ -295,7 +295,7 @@ def _table(report) -> str:
         lines.append(f"| {method} | {s[method]['psnr'][0]:.2f} +- {s[method]['psnr'][1]:.2f} | "
                      f"{s[method]['ssim'][0]:.4f} +- {s[method]['ssim'][1]:.4f} |")
     lines += ["", f"Slice by slice, one sample is above zero-filled on {above} of {len(rows)} and the posterior mean "
-              f"above one sample on {below} of {len(rows)}. Spearman correlation of the posterior std with "
+              f"above one sample on {mean_above} of {len(rows)}. Spearman correlation of the posterior std with "
               f"|mean - truth|: {s['spearman'][0]:.3f} +- {s['spearman'][1]:.3f}"
               + (f" over all pixels, {s['spearman_foreground'][0]:.3f} +- {s['spearman_foreground'][1]:.3f} over the "
                  f"head (the reference above {FOREGROUND_FRACTION:g} of its maximum)" if "spearman_foreground" in s else "")
