@@ -34,7 +34,8 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
 - ``training``: ``steps`` (required), ``loss``, ``optimizer``, ``learning_rate``, ``clipnorm``,
   ``steps_per_epoch``, ``batch_size``, ``seed``, ``val_steps`` (validation batches per epoch),
   ``run_eagerly``, ``freeze``, ``fixed_train_masks``, ``learning_rate_drops`` (``[[step, factor],
-  ...]``: the rate is multiplied by ``factor`` from ``step`` on), ``keep`` (``"last"``, default, or
+  ...]``: the rate is multiplied by ``factor`` from ``step`` on; a factor above 1 restarts, never above
+  ``learning_rate``), ``keep`` (``"last"``, default, or
   ``"best"``: the checkpoint is the best validation epoch's weights) (see ``fit`` and ``training_data``).
 - ``card``: the registry row (``registry.ENTRY_FIELDS``: ``task``, ``architecture``, ``variant``,
   ``trajectory``, ``coils``, ``acceleration``, ``dataset``, ``description``, ``hub_*``) and

@@ -204,9 +204,14 @@ def check_keep(keep, name: str = "keep") -> str:
     return keep
 
 
+MAX_RATE_FACTOR = 1.0  # learning_rate_drops never take the rate above the recipe's learning_rate
+
+
 def check_learning_rate_drops(drops, steps: int, steps_per_epoch: int) -> list[tuple[int, float]]:
     """``drops`` as a sorted list of ``(step, factor)``: each step a multiple of ``steps_per_epoch``
-    in (0, ``steps``), each factor in (0, 1]; raises a ValueError naming what was expected."""
+    in (0, ``steps``), each factor positive (a factor above 1 raises the rate again: a warm restart,
+    as when a finished run is extended), the rate never above ``MAX_RATE_FACTOR`` times the starting
+    one; raises a ValueError naming what was expected."""
     checked = []
     for drop in drops or ():
         if isinstance(drop, (str, bytes)) or not hasattr(drop, "__len__") or len(drop) != 2:
@@ -216,12 +221,16 @@ def check_learning_rate_drops(drops, steps: int, steps_per_epoch: int) -> list[t
         if step >= steps or step % steps_per_epoch:
             raise ValueError(f"learning_rate_drops: step {step} must be below steps={steps} and a multiple of "
                              f"steps_per_epoch={steps_per_epoch} (the rate is set at epoch starts).")
-        if factor > 1:
-            raise ValueError(f"learning_rate_drops: factor {factor} must be in (0, 1].")
         checked.append((int(step), float(factor)))
     if len({step for step, _ in checked}) != len(checked):
         raise ValueError(f"learning_rate_drops: expected distinct steps, got {[s for s, _ in checked]}.")
-    return sorted(checked)
+    checked.sort()
+    for step, _ in checked:
+        scale = learning_rate_at(step, 1.0, checked)
+        if scale > MAX_RATE_FACTOR * (1 + 1e-9):
+            raise ValueError(f"learning_rate_drops: from step {step} the rate would be {scale:g} times the starting "
+                             f"rate; expected at most {MAX_RATE_FACTOR:g} (a restart returns to the starting rate).")
+    return checked
 
 
 def learning_rate_at(step: int, learning_rate: float, drops: Sequence[tuple[int, float]]) -> float:

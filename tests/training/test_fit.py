@@ -192,10 +192,20 @@ def test_learning_rate_drops_follow_the_steps_and_survive_a_resume(tmp_path, rng
     assert recorded == "Adam, learning rate 0.002, x0.1 from step 10, x0.5 from step 30, clipnorm 1", recorded
 
 
+def test_a_warm_restart_returns_to_the_starting_rate():
+    # an extended run: dropped at step 10, back to the starting rate at 20, dropped again at 30
+    drops = check_learning_rate_drops([[20, 10.0], [10, 0.1], [30, 0.1]], steps=40, steps_per_epoch=10)
+    assert drops == [(10, 0.1), (20, 10.0), (30, 0.1)]
+    rates = [learning_rate_at(step, 1e-3, drops) for step in (0, 9, 10, 19, 20, 29, 30, 39)]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-3, 1e-3, 1e-4, 1e-4], rel=1e-12)
+
+
 @pytest.mark.parametrize("drops,message", [
     ([(25, 0.1)], "step 25 must be below steps=40 and a multiple of steps_per_epoch=10"),
     ([(40, 0.1)], "step 40 must be below steps=40"),
-    ([(10, 2.0)], r"factor 2.0 must be in \(0, 1\]"),
+    ([(10, 2.0)], r"from step 10 the rate would be 2 times the starting rate; expected at most 1"),
+    ([(10, 0.1), (20, 20.0)], r"from step 20 the rate would be 2 times the starting rate"),
+    ([(10, 0.1), (20, 0.0)], r"learning_rate_drops factor"),
     ([(10, 0.1), (10, 0.5)], "expected distinct steps"),
     ([10], r"expected \[step, factor\] pairs, got 10"),
 ])
