@@ -4,6 +4,7 @@
     python scripts/evaluate_ixi.py evaluate NAME DATA_DIR RUN_DIR [--max-volumes 15]
     python scripts/evaluate_ixi.py outside NAME DATA_DIR RUN_DIR [--seeds 0 1 2]
     python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR [--comparison TABLE.md] [--search OUT]
+    python scripts/evaluate_ixi.py paired METRICS_A.json METRICS_B.json
 
 Training is the packaged trainer's (``fastmri_zoo.training``); this script only reads
 ``weights/NAME/recipe.json`` (model, data folder, acquisition). DATA_DIR is the data root written
@@ -20,7 +21,9 @@ the run's command and the held-out tables and metrics (and ``--comparison``'s ma
 family's comparison table; ``--search``: the output folder of the ``fastmri-zoo search`` that found a searched
 network's cell, whose recipe, genotype, alpha history and drawings go into the folder and onto the card).
 WEIGHTS_DIR/NAME must not exist yet or be a preset folder: export to a new folder and move it over
-``weights/NAME`` (which holds only the recipe while the run trains).
+``weights/NAME`` (which holds only the recipe while the run trains). ``paired`` compares two networks
+scored by ``evaluate`` on the same volumes and setting: the per-volume differences A - B (mean +- std,
+how many volumes A is ahead on).
 """
 
 from __future__ import annotations
@@ -599,6 +602,38 @@ def export(args):
     print(target)
 
 
+def paired_differences(first: dict, second: dict) -> dict:
+    """Per-volume differences of two ``evaluate`` reports (network A minus network B) on the same
+    volumes and setting: for PSNR, SSIM and NMSE the mean, the standard deviation over volumes and
+    the number of volumes where A is better (higher PSNR and SSIM, lower NMSE)."""
+    for key in ("volumes", "mask_type", "acceleration"):
+        if first.get(key) != second.get(key):
+            raise ValueError(f"paired: the two reports differ in {key} ({first.get(key)!r} vs {second.get(key)!r}); "
+                             "expected the same held-out volumes and setting.")
+    out = {"volumes": len(first["volumes"])}
+    for metric, sign in (("psnr", 1), ("ssim", 1), ("nmse", -1)):
+        diff = np.array([a[metric] - b[metric] for a, b in zip(first["per_volume"]["network"],
+                                                                second["per_volume"]["network"])])
+        out[metric] = {"mean": float(diff.mean()), "std": float(diff.std()), "ahead": int((sign * diff > 0).sum())}
+    return out
+
+
+def paired(args):
+    reports = []
+    for path in (args.first, args.second):
+        with open(path) as handle:
+            reports.append(json.load(handle))
+    try:
+        result = paired_differences(*reports)
+    except ValueError as error:
+        raise SystemExit(f"evaluate_ixi.py {error}") from None
+    print(f"A - B on {result['volumes']} volumes ({reports[0]['mask_type']}, AF {reports[0]['acceleration']:g}):")
+    for metric in ("psnr", "ssim", "nmse"):
+        row = result[metric]
+        print(f"  {metric}: {row['mean']:+.4f} +- {row['std']:.4f} (A better on {row['ahead']} of {result['volumes']})")
+    print(json.dumps(result))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -632,8 +667,11 @@ def main():
                    help="markdown appended to the card after the held-out tables (e.g. a family's comparison table)")
     p.add_argument("--search", metavar="OUT_DIR", default=None,
                    help="the output folder of the `fastmri-zoo search` that found the network's cell (its recipe beside it)")
+    p = sub.add_parser("paired", help="per-volume differences of two evaluate reports (metrics*.json)")
+    p.add_argument("first", metavar="METRICS_A")
+    p.add_argument("second", metavar="METRICS_B")
     args = parser.parse_args()
-    {"evaluate": evaluate, "outside": outside, "export": export}[args.command](args)
+    {"evaluate": evaluate, "outside": outside, "export": export, "paired": paired}[args.command](args)
 
 
 if __name__ == "__main__":
