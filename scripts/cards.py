@@ -25,7 +25,7 @@ def training_paragraph(run, sessions, curve: str) -> str:
     from fastmri_zoo.training.fit import kept_sentence
 
     kept = run.get("kept")
-    kept_text = " " + kept_sentence(kept) if isinstance(kept, dict) else ""
+    kept_text = " " + kept_sentence(kept, run["steps"]) if isinstance(kept, dict) else ""
     return (f"Trained with `{run['command']}` (the recipe `recipe.json` in this folder): {run['steps']} optimizer steps "
             f"of batch {run['batch_size']} ({examples:,} training examples, each drawn afresh), {run['optimizer']}, "
             f"loss {run['loss']}, seed {run['seed']}; {hours:.1f} h of wall time on a 2-core CPU over {len(sessions)} "

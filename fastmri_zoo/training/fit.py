@@ -467,10 +467,13 @@ class _BestWeights(keras.callbacks.Callback):
         write_json(self.state_path, state)
 
 
-def kept_sentence(kept: dict) -> str:
-    """What a card says of weights kept by ``keep="best"`` (``kept``: :func:`read_best_state`'s record)."""
-    return (f"The weights are those of step {kept['step']:,}, the best validation "
-            f"{kept['monitor'].removeprefix('val_')} ({kept['value']:.4g}), not the last step's.")
+def kept_sentence(kept: dict, steps: int | None = None) -> str:
+    """What a card says of weights kept by ``keep="best"`` (``kept``: :func:`read_best_state`'s record;
+    ``steps``: the run's, to tell whether the best step was the last)."""
+    best = f"the best validation {kept['monitor'].removeprefix('val_')} ({kept['value']:.4g})"
+    if steps is not None and int(kept["step"]) == int(steps):
+        return f"The weights are those of the last step, {kept['step']:,}, also {best}."
+    return f"The weights are those of step {kept['step']:,}, {best}, not the last step's."
 
 
 def read_best_state(run_dir) -> dict | None:
@@ -814,7 +817,7 @@ def fit(
                 f"{batch_size} ({epochs} epochs of {steps_per_epoch}), optimizer {optimizer_text}, loss {loss_text}, "
                 f"seed {seed}, {scope_strategy.num_replicas_in_sync} replica(s), wall time {wall_time:.0f} s"
                 + (f", frozen layers {frozen}" if frozen else "") + "."
-                + (" " + kept_sentence(kept) if kept else "")
+                + (" " + kept_sentence(kept, steps) if kept else "")
             ),
             "architecture": type(network).__name__,
             "training_data": data_description,

@@ -13,7 +13,7 @@ from fastmri_zoo.data.pipelines import cartesian_dataset
 from fastmri_zoo.models import RIM, UNet, XPDNet
 from fastmri_zoo.presets import from_preset, save_to_preset
 from fastmri_zoo.training import L1Loss, cartesian_training_data, finetune, fit, freeze_layers
-from fastmri_zoo.training.fit import check_learning_rate_drops, learning_rate_at
+from fastmri_zoo.training.fit import check_learning_rate_drops, kept_sentence, learning_rate_at
 from tests.conftest import crandn
 from tests.models.conftest import np_fftc
 
@@ -287,6 +287,15 @@ def test_keep_best_ends_with_the_best_validation_epoch_across_a_resume(tmp_path,
     loaded = from_preset(str(tmp_path / "preset"))
     for kept, recorded in zip(loaded.weights, record[best][2]):
         np.testing.assert_array_equal(kept.numpy(), recorded)
+
+
+def test_kept_sentence_says_whether_the_best_step_was_the_last():
+    kept = {"epoch": 89, "step": 18000, "monitor": "val_psnr", "value": 26.4515}
+    assert kept_sentence(kept, 18000) == ("The weights are those of the last step, 18,000, also the best validation "
+                                          "psnr (26.45).")
+    assert kept_sentence(kept, 20000) == ("The weights are those of step 18,000, the best validation psnr (26.45), "
+                                          "not the last step's.")
+    assert kept_sentence(kept) == kept_sentence(kept, 20000)  # steps unknown: as before
 
 
 def test_keep_is_checked(tmp_path, rng):
