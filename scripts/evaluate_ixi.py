@@ -602,6 +602,10 @@ def export(args):
     print(target)
 
 
+#: the metrics ``paired`` compares, with the sign that makes a positive difference better
+PAIRED_METRICS = {"psnr": 1, "ssim": 1, "nmse": -1}
+
+
 def paired_differences(first: dict, second: dict) -> dict:
     """Per-volume differences of two ``evaluate`` reports (network A minus network B) on the same
     volumes and setting: for PSNR, SSIM and NMSE the mean, the standard deviation over volumes and
@@ -611,7 +615,7 @@ def paired_differences(first: dict, second: dict) -> dict:
             raise ValueError(f"paired: the two reports differ in {key} ({first.get(key)!r} vs {second.get(key)!r}); "
                              "expected the same held-out volumes and setting.")
     out = {"volumes": len(first["volumes"])}
-    for metric, sign in (("psnr", 1), ("ssim", 1), ("nmse", -1)):
+    for metric, sign in PAIRED_METRICS.items():
         diff = np.array([a[metric] - b[metric] for a, b in zip(first["per_volume"]["network"],
                                                                 second["per_volume"]["network"])])
         out[metric] = {"mean": float(diff.mean()), "std": float(diff.std()), "ahead": int((sign * diff > 0).sum())}
@@ -628,7 +632,7 @@ def paired(args):
     except ValueError as error:
         raise SystemExit(f"evaluate_ixi.py {error}") from None
     print(f"A - B on {result['volumes']} volumes ({reports[0]['mask_type']}, AF {reports[0]['acceleration']:g}):")
-    for metric in ("psnr", "ssim", "nmse"):
+    for metric in PAIRED_METRICS:
         row = result[metric]
         print(f"  {metric}: {row['mean']:+.4f} +- {row['std']:.4f} (A better on {row['ahead']} of {result['volumes']})")
     print(json.dumps(result))

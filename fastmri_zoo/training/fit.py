@@ -204,14 +204,10 @@ def check_keep(keep, name: str = "keep") -> str:
     return keep
 
 
-MAX_RATE_FACTOR = 1.0  # learning_rate_drops never take the rate above the recipe's learning_rate
-
-
 def check_learning_rate_drops(drops, steps: int, steps_per_epoch: int) -> list[tuple[int, float]]:
     """``drops`` as a sorted list of ``(step, factor)``: each step a multiple of ``steps_per_epoch``
     in (0, ``steps``), each factor positive (a factor above 1 raises the rate again: a warm restart,
-    as when a finished run is extended), the rate never above ``MAX_RATE_FACTOR`` times the starting
-    one; raises a ValueError naming what was expected."""
+    as when a finished run is extended), the rate never above the starting one; raises a ValueError naming what was expected."""
     checked = []
     for drop in drops or ():
         if isinstance(drop, (str, bytes)) or not hasattr(drop, "__len__") or len(drop) != 2:
@@ -225,11 +221,12 @@ def check_learning_rate_drops(drops, steps: int, steps_per_epoch: int) -> list[t
     if len({step for step, _ in checked}) != len(checked):
         raise ValueError(f"learning_rate_drops: expected distinct steps, got {[s for s, _ in checked]}.")
     checked.sort()
-    for step, _ in checked:
-        scale = learning_rate_at(step, 1.0, checked)
-        if scale > MAX_RATE_FACTOR * (1 + 1e-9):
+    scale = 1.0
+    for step, factor in checked:  # the running product is learning_rate_at(step, 1.0, checked)
+        scale *= factor
+        if scale > 1 + 1e-9:
             raise ValueError(f"learning_rate_drops: from step {step} the rate would be {scale:g} times the starting "
-                             f"rate; expected at most {MAX_RATE_FACTOR:g} (a restart returns to the starting rate).")
+                             "rate; expected at most 1 (a restart returns to the starting rate).")
     return checked
 
 
