@@ -36,7 +36,11 @@ made it as ``weights/NAME/recipe.json``, and ``fastmri-zoo train weights/NAME/re
   ``run_eagerly``, ``freeze``, ``fixed_train_masks``, ``learning_rate_drops`` (``[[step, factor],
   ...]``: the rate is multiplied by ``factor`` from ``step`` on; a factor above 1 restarts, never above
   ``learning_rate``), ``keep`` (``"last"``, default, or
-  ``"best"``: the checkpoint is the best validation epoch's weights) (see ``fit`` and ``training_data``).
+  ``"best"``: the checkpoint is the best validation epoch's weights), ``initial_weights`` (the run starts
+  from the weights of this checkpoint instead of fresh ones: a preset folder relative to the recipe's
+  folder, a registered name or ``hf://...``; its class and configuration must be the recipe's model's;
+  e.g. a zoo checkpoint fine-tuned on other data, or a network trained on small crops continued on
+  larger ones; a resumed run continues from its backup) (see ``fit`` and ``training_data``).
 - ``card``: the registry row (``registry.ENTRY_FIELDS``: ``task``, ``architecture``, ``variant``,
   ``trajectory``, ``coils``, ``acceleration``, ``dataset``, ``description``, ``hub_*``) and
   model-card text (``paper``, ``notes``, and any field of ``presets.CARD_FIELDS`` given as is).
@@ -85,8 +89,9 @@ from .. import models
 from ..checks import check_scalar
 from ..data.pipelines import DENOISING_SIGMA, check_noise_range
 from ..models.base import ReconstructionModel, ZooModel
-from ..presets import CARD_FIELDS
-from ..registry import ENTRY_FIELDS, RECIPE_FILE
+from ..presets import CARD_FIELDS, CONFIG_FILE, WEIGHTS_FILE, resolve_preset_folder
+from ..presets import load as load_checkpoint
+from ..registry import ENTRY_FIELDS, RECIPE_FILE, list_models
 from .fit import (DSM_LOSS, FitResult, check_acquisition, check_keep, check_learning_rate_drops, check_synthesis, fit,
                   image_training_data, strategy_from_environment, training_data)
 
@@ -100,7 +105,7 @@ _MODEL_KEYS = {"class", "kwargs"}
 _DATA_KEYS = {"source", "folder", "train", "val", "test", "prepare", "description", "synthesis", "sigma"}
 _TRAINING_KEYS = {
     "loss", "optimizer", "learning_rate", "clipnorm", "steps", "steps_per_epoch", "batch_size", "seed", "val_steps",
-    "run_eagerly", "freeze", "fixed_train_masks", "learning_rate_drops", "spectral_norm", "keep",
+    "run_eagerly", "freeze", "fixed_train_masks", "learning_rate_drops", "spectral_norm", "keep", "initial_weights",
 }
 #: Card fields that ``fit`` fills from the run, not the recipe.
 _FROM_THE_RUN = {"name", "training_command", "metrics", "acquisition"}
@@ -131,6 +136,7 @@ class Recipe:
     learning_rate_drops: list = field(default_factory=list)
     spectral_norm: float | None = None
     keep: str = "last"
+    initial_weights: str | None = None
     card: dict = field(default_factory=dict)
     source: Path | None = None
     task: str = "reconstruction"
@@ -287,6 +293,9 @@ def recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> Recip
                          f"{task} model, got {loss!r}.")
     spectral_norm = number("spectral_norm", None, above=0, allow_none=True)
     keep = check_keep(training.get("keep", "last"), "training.keep")
+    initial_weights = None
+    if training.get("initial_weights") is not None:
+        initial_weights = check_initial_weights(training["initial_weights"], path.absolute().parent)
 
     card = raw.get("card") or {}
     _check_keys("card", card, _CARD_KEYS)
@@ -317,6 +326,7 @@ def recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> Recip
         learning_rate_drops=[list(drop) for drop in learning_rate_drops],
         spectral_norm=spectral_norm,
         keep=keep,
+        initial_weights=initial_weights,
         card=dict(card),
         source=path.absolute(),
         task=task,
@@ -330,6 +340,69 @@ def recipe_from_dict(raw: Any, source: str | os.PathLike | None = None) -> Recip
             "expected the same grid (the non-Cartesian examples are synthesised on synthesis.size)."
         )
     return recipe
+
+
+def check_initial_weights(value: Any, recipe_folder: Path) -> str:
+    """``training.initial_weights`` as a handle of ``presets.load``: a preset folder relative to
+    ``recipe_folder`` (made absolute), a registered checkpoint name or ``hf://...``; raises
+    ValueError naming what was expected (nothing is loaded)."""
+    expected = ("a preset folder relative to the recipe's folder (config.json, metadata.json, model.weights.h5), "
+                "a registered checkpoint name (fastmri_zoo.list_models()) or 'hf://owner/repo[/subfolder][@revision]'")
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"training.initial_weights: expected {expected}, got {value!r}.")
+    if value.startswith("hf://"):
+        return value
+    folder = (recipe_folder / value).expanduser()
+    if folder.is_dir():
+        missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"training.initial_weights: {str(folder)!r} holds no {' or '.join(missing)}; "
+                             f"expected {expected}.")
+        return str(folder.absolute())
+    if value in list_models():
+        return value
+    raise ValueError(f"training.initial_weights: {value!r} is neither a folder next to the recipe nor a registered "
+                     f"checkpoint; expected {expected}.")
+
+
+_KERAS_BOOKKEEPING = ("name", "trainable", "dtype")
+
+
+def initial_weights_phrase(recipe: Recipe) -> str:
+    """Check ``recipe.initial_weights`` against the recipe's model from its config.json (class and configuration,
+    before any weights are read; ValueError naming the differences) and return how the card names it: the
+    handle (a folder by its path relative to the recipe) and the weights' sha256. "" without initial weights."""
+    if recipe.initial_weights is None:
+        return ""
+    handle = recipe.initial_weights
+    folder, entry = resolve_preset_folder(handle)
+    saved = json.loads((Path(folder) / CONFIG_FILE).read_text())
+    fresh = recipe.build_model()
+    if saved.get("class_name") != type(fresh).__name__:
+        raise ValueError(f"training.initial_weights: {handle!r} is a {saved.get('class_name')}; expected a "
+                         f"{type(fresh).__name__} (model.class).")
+    ours = {key: value for key, value in fresh.get_config().items() if key not in _KERAS_BOOKKEEPING}
+    theirs = {key: value for key, value in saved.get("config", {}).items() if key not in _KERAS_BOOKKEEPING}
+    ours, theirs = json.loads(json.dumps(ours)), json.loads(json.dumps(theirs))  # tuples as the JSON's lists
+    differ = sorted(key for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
+    if differ:
+        detail = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here" for key in differ)
+        raise ValueError(f"training.initial_weights: {handle!r} is another configuration of {type(fresh).__name__} "
+                         f"than model.kwargs ({detail}); expected the same network.")
+    metadata = Path(folder) / "metadata.json"
+    digest = entry.sha256 if entry is not None else (
+        json.loads(metadata.read_text()).get("weights_sha256") if metadata.is_file() else None)
+    if recipe.source is not None and Path(handle).is_absolute():
+        handle = os.path.relpath(handle, recipe.source.parent)
+    return f" starting from the weights of {handle}" + (f" (sha256 {digest[:12]})" if digest else "")
+
+
+def initial_model(recipe: Recipe) -> ZooModel:
+    """The network ``recipe`` trains: fresh weights, or those of ``recipe.initial_weights`` (checked first by
+    :func:`initial_weights_phrase`)."""
+    if recipe.initial_weights is None:
+        return recipe.build_model()
+    return load_checkpoint(recipe.initial_weights)
 
 
 def model_card(recipe: Recipe, data_description: str) -> dict:
@@ -369,6 +442,7 @@ def run_recipe(
     then reduced to divide it). strategy: default :func:`~fastmri_zoo.training.fit.strategy_from_environment`
     (``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` describes a cluster).
     """
+    started = initial_weights_phrase(recipe)  # checked against the recipe's model before anything else
     folders = recipe.data_folders(data_dir)
     for part in ("train", "val"):
         if folders[part] is not None and not folders[part].is_dir():
@@ -412,11 +486,12 @@ def run_recipe(
     drops = "".join(f", x{factor:g} from step {step}" for step, factor in learning_rate_drops)
     summary = (f"  (loss {recipe.loss}, optimizer {recipe.optimizer}, learning rate {recipe.learning_rate:g}{drops}, "
                f"clipnorm {recipe.clipnorm}, {total} steps of batch {recipe.batch_size}, seed {recipe.seed})"
-               + (" keeping the best validation epoch's weights" if recipe.keep == "best" else ""))
+               + (" keeping the best validation epoch's weights" if recipe.keep == "best" else "")
+               + started)
     source = recipe.source.name if recipe.source else RECIPE_FILE
     command = (command or f"fastmri-zoo train {source} --data DATA_DIR") + summary
     return fit(
-        recipe.build_model, train, val, steps=total, steps_per_epoch=steps_per_epoch, loss=recipe.loss,
+        lambda: initial_model(recipe), train, val, steps=total, steps_per_epoch=steps_per_epoch, loss=recipe.loss,
         optimizer=recipe.optimizer, learning_rate=recipe.learning_rate, clipnorm=recipe.clipnorm, run_dir=run_dir,
         seed=recipe.seed, freeze=recipe.freeze, strategy=strategy, preset_dir=output, val_steps=recipe.val_steps,
         verbose=verbose, card=model_card(recipe, data_description), command=command,

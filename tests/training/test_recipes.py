@@ -127,6 +127,14 @@ def _write_recipe(folder: Path, **changes) -> Path:
          r"learning_rate_drops: step 3 must be below steps=.* and a multiple of steps_per_epoch="),
         ({"steps": 10, "training": None}, r"former training-config format"),
         ({"training.keep": "first"}, r"training.keep: expected one of \['last', 'best'\], got 'first'"),
+        ({"training.initial_weights": "nowhere"},
+         r"training.initial_weights: 'nowhere' is neither a folder next to the recipe nor a registered checkpoint"),
+        ({"training.initial_weights": ""}, r"training.initial_weights: expected a preset folder relative to the recipe"),
+        ({"training.initial_weights": "pdnet-cartesian-singlecoil-af4"},
+         r"training.initial_weights: 'pdnet-cartesian-singlecoil-af4' is a PDNet; expected a UNet \(model.class\)"),
+        ({"training.initial_weights": "unet-cartesian-singlecoil-af4", "model.kwargs": {"residual": True}},
+         r"'unet-cartesian-singlecoil-af4' is another configuration of UNet than model.kwargs "
+         r"\(residual: False there, True here\)"),
     ],
 )
 def test_bad_recipe_gives_a_clear_error(tmp_path, capsys, changes, message):
@@ -235,3 +243,36 @@ def test_every_federation_recipe_federates_through_the_cli(name, tmp_path):
     assert facts["strategy"] == raw["federation"]["strategy"]
     assert sorted(facts["sites"]) == sorted(site["name"] for site in raw["sites"])
     assert (tmp_path / "out" / "preset" / "model.weights.h5").is_file()
+
+
+@pytest.mark.slow
+def test_a_recipe_starts_from_the_weights_it_names(recipe_data_root, tmp_path):
+    """training.initial_weights: the run starts from that preset's weights (a step at a learning rate of
+    1e-12 leaves them as they were; a fresh start could not match them: they are fresh weights scaled
+    by 1.5 plus 0.01) and the card names the preset and its sha256."""
+    import hashlib
+
+    import numpy as np
+
+    from fastmri_zoo.models import UNet
+
+    recipe = _small(json.loads(RECIPES[NAMES.index("unet-cartesian-singlecoil-af4")].read_text()))
+    started = UNet(**recipe["model"]["kwargs"])
+    example = {"kspace": np.zeros((1, SIZE, SIZE), np.complex64), "mask": np.ones((1, 1, SIZE), np.float32)}
+    started(example)
+    started.set_weights([1.5 * w + 0.01 for w in started.get_weights()])
+    started.save_to_preset(tmp_path / "start", example_inputs=example)
+    recipe["training"].update(learning_rate=1e-12, initial_weights="start")
+    recipe["training"].pop("learning_rate_drops", None)
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    code = cli.main(["train", str(path), "--data", str(recipe_data_root), "--run-dir", str(tmp_path / "run"),
+                     "-o", str(tmp_path / "preset"), "--verbose", "0"])
+    assert code == 0
+    from fastmri_zoo.presets import load_preset
+
+    trained = load_preset(tmp_path / "preset")
+    for before, after in zip(started.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_allclose(after, before, atol=1e-8)
+    digest = hashlib.sha256((tmp_path / "start" / "model.weights.h5").read_bytes()).hexdigest()
+    assert f"starting from the weights of start (sha256 {digest[:12]})" in (tmp_path / "preset" / "README.md").read_text()
