@@ -89,7 +89,7 @@ from .. import models
 from ..checks import check_scalar
 from ..data.pipelines import DENOISING_SIGMA, check_noise_range
 from ..models.base import ReconstructionModel, ZooModel
-from ..presets import CARD_FIELDS, CONFIG_FILE, WEIGHTS_FILE, resolve_preset_folder
+from ..presets import CARD_FIELDS, CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, resolve_preset_folder
 from ..presets import load as load_checkpoint
 from ..registry import ENTRY_FIELDS, RECIPE_FILE, list_models
 from .fit import (DSM_LOSS, FitResult, check_acquisition, check_keep, check_learning_rate_drops, check_synthesis, fit,
@@ -346,7 +346,7 @@ def check_initial_weights(value: Any, recipe_folder: Path) -> str:
     """``training.initial_weights`` as a handle of ``presets.load``: a preset folder relative to
     ``recipe_folder`` (made absolute), a registered checkpoint name or ``hf://...``; raises
     ValueError naming what was expected (nothing is loaded)."""
-    expected = ("a preset folder relative to the recipe's folder (config.json, metadata.json, model.weights.h5), "
+    expected = (f"a preset folder relative to the recipe's folder ({CONFIG_FILE}, {METADATA_FILE}, {WEIGHTS_FILE}), "
                 "a registered checkpoint name (fastmri_zoo.list_models()) or 'hf://owner/repo[/subfolder][@revision]'")
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"training.initial_weights: expected {expected}, got {value!r}.")
@@ -389,7 +389,7 @@ def initial_weights_phrase(recipe: Recipe) -> str:
         detail = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here" for key in differ)
         raise ValueError(f"training.initial_weights: {handle!r} is another configuration of {type(fresh).__name__} "
                          f"than model.kwargs ({detail}); expected the same network.")
-    metadata = Path(folder) / "metadata.json"
+    metadata = Path(folder) / METADATA_FILE
     digest = entry.sha256 if entry is not None else (
         json.loads(metadata.read_text()).get("weights_sha256") if metadata.is_file() else None)
     if recipe.source is not None and Path(handle).is_absolute():
