@@ -368,14 +368,18 @@ def _model_config(model) -> dict:
         ) from None
 
 
+def differing_config_keys(ours: Mapping, theirs: Mapping) -> list[str]:
+    """The keys whose values differ between two model configs, compared as their JSON (tuples as lists)."""
+    ours, theirs = json.loads(json.dumps(dict(ours))), json.loads(json.dumps(dict(theirs)))
+    return sorted(key for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
+
+
 def _check_round_trip(model, config: dict) -> None:
     import keras
 
     rebuilt = keras.saving.deserialize_keras_object(config, safe_mode=True)
-    ours = json.loads(json.dumps(model.get_config()))
-    theirs = json.loads(json.dumps(rebuilt.get_config()))
-    if ours != theirs:
-        differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    differing = differing_config_keys(model.get_config(), rebuilt.get_config())
+    if differing:
         raise ValueError(
             f"model: {type(model).__name__}.get_config() does not round trip through from_config "
             f"(differing keys: {differing}); every constructor argument must be stored and returned by get_config."

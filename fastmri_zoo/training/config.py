@@ -89,7 +89,7 @@ from .. import models
 from ..checks import check_scalar
 from ..data.pipelines import DENOISING_SIGMA, check_noise_range
 from ..models.base import ReconstructionModel, ZooModel
-from ..presets import CARD_FIELDS, CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, resolve_preset_folder
+from ..presets import CARD_FIELDS, CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, differing_config_keys, resolve_preset_folder
 from ..presets import load as load_checkpoint
 from ..registry import ENTRY_FIELDS, RECIPE_FILE, list_models
 from .fit import (DSM_LOSS, FitResult, check_acquisition, check_keep, check_learning_rate_drops, check_synthesis, fit,
@@ -375,7 +375,7 @@ def initial_weights_phrase(recipe: Recipe) -> str:
     if recipe.initial_weights is None:
         return ""
     handle = recipe.initial_weights
-    folder, entry = resolve_preset_folder(handle)
+    folder, _ = resolve_preset_folder(handle)
     saved = json.loads((Path(folder) / CONFIG_FILE).read_text())
     fresh = recipe.build_model()
     if saved.get("class_name") != type(fresh).__name__:
@@ -383,15 +383,13 @@ def initial_weights_phrase(recipe: Recipe) -> str:
                          f"{type(fresh).__name__} (model.class).")
     ours = {key: value for key, value in fresh.get_config().items() if key not in _KERAS_BOOKKEEPING}
     theirs = {key: value for key, value in saved.get("config", {}).items() if key not in _KERAS_BOOKKEEPING}
-    ours, theirs = json.loads(json.dumps(ours)), json.loads(json.dumps(theirs))  # tuples as the JSON's lists
-    differ = sorted(key for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
+    differ = differing_config_keys(ours, theirs)
     if differ:
         detail = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here" for key in differ)
         raise ValueError(f"training.initial_weights: {handle!r} is another configuration of {type(fresh).__name__} "
                          f"than model.kwargs ({detail}); expected the same network.")
-    metadata = Path(folder) / METADATA_FILE
-    digest = entry.sha256 if entry is not None else (
-        json.loads(metadata.read_text()).get("weights_sha256") if metadata.is_file() else None)
+    metadata = Path(folder) / METADATA_FILE  # a registered name's sha256 is its metadata's (test_registry)
+    digest = json.loads(metadata.read_text()).get("weights_sha256") if metadata.is_file() else None
     if recipe.source is not None and Path(handle).is_absolute():
         handle = os.path.relpath(handle, recipe.source.parent)
     return f" starting from the weights of {handle}" + (f" (sha256 {digest[:12]})" if digest else "")
