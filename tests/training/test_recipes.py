@@ -2,6 +2,7 @@
 model card, and trains (a few steps) through `fastmri-zoo train`, the one trainer."""
 
 import json
+import shutil
 import re
 from pathlib import Path
 
@@ -183,6 +184,9 @@ def test_every_recipe_trains_through_the_cli(name, recipe_data_root, tmp_path):
     recipe = _small(json.loads((REPO / "weights" / name / "recipe.json").read_text()))
     path = tmp_path / "recipe.json"
     path.write_text(json.dumps(recipe))
+    starting = recipe["training"].get("initial_weights")
+    if starting is not None and (REPO / "weights" / name / starting).is_dir():  # a preset folder beside the recipe
+        shutil.copytree(REPO / "weights" / name / starting, tmp_path / starting)
     code = cli.main(["train", str(path), "--data", str(recipe_data_root), "--run-dir", str(tmp_path / "run"),
                      "-o", str(tmp_path / "preset"), "--verbose", "0"])
     assert code == 0
