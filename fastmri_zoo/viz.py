@@ -193,6 +193,47 @@ def curve_floor(metric: str, curves, baselines=()) -> float | None:
     return floor if (~np.isfinite(values) | (values < floor)).any() else None
 
 
+def validation_curves(
+    logs: Mapping[str, str | os.PathLike | Mapping[str, np.ndarray]], steps_per_epoch: int, metric: str = "psnr"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """label -> (optimizer steps, validation ``metric``) of each run's ``log.csv`` (or
+    :func:`read_training_log` columns), one point per epoch: runs compared on the same validation examples."""
+    curves = {}
+    for label, log in logs.items():
+        columns = read_training_log(log) if not isinstance(log, Mapping) else log
+        if f"val_{metric}" not in columns:
+            raise ValueError(f"{label}: its log has no column 'val_{metric}'; columns: {sorted(columns)}.")
+        steps = (np.asarray(columns["epoch"]) + 1) * int(steps_per_epoch)
+        curves[label] = (steps, np.asarray(columns[f"val_{metric}"], np.float64))
+    return curves
+
+
+def save_validation_curves_png(
+    path: str | os.PathLike,
+    logs: Mapping[str, str | os.PathLike | Mapping[str, np.ndarray]],
+    steps_per_epoch: int,
+    metric: str = "psnr",
+    baselines: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> str:
+    """Write the validation curves of several runs (label -> ``log.csv``, :func:`validation_curves`) on one
+    axis against optimizer steps, with ``baselines`` (label -> value) as horizontal lines. Returns the path."""
+    curves = validation_curves(logs, steps_per_epoch, metric)
+    fig = _figure((5.5, 3.4))
+    ax = fig.subplots()
+    for index, (label, (steps, values)) in enumerate(curves.items()):
+        ax.plot(steps, values, "o-", color=f"C{index}", ms=3, label=label)
+    for index, (label, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, color=f"C{len(curves) + index}", ls="--", lw=1, label=label)
+    ax.set_xlabel("optimizer steps")
+    ax.set_ylabel(f"validation {metric.upper()}" + (" (dB)" if metric == "psnr" else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save_figure(fig, path)
+
+
 def save_training_curve_png(
     path: str | os.PathLike,
     log: str | os.PathLike | Mapping[str, np.ndarray],

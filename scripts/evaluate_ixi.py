@@ -5,6 +5,7 @@
     python scripts/evaluate_ixi.py outside NAME DATA_DIR RUN_DIR [--seeds 0 1 2]
     python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR [--comparison TABLE.md] [--search OUT]
     python scripts/evaluate_ixi.py paired METRICS_A.json METRICS_B.json
+    python scripts/evaluate_ixi.py curves NAME DATA_DIR OUT.png LABEL=RUN_DIR/log.csv ...
 
 Training is the packaged trainer's (``fastmri_zoo.training``); this script only reads
 ``weights/NAME/recipe.json`` (model, data folder, acquisition). DATA_DIR is the data root written
@@ -23,7 +24,9 @@ network's cell, whose recipe, genotype, alpha history and drawings go into the f
 WEIGHTS_DIR/NAME must not exist yet or be a preset folder: export to a new folder and move it over
 ``weights/NAME`` (which holds only the recipe while the run trains). ``paired`` compares two networks
 scored by ``evaluate`` on the same volumes and setting: the per-volume differences A - B (mean +- std,
-how many volumes A is ahead on).
+how many volumes A is ahead on). ``curves`` draws the validation curves of several runs on the same
+validation examples (NAME's recipe: its zero-filled PSNR on them is the dashed line) on one axis, for a card
+that compares networks trained on the same data.
 """
 
 from __future__ import annotations
@@ -638,6 +641,25 @@ def paired(args):
     print(json.dumps(result))
 
 
+def curves(args):
+    """OUT.png: the validation curves of runs on NAME's validation examples, with zero-filled's level."""
+    from fastmri_zoo.viz import save_validation_curves_png
+
+    logs = {}
+    for item in args.runs:
+        label, sep, log = item.rpartition("=")
+        if not sep or not label or not os.path.isfile(log):
+            raise SystemExit(f"evaluate_ixi.py curves: expected LABEL=PATH/log.csv with an existing log, got {item!r}.")
+        logs[label] = log
+    recipe = _recipe(args.name)
+    if recipe.steps_per_epoch is None:
+        raise SystemExit(f"evaluate_ixi.py curves: {args.name}'s recipe sets no training.steps_per_epoch; expected the "
+                         "epoch length of the logged runs.")
+    baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
+    print(save_validation_curves_png(args.out, logs, recipe.steps_per_epoch,
+                                     baselines={baseline: _validation_baseline(recipe, args.data_dir)}, title=args.title))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -674,8 +696,14 @@ def main():
     p = sub.add_parser("paired", help="per-volume differences of two evaluate reports (metrics*.json)")
     p.add_argument("first", metavar="METRICS_A")
     p.add_argument("second", metavar="METRICS_B")
+    p = sub.add_parser("curves", help="validation curves of several runs on NAME's validation examples, one axis")
+    p.add_argument("name", choices=names)
+    p.add_argument("data_dir")
+    p.add_argument("out", metavar="OUT.png")
+    p.add_argument("runs", nargs="+", metavar="LABEL=LOG_CSV")
+    p.add_argument("--title", default=None)
     args = parser.parse_args()
-    {"evaluate": evaluate, "outside": outside, "export": export, "paired": paired}[args.command](args)
+    {"evaluate": evaluate, "outside": outside, "export": export, "paired": paired, "curves": curves}[args.command](args)
 
 
 if __name__ == "__main__":

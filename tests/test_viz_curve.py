@@ -62,3 +62,23 @@ def test_training_curve_rejects_a_log_without_the_metric(tmp_path):
     with pytest.raises(ValueError, match="epoch"):
         (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
         viz.read_training_log(tmp_path / "bad.csv")
+
+
+def test_validation_curves_of_several_runs(tmp_path):
+    from PIL import Image
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    _write_log(first, [(e, 0.5, 20.0, 0.4, 21.0 + e) for e in range(3)])
+    _write_log(second, [(0, 0.5, 20.0, 0.4, 22.0), (1, 0.5, 20.0, 0.4, 22.5), (1, 0.5, 20.0, 0.4, 22.7)])
+    curves = viz.validation_curves({"A": first, "B": second}, steps_per_epoch=200)
+    np.testing.assert_array_equal(curves["A"][0], [200, 400, 600])
+    np.testing.assert_array_equal(curves["A"][1], [21.0, 22.0, 23.0])
+    np.testing.assert_array_equal(curves["B"][0], [200, 400])
+    np.testing.assert_array_equal(curves["B"][1], [22.0, 22.7])  # a resumed epoch's last row
+    path = viz.save_validation_curves_png(tmp_path / "curves.png", {"A": first, "B": second}, 200,
+                                          baselines={"zero-filled": 20.5}, title="test")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 300
+    (tmp_path / "c.csv").write_text("epoch,loss\n0,1.0\n")
+    with pytest.raises(ValueError, match="C: its log has no column 'val_psnr'"):
+        viz.validation_curves({"C": tmp_path / "c.csv"}, 200)
