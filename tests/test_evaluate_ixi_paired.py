@@ -1,4 +1,4 @@
-"""``scripts/evaluate_ixi.py paired``: per-volume differences of two held-out reports."""
+"""``scripts/evaluate_ixi.py paired``: per-volume differences of two held-out reports; ``curves``: its input checks."""
 
 import json
 import subprocess
@@ -46,3 +46,14 @@ def test_paired_refuses_reports_of_other_settings(tmp_path):
     done = _run(first, second)
     assert done.returncode != 0
     assert "differ in acceleration (4.0 vs 8.0)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_curves_refuses_a_run_without_its_log(tmp_path):
+    """``curves`` checks each LABEL=LOG before loading data: a missing log or a missing label is named."""
+    for item in (f"RIM={tmp_path / 'missing.csv'}", str(tmp_path / "log.csv")):
+        (tmp_path / "log.csv").write_text("epoch,val_psnr\n0,25.0\n")
+        done = subprocess.run([sys.executable, str(SCRIPT), "curves", "rim-cartesian-singlecoil-af4", str(tmp_path),
+                               str(tmp_path / "out.png"), item], capture_output=True, text=True)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert "expected LABEL=PATH/log.csv with an existing log" in done.stderr and repr(item) in done.stderr
+    assert not (tmp_path / "out.png").exists()
