@@ -156,9 +156,8 @@ def _score(model, files, acquisition, seeds=(0,), log=True, cg=None, all_slices=
     ``all_slices``: every slice of each file (``_volume_batches``)."""
     from fastmri_zoo import metrics
 
-    noncartesian = acquisition["kind"] == "noncartesian"
     with_grappa = acquisition.get("mask_type") == "equispaced"
-    baseline = "adjoint + DCp" if noncartesian else "zero-filled"
+    baseline = _baseline_label(acquisition)
     results = {"network": [], baseline: []} | ({"GRAPPA": []} if with_grappa else {})
     if cg is not None:
         results["CG-SENSE"] = []
@@ -491,6 +490,12 @@ def _card_tables(recipe, run_dir, scores):
     return "\n".join(lines)
 
 
+def _baseline_label(acquisition) -> str:
+    """The name of the classical baseline a network is scored and drawn against: adjoint + density
+    compensation for non-Cartesian acquisitions, zero-filled otherwise."""
+    return "adjoint + DCp" if acquisition["kind"] == "noncartesian" else "zero-filled"
+
+
 def _validation_baseline(recipe, data_dir) -> float:
     """Mean PSNR of zero-filled (adjoint + DCp) on the run's validation examples, per image as
     ``fit``'s validation metric (fastMRI PSNR, data range the target's maximum)."""
@@ -598,7 +603,7 @@ def export(args):
     target = write_checkpoint(recipe, args.run_dir, args.weights_dir, run, card, metrics)
     for name, source in (searched[1] if searched else {}).items():
         shutil.copyfile(source, os.path.join(target, name))
-    baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
+    baseline = _baseline_label(recipe.acquisition)
     save_training_curve_png(os.path.join(target, "validation_curve.png"), os.path.join(args.run_dir, "log.csv"),
                             run["steps_per_epoch"], baselines={baseline: _validation_baseline(recipe, args.data_dir)},
                             title=args.name, kept_step=run["kept"]["step"] if isinstance(run.get("kept"), dict) else None)
@@ -650,12 +655,16 @@ def curves(args):
         label, sep, log = item.rpartition("=")
         if not sep or not label or not os.path.isfile(log):
             raise SystemExit(f"evaluate_ixi.py curves: expected LABEL=PATH/log.csv with an existing log, got {item!r}.")
+        if label in logs:
+            raise SystemExit(f"evaluate_ixi.py curves: the label {label!r} is given twice; expected one label per run.")
+        if os.path.abspath(log) == os.path.abspath(args.out):
+            raise SystemExit(f"evaluate_ixi.py curves: OUT.png {args.out!r} is one of the logs; expected a new file.")
         logs[label] = log
     recipe = _recipe(args.name)
     if recipe.steps_per_epoch is None:
         raise SystemExit(f"evaluate_ixi.py curves: {args.name}'s recipe sets no training.steps_per_epoch; expected the "
                          "epoch length of the logged runs.")
-    baseline = "adjoint + DCp" if recipe.acquisition["kind"] == "noncartesian" else "zero-filled"
+    baseline = _baseline_label(recipe.acquisition)
     print(save_validation_curves_png(args.out, logs, recipe.steps_per_epoch,
                                      baselines={baseline: _validation_baseline(recipe, args.data_dir)}, title=args.title))
 

@@ -56,4 +56,8 @@ def test_curves_refuses_a_run_without_its_log(tmp_path):
                                str(tmp_path / "out.png"), item], capture_output=True, text=True)
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert "expected LABEL=PATH/log.csv with an existing log" in done.stderr and repr(item) in done.stderr
+    log = f"RIM={tmp_path / 'log.csv'}"
+    done = subprocess.run([sys.executable, str(SCRIPT), "curves", "rim-cartesian-singlecoil-af4", str(tmp_path),
+                           str(tmp_path / "out.png"), log, log], capture_output=True, text=True)
+    assert done.returncode != 0 and "the label 'RIM' is given twice" in done.stderr
     assert not (tmp_path / "out.png").exists()
