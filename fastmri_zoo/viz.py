@@ -12,7 +12,7 @@ import numpy as np
 from .checks import default_permissions
 
 __all__ = ["save_comparison_png", "save_uncertainty_png", "read_training_log", "curve_scale", "curve_floor",
-           "save_training_curve_png"]
+           "save_training_curve_png", "validation_curves", "save_validation_curves_png"]
 
 
 def save_comparison_png(
@@ -193,6 +193,28 @@ def curve_floor(metric: str, curves, baselines=()) -> float | None:
     return floor if (~np.isfinite(values) | (values < floor)).any() else None
 
 
+def _log_columns(log) -> Mapping[str, np.ndarray]:
+    """A ``log.csv`` path's columns (:func:`read_training_log`), or columns already read."""
+    return log if isinstance(log, Mapping) else read_training_log(log)
+
+
+def _epoch_steps(columns: Mapping[str, np.ndarray], steps_per_epoch: int) -> np.ndarray:
+    """The optimizer step at the end of each logged epoch."""
+    return (np.asarray(columns["epoch"]) + 1) * int(steps_per_epoch)
+
+
+def _finish_curve_axes(ax, metric: str, ylabel: str, baselines, first_colour: int, title) -> None:
+    """Baselines as dashed horizontal lines (colours from ``C{first_colour}``), labels, grid, legend, title."""
+    for index, (label, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, color=f"C{first_colour + index}", ls="--", lw=1, label=label)
+    ax.set_xlabel("optimizer steps")
+    ax.set_ylabel(ylabel + (" (dB)" if metric == "psnr" else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
 def validation_curves(
     logs: Mapping[str, str | os.PathLike | Mapping[str, np.ndarray]], steps_per_epoch: int, metric: str = "psnr"
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -200,11 +222,10 @@ def validation_curves(
     :func:`read_training_log` columns), one point per epoch: runs compared on the same validation examples."""
     curves = {}
     for label, log in logs.items():
-        columns = read_training_log(log) if not isinstance(log, Mapping) else log
+        columns = _log_columns(log)
         if f"val_{metric}" not in columns:
             raise ValueError(f"{label}: its log has no column 'val_{metric}'; columns: {sorted(columns)}.")
-        steps = (np.asarray(columns["epoch"]) + 1) * int(steps_per_epoch)
-        curves[label] = (steps, np.asarray(columns[f"val_{metric}"], np.float64))
+        curves[label] = (_epoch_steps(columns, steps_per_epoch), np.asarray(columns[f"val_{metric}"], np.float64))
     return curves
 
 
@@ -223,14 +244,7 @@ def save_validation_curves_png(
     ax = fig.subplots()
     for index, (label, (steps, values)) in enumerate(curves.items()):
         ax.plot(steps, values, "o-", color=f"C{index}", ms=3, label=label)
-    for index, (label, value) in enumerate((baselines or {}).items()):
-        ax.axhline(value, color=f"C{len(curves) + index}", ls="--", lw=1, label=label)
-    ax.set_xlabel("optimizer steps")
-    ax.set_ylabel(f"validation {metric.upper()}" + (" (dB)" if metric == "psnr" else ""))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
+    _finish_curve_axes(ax, metric, f"validation {metric.upper()}", baselines, len(curves), title)
     return _save_figure(fig, path)
 
 
@@ -252,10 +266,10 @@ def save_training_curve_png(
     logarithmic axis; PSNR epochs far below the rest (:func:`curve_floor`) sit on the axis' floor, marked
     as diverged. Returns the path.
     """
-    columns = read_training_log(log) if not isinstance(log, Mapping) else log
+    columns = _log_columns(log)
     if f"val_{metric}" not in columns and metric not in columns:
         raise ValueError(f"log: no column {metric!r} or 'val_{metric}'; columns: {sorted(columns)}.")
-    steps = (np.asarray(columns["epoch"]) + 1) * int(steps_per_epoch)
+    steps = _epoch_steps(columns, steps_per_epoch)
     drawn = {key: np.asarray(columns[key], np.float64) for key in (metric, f"val_{metric}") if key in columns}
     floor = curve_floor(metric, list(drawn.values()), list((baselines or {}).values()))
     if floor is not None:
@@ -277,14 +291,6 @@ def save_training_curve_png(
         ax.plot(steps[below], np.full(int(below.sum()), floor), "v", color="C3", ms=6,
                 label=f"diverged (below {floor:.0f} dB)")
         ax.set_ylim(bottom=floor - 0.5)
-    for index, (label, value) in enumerate((baselines or {}).items()):
-        ax.axhline(value, color=f"C{index + 1}", ls="--", lw=1, label=label)
-    unit = " (dB)" if metric == "psnr" else ""
     ax.set_yscale(curve_scale(*drawn.values()))
-    ax.set_xlabel("optimizer steps")
-    ax.set_ylabel(metric.upper() + unit)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
+    _finish_curve_axes(ax, metric, metric.upper(), baselines, 1, title)
     return _save_figure(fig, path)

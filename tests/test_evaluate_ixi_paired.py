@@ -17,8 +17,8 @@ def _report(path, psnr, ssim, nmse, volumes, acceleration=4.0):
     return path
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), "paired", *map(str, args)], capture_output=True, text=True)
+def _run(*args, command="paired"):
+    return subprocess.run([sys.executable, str(SCRIPT), command, *map(str, args)], capture_output=True, text=True)
 
 
 def test_paired_differences_match_numpy(tmp_path):
@@ -52,12 +52,10 @@ def test_curves_refuses_a_run_without_its_log(tmp_path):
     """``curves`` checks each LABEL=LOG before loading data: a missing log or a missing label is named."""
     for item in (f"RIM={tmp_path / 'missing.csv'}", str(tmp_path / "log.csv")):
         (tmp_path / "log.csv").write_text("epoch,val_psnr\n0,25.0\n")
-        done = subprocess.run([sys.executable, str(SCRIPT), "curves", "rim-cartesian-singlecoil-af4", str(tmp_path),
-                               str(tmp_path / "out.png"), item], capture_output=True, text=True)
+        done = _run("rim-cartesian-singlecoil-af4", tmp_path, tmp_path / "out.png", item, command="curves")
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert "expected LABEL=PATH/log.csv with an existing log" in done.stderr and repr(item) in done.stderr
     log = f"RIM={tmp_path / 'log.csv'}"
-    done = subprocess.run([sys.executable, str(SCRIPT), "curves", "rim-cartesian-singlecoil-af4", str(tmp_path),
-                           str(tmp_path / "out.png"), log, log], capture_output=True, text=True)
+    done = _run("rim-cartesian-singlecoil-af4", tmp_path, tmp_path / "out.png", log, log, command="curves")
     assert done.returncode != 0 and "the label 'RIM' is given twice" in done.stderr
     assert not (tmp_path / "out.png").exists()

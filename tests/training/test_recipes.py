@@ -2,8 +2,8 @@
 model card, and trains (a few steps) through `fastmri-zoo train`, the one trainer."""
 
 import json
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 import pytest
