@@ -6,19 +6,19 @@
 Each configuration runs in a fresh process (so one run's allocations do not hide another's): the
 model on random single-coil Cartesian data (size x size, 4x mask), one training step (L1 on the
 magnitude, RAdam + Lookahead, a traced ``tf.function``) run once to warm up, then the peak of the
-bytes in TensorFlow tensors during one more step above those held before it (the allocator's own
-statistics: ``bench/memory.py``), and the median time of ``--repeats`` steps. The measuring
-processes run with two inter-op threads (``TF_NUM_INTEROP_THREADS=2``, whatever the caller set):
-with one, TensorFlow's executor runs the Grappler-optimised graph of FA's cascades in an order that
-holds about 2.5 MB per cascade at 48 x 48 until the end of the backward pass (40-50 MB at N = 20
-against 12 at N = 5, varying run to run; flat with Grappler off), which is a property of that
-schedule, not of the adjoint, whose backward solve is made to wait for its adjoint and accumulated
-gradients (``layers/ode.py``).
+bytes in TensorFlow tensors during one step above those held before it (the allocator's own
+statistics: ``bench/memory.py``), the median of three such steps, and the median time of
+``--repeats`` steps. The measuring processes run with one inter-op thread
+(``TF_NUM_INTEROP_THREADS=1``, whatever the caller set), so that the executor's order, and with it
+the peak, is the same from step to step and run to run. At 48 x 48 that order still differs with N
+(FA-RK4 3.1 MB at N = 3 and 5, 3.4 at 6, 4.0 at 2, 4, 8, 10, 16, 20 and 40: about three feature maps
+more or fewer alive at the peak, not memory growing with N), at 64 x 64 and 96 x 96 it does not
+(7.5 and 16.3 MB at N = 5 and 20 alike), hence ``--quick``'s 64 x 64.
 
 Rows: LT-RK4 (N = 5) without and with per-cascade checkpointing; FT-RK4 and FA-RK4 at N = 5, 10,
 20 steps. Ratios: checkpointed / plain LT-RK4 (the issue asks <= 0.5 in memory, <= 1.3 in time),
 FA and FT at N = 20 against N = 5 (FA <= 1.2 in memory, FT grows), FA / FT at each N.
-``--quick``: 48 x 48 images, 2 repeats.
+``--quick``: 64 x 64 images, 2 repeats.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
     step = l1_magnitude_step(model, get_optimizer("lookahead_radam", learning_rate=1e-4))
 
     float(step(inputs, target))  # trace, optimise the graph, build the optimizer
-    peak = step_peak_mb(lambda: float(step(inputs, target)))
+    peak = statistics.median(step_peak_mb(lambda: float(step(inputs, target))) for _ in range(3))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -82,7 +82,7 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
 
 def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
     """``measure`` in a new Python process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="2")  # (module docstring)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="1")  # (module docstring)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, str(Path(__file__).resolve()), "--run", json.dumps(config),
@@ -111,19 +111,19 @@ def report(rows: dict) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="48 x 48 images, 2 repeats")
-    parser.add_argument("--size", type=int, default=None, help="image size (default 128, 48 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="64 x 64 images, 2 repeats")
+    parser.add_argument("--size", type=int, default=None, help="image size (default 128, 64 with --quick)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=None, help="timed steps (default 3, 2 with --quick)")
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one configuration, in this process
     args = parser.parse_args(argv)
-    size = args.size or (48 if args.quick else 128)
+    size = args.size or (64 if args.quick else 128)
     repeats = args.repeats or (2 if args.quick else 3)
     if args.run:
         print(json.dumps(measure(json.loads(args.run), size, args.batch, repeats)))
         return
     print(f"ReconODE training step, {size} x {size}, batch {args.batch}, single-coil Cartesian 4x, "
-          f"median of {repeats} steps, peak MB of tensors above those held before the step")
+          f"time: median of {repeats} steps; peak MB of tensors above those held before the step: median of 3 steps")
     rows = {}
     for config in configurations():
         rows[config["label"]] = run_fresh(config, size, args.batch, repeats)

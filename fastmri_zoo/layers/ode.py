@@ -17,7 +17,10 @@ c_2 = c_3 = 1/2; A_43 = c_4 = 1). A state is a tensor or any nest of tensors (``
   backwards from x(t1), so nothing of the forward solve is kept (memory does not grow with N). The
   gradient is that of the exact flow up to O(h^p), not the exact gradient of the discrete solve.
   Everything ``f`` depends on (network weights, conditioning data) is passed as explicit tensors in
-  ``args``; ``f`` must read no variable (a Keras layer is called with ``stateless_call``).
+  ``args``; ``f`` must read no variable (a Keras layer is called with ``stateless_call``). A sequence
+  of calls sharing ``args`` (the cascades of an unrolled network, with data consistency between
+  them) passes them on with ``chain=True``, so its gradient is summed call by call in the backward
+  solves rather than held N times until TensorFlow adds the N contributions at the end.
 
 Layers:
 
@@ -135,13 +138,19 @@ def odeint(f: Callable, x0, t0: float = 0.0, t1: float = 1.0, n_steps: int = 1, 
 
 
 def odeint_adjoint(
-    f: Callable, x0: tf.Tensor, args: Sequence, t0: float = 0.0, t1: float = 1.0, n_steps: int = 1, tableau="rk4"
-) -> tf.Tensor:
+    f: Callable, x0: tf.Tensor, args: Sequence, t0: float = 0.0, t1: float = 1.0, n_steps: int = 1, tableau="rk4",
+    chain: bool = False,
+):
     """:func:`odeint` of dx/dt = f(x, t, args) whose gradient is the continuous adjoint (module docstring).
 
     x0: float tensor; args: list of tensors ``f`` depends on (weights, data), which get gradients.
     Backwards, from t1 to t0 with the same steps: dx/dt = f, da/dt = -a^T df/dx,
-    dg/dt = -a^T df/dargs, from (x(t1), dL/dx(t1), 0); then dL/dx0 = a(t0), dL/dargs = g(t0).
+    dg/dt = -a^T df/dargs, from (x(t1), dL/dx(t1), g1); then dL/dx0 = a(t0), dL/dargs = g(t0).
+
+    Returns x(t1); with ``chain``, ``(x(t1), args_out)``: the same values as new tensors, for the next
+    call of a sequence. g1 is then the gradient ``args_out`` receive (the later calls' sum), else 0, so
+    the sequence's gradient with respect to ``args`` is accumulated in the backward solves one call at a
+    time (and waits for them in a graph), instead of being held once per call until the end.
     """
     tableau = get_tableau(tableau)
     args = [tf.convert_to_tensor(arg) for arg in args]
@@ -151,10 +160,13 @@ def odeint_adjoint(
         args = [tf.stop_gradient(arg) for arg in args]  # no tape records the forward solve: nothing of it is kept
         x1 = odeint(lambda x, t: f(x, t, args), tf.stop_gradient(x0), t0, t1, n_steps, tableau)
 
-        def gradient(dx1):
+        def gradient(dx1, *dargs_later):
             dx1 = tf.convert_to_tensor(dx1)
             with tf.control_dependencies([dx1]):  # in a graph, the backward solve waits for its gradient
                 x1_again = tf.identity(x1)
+                # (and so do its starting sums: a graph allocating them early holds one per call)
+                g1 = [tf.zeros_like(arg) if later is None else tf.identity(later)
+                      for arg, later in zip(args, dargs_later or [None] * len(args))]
             def augmented(state, t):
                 x, adjoint, accumulated = state
                 # x's backward chain needs neither the adjoint nor the accumulated gradients: without this,
@@ -170,12 +182,17 @@ def odeint_adjoint(
                 )
                 return velocity, -vjps[0], [-g for g in vjps[1:]]
 
-            state = (tf.stop_gradient(x1_again), dx1, [tf.zeros_like(arg) for arg in args])
+            state = (tf.stop_gradient(x1_again), dx1, g1)
             _, dx0, dargs = odeint(augmented, state, t1, t0, n_steps, tableau)
             return (dx0, *dargs)
 
+        if chain:
+            return (x1, *[tf.identity(arg) for arg in args]), gradient
         return x1, gradient
 
+    if chain:
+        x1, *args_out = solve(tf.convert_to_tensor(x0), *args)
+        return x1, args_out
     return solve(tf.convert_to_tensor(x0), *args)
 
 

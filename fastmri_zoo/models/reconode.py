@@ -38,7 +38,9 @@ class ReconODE(UnrolledModel):
       backpropagation through the solver.
     - ``"fa"``: the same network and forward pass; gradients by the continuous adjoint
       (``layers.ode.odeint_adjoint``: the augmented state solved backwards over each step with the
-      same method), so training memory does not grow with the solver's stages or internal steps.
+      same method), so training memory does not grow with the solver's stages or internal steps; the
+      cascades pass the dynamics' weights on to one another (``odeint_adjoint``'s ``chain``), so their
+      gradient is summed cascade by cascade and memory does not grow with ``n_iter`` either.
     - ``"lt"``: step = :class:`~fastmri_zoo.layers.ode.LearnedSolverStep` with as many stages as the
       ``solver``'s tableau (LT-Euler, LT-RK2 ~0.09M, LT-RK4 ~0.15M), one step function shared by
       the N cascades.
@@ -107,38 +109,55 @@ class ReconODE(UnrolledModel):
         velocity, _ = self.dynamics.stateless_call(weights, list(frozen), tf.concat([x, data], axis=-1), t=t)
         return velocity
 
+    def dynamics_arguments(self, data) -> list:
+        """The tensors f depends on: [*the dynamics' trainable weights, A^H y channels]."""
+        return [tf.convert_to_tensor(weight) for weight in self.dynamics.trainable_variables] + [data]
+
     def solver_step(self, i: int, x, data):
-        """One step from t_i = i / n_iter of size 1 / n_iter; x, data: float32 (batch, *spatial, 2)."""
+        """One step from t_i = i / n_iter of size 1 / n_iter; x, data: float32 (batch, *spatial, 2).
+
+        In "fa" mode ``data`` is :meth:`dynamics_arguments` (as the previous step passed them on) and
+        the step returns ``(x_next, arguments)`` (``odeint_adjoint``'s ``chain``: the cascades' weight
+        gradient is summed step by step in the backward solves)."""
         h = 1.0 / self.n_iter
         t = i * h
         if self.mode == "lt":
             return self.learned_solver(x, data, t=t, h=h)
-        args = [tf.convert_to_tensor(weight) for weight in self.dynamics.trainable_variables] + [data]
         frozen = [tf.convert_to_tensor(weight) for weight in self.dynamics.non_trainable_variables]
         velocity = functools.partial(self.velocity, frozen=frozen)
         if self.mode == "fa":
-            return odeint_adjoint(velocity, x, args, t, t + h, 1, self.tableau)
+            return odeint_adjoint(velocity, x, list(data), t, t + h, 1, self.tableau, chain=True)
+        args = self.dynamics_arguments(data)
         return odeint(lambda x, t: velocity(x, t, args), x, t, t + h, 1, self.tableau)
 
     # ------------------------------------------------------------------ the unrolled loop's parts
 
     def initial_state(self, measurements, operator, training=None):
+        """(x_0, data): x_0 = A^H y as channels; data the same, or in "fa" mode the dynamics' arguments."""
         zero_filled = complex_to_channels(operator.adjoint(measurements)[..., None])
-        return zero_filled, zero_filled
+        return zero_filled, self.dynamics_arguments(zero_filled) if self.mode == "fa" else zero_filled
 
     def data_step(self, i, state, measurements, operator, training=None):
         return self.data_consistency(state, measurements, operator=operator)
 
     def iteration(self, i, state, measurements, operator, training=None):
-        x, data = state
+        x, data = state  # data: A^H y channels, or in "fa" mode the dynamics' arguments as passed on
 
-        def cascade(x):
-            image = channels_to_complex(self.solver_step(i, x, data))[..., 0]
-            return complex_to_channels(self.data_step(i, image, measurements, operator)[..., None])
+        def cascade(x, *data):
+            data = list(data) if self.mode == "fa" else data[0]
+            stepped = self.solver_step(i, x, data)
+            if self.mode == "fa":
+                stepped, data = stepped
+            image = channels_to_complex(stepped)[..., 0]
+            x = complex_to_channels(self.data_step(i, image, measurements, operator)[..., None])
+            return (x, *data) if self.mode == "fa" else x
 
         if self.checkpointing:
             cascade = tf.recompute_grad(cascade)
-        return cascade(x), data
+        if self.mode == "fa":
+            x, *data = cascade(x, *data)
+            return x, data
+        return cascade(x, data), data
 
     def output(self, state, measurements, operator):
         return channels_to_complex(state[0])[..., 0]

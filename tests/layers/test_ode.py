@@ -190,6 +190,36 @@ def test_adjoint_in_a_graph_equals_eager():
         np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-12)
 
 
+def test_a_chained_sequence_has_the_gradient_of_the_unchained_one():
+    # three calls sharing args with a non-linear map between them (as data consistency sits between
+    # cascades): passing args on (chain=True) sums their gradient in the backward solves; TensorFlow's
+    # own sum of the three contributions (chain=False) is the reference, eager and in a graph
+    x0, args, c = _problem(seed=3)
+
+    def gradients(x0, weight, bias, chain):
+        with tf.GradientTape() as tape:
+            tape.watch([x0, weight, bias])
+            x, carried = x0, [weight, bias]
+            for i in range(3):
+                if chain:
+                    x, carried = odeint_adjoint(_nonlinear, x, carried, i / 3, (i + 1) / 3, 2, "rk4", chain=True)
+                else:
+                    x = odeint_adjoint(_nonlinear, x, [weight, bias], i / 3, (i + 1) / 3, 2, "rk4")
+                x = tf.sin(x)
+            loss = tf.reduce_sum(c * x)
+        return tape.gradient(loss, [x0, weight, bias])
+
+    x1, carried = odeint_adjoint(_nonlinear, x0, args, 0.0, 1.0, 2, "rk4", chain=True)
+    np.testing.assert_array_equal(x1.numpy(), odeint_adjoint(_nonlinear, x0, args, 0.0, 1.0, 2, "rk4").numpy())
+    for passed, arg in zip(carried, args):
+        np.testing.assert_array_equal(passed.numpy(), arg.numpy())
+    for run in (gradients, tf.function(gradients)):
+        chained, summed = run(x0, *args, True), run(x0, *args, False)
+        for a, b in zip(chained, summed):
+            assert np.abs(b.numpy()).max() > 1e-3
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- layers
 
 
