@@ -12,8 +12,8 @@ statistics: ``bench/memory.py``), the median of three such steps, and the median
 (``TF_NUM_INTEROP_THREADS=1``, whatever the caller set), so that the executor's order, and with it
 the peak, is the same from step to step and run to run. At 48 x 48 that order still differs with N
 (FA-RK4 3.1 MB at N = 3 and 5, 3.4 at 6, 4.0 at 2, 4, 8, 10, 16, 20 and 40: about three feature maps
-more or fewer alive at the peak, not memory growing with N), at 64 x 64 and 96 x 96 it does not
-(7.5 and 16.3 MB at N = 5 and 20 alike), hence ``--quick``'s 64 x 64.
+more or fewer alive at the peak, not memory growing with N); at 64 x 64 it varies less (this script's
+``--quick``: 7.0 / 7.5 / 7.5 MB at N = 5 / 10 / 20), hence ``--quick``'s 64 x 64.
 
 Rows: LT-RK4 (N = 5) without and with per-cascade checkpointing; FT-RK4 and FA-RK4 at N = 5, 10,
 20 steps. Ratios: checkpointed / plain LT-RK4 (the issue asks <= 0.5 in memory, <= 1.3 in time),
