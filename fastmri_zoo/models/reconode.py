@@ -126,7 +126,7 @@ class ReconODE(UnrolledModel):
         frozen = [tf.convert_to_tensor(weight) for weight in self.dynamics.non_trainable_variables]
         velocity = functools.partial(self.velocity, frozen=frozen)
         if self.mode == "fa":
-            return odeint_adjoint(velocity, x, list(data), t, t + h, 1, self.tableau, chain=True)
+            return odeint_adjoint(velocity, x, data, t, t + h, 1, self.tableau, chain=True)
         args = self.dynamics_arguments(data)
         return odeint(lambda x, t: velocity(x, t, args), x, t, t + h, 1, self.tableau)
 
