@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Mapping
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 
 from .checks import default_permissions
+
+# a training log: a log.csv path or the columns read_training_log returns
+LogSource = Union[str, os.PathLike, Mapping[str, np.ndarray]]
 
 __all__ = ["save_comparison_png", "save_uncertainty_png", "read_training_log", "curve_scale", "curve_floor",
            "save_training_curve_png", "validation_curves", "save_validation_curves_png"]
@@ -216,28 +219,39 @@ def _finish_curve_axes(ax, metric: str, ylabel: str, baselines, first_colour: in
 
 
 def validation_curves(
-    logs: Mapping[str, str | os.PathLike | Mapping[str, np.ndarray]], steps_per_epoch: int, metric: str = "psnr"
+    logs: Mapping[str, LogSource | Sequence[LogSource]], steps_per_epoch: int, metric: str = "psnr"
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """label -> (optimizer steps, validation ``metric``) of each run's ``log.csv`` (or
-    :func:`read_training_log` columns), one point per epoch: runs compared on the same validation examples."""
+    :func:`read_training_log` columns), one point per epoch: runs compared on the same validation examples.
+    A label given a list of logs is a run continued from another's weights (``"initial_weights"``): each
+    log's steps count on from the last step of the one before it."""
     curves = {}
-    for label, log in logs.items():
-        columns = _log_columns(log)
-        if f"val_{metric}" not in columns:
-            raise ValueError(f"{label}: its log has no column 'val_{metric}'; columns: {sorted(columns)}.")
-        curves[label] = (_epoch_steps(columns, steps_per_epoch), np.asarray(columns[f"val_{metric}"], np.float64))
+    for label, sources in logs.items():
+        chain = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+        if not chain:
+            raise ValueError(f"{label}: expected a log.csv or a list of them, got an empty list.")
+        steps, values = [], []
+        for log in chain:
+            columns = _log_columns(log)
+            if f"val_{metric}" not in columns:
+                raise ValueError(f"{label}: its log has no column 'val_{metric}'; columns: {sorted(columns)}.")
+            offset = steps[-1][-1] if steps else 0
+            steps.append(offset + _epoch_steps(columns, steps_per_epoch))
+            values.append(np.asarray(columns[f"val_{metric}"], np.float64))
+        curves[label] = (np.concatenate(steps), np.concatenate(values))
     return curves
 
 
 def save_validation_curves_png(
     path: str | os.PathLike,
-    logs: Mapping[str, str | os.PathLike | Mapping[str, np.ndarray]],
+    logs: Mapping[str, LogSource | Sequence[LogSource]],
     steps_per_epoch: int,
     metric: str = "psnr",
     baselines: Mapping[str, float] | None = None,
     title: str | None = None,
 ) -> str:
-    """Write the validation curves of several runs (label -> ``log.csv``, :func:`validation_curves`) on one
+    """Write the validation curves of several runs (label -> ``log.csv`` or a run and its continuations,
+    :func:`validation_curves`) on one
     axis against optimizer steps, with ``baselines`` (label -> value) as horizontal lines. Returns the path."""
     curves = validation_curves(logs, steps_per_epoch, metric)
     fig = _figure((5.5, 3.4))

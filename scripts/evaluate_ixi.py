@@ -5,7 +5,7 @@
     python scripts/evaluate_ixi.py outside NAME DATA_DIR RUN_DIR [--seeds 0 1 2]
     python scripts/evaluate_ixi.py export NAME DATA_DIR RUN_DIR WEIGHTS_DIR [--comparison TABLE.md] [--search OUT]
     python scripts/evaluate_ixi.py paired METRICS_A.json METRICS_B.json
-    python scripts/evaluate_ixi.py curves NAME DATA_DIR OUT.png LABEL=RUN_DIR/log.csv ...
+    python scripts/evaluate_ixi.py curves NAME DATA_DIR OUT.png LABEL=RUN_DIR/log.csv[,NEXT_RUN_DIR/log.csv] ...
 
 Training is the packaged trainer's (``fastmri_zoo.training``); this script only reads
 ``weights/NAME/recipe.json`` (model, data folder, acquisition). DATA_DIR is the data root written
@@ -26,7 +26,8 @@ WEIGHTS_DIR/NAME must not exist yet or be a preset folder: export to a new folde
 scored by ``evaluate`` on the same volumes and setting: the per-volume differences A - B (mean +- std,
 how many volumes A is ahead on). ``curves`` draws the validation curves of several runs on the same
 validation examples (NAME's recipe: its zero-filled PSNR on them is the dashed line) on one axis, for a card
-that compares networks trained on the same data.
+that compares networks trained on the same data; a label given comma-separated logs is a run and its
+continuations (``"initial_weights"``), drawn end to end.
 """
 
 from __future__ import annotations
@@ -652,14 +653,17 @@ def curves(args):
 
     logs = {}
     for item in args.runs:
-        label, sep, log = item.rpartition("=")
-        if not sep or not label or not os.path.isfile(log):
-            raise SystemExit(f"evaluate_ixi.py curves: expected LABEL=PATH/log.csv with an existing log, got {item!r}.")
+        label, sep, chain = item.rpartition("=")
+        paths = chain.split(",")
+        if not sep or not label or not all(os.path.isfile(log) for log in paths):
+            raise SystemExit(f"evaluate_ixi.py curves: expected LABEL=PATH/log.csv[,NEXT_PATH/log.csv] with existing "
+                             f"logs, got {item!r}.")
         if label in logs:
-            raise SystemExit(f"evaluate_ixi.py curves: the label {label!r} is given twice; expected one label per run.")
-        if os.path.abspath(log) == os.path.abspath(args.out):
+            raise SystemExit(f"evaluate_ixi.py curves: the label {label!r} is given twice; expected one label per run "
+                             "(a continued run: its logs comma-separated after one label).")
+        if any(os.path.abspath(log) == os.path.abspath(args.out) for log in paths):
             raise SystemExit(f"evaluate_ixi.py curves: OUT.png {args.out!r} is one of the logs; expected a new file.")
-        logs[label] = log
+        logs[label] = paths
     recipe = _recipe(args.name)
     if recipe.steps_per_epoch is None:
         raise SystemExit(f"evaluate_ixi.py curves: {args.name}'s recipe sets no training.steps_per_epoch; expected the "
@@ -709,7 +713,7 @@ def main():
     p.add_argument("name", choices=names)
     p.add_argument("data_dir")
     p.add_argument("out", metavar="OUT.png")
-    p.add_argument("runs", nargs="+", metavar="LABEL=LOG_CSV")
+    p.add_argument("runs", nargs="+", metavar="LABEL=LOG_CSV[,NEXT_LOG_CSV]")
     p.add_argument("--title", default=None)
     args = parser.parse_args()
     {"evaluate": evaluate, "outside": outside, "export": export, "paired": paired, "curves": curves}[args.command](args)

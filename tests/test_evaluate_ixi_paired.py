@@ -49,12 +49,14 @@ def test_paired_refuses_reports_of_other_settings(tmp_path):
 
 
 def test_curves_refuses_a_run_without_its_log(tmp_path):
-    """``curves`` checks each LABEL=LOG before loading data: a missing log or a missing label is named."""
-    for item in (f"RIM={tmp_path / 'missing.csv'}", str(tmp_path / "log.csv")):
+    """``curves`` checks each LABEL=LOG[,NEXT_LOG] before loading data: a missing log (also in a continued
+    run's chain) or a missing label is named."""
+    for item in (f"RIM={tmp_path / 'missing.csv'}", str(tmp_path / "log.csv"),
+                 f"RIM={tmp_path / 'log.csv'},{tmp_path / 'missing.csv'}"):
         (tmp_path / "log.csv").write_text("epoch,val_psnr\n0,25.0\n")
         done = _run("rim-cartesian-singlecoil-af4", tmp_path, tmp_path / "out.png", item, command="curves")
         assert done.returncode != 0 and "Traceback" not in done.stderr
-        assert "expected LABEL=PATH/log.csv with an existing log" in done.stderr and repr(item) in done.stderr
+        assert "expected LABEL=PATH/log.csv[,NEXT_PATH/log.csv] with existing logs" in done.stderr and repr(item) in done.stderr
     log = f"RIM={tmp_path / 'log.csv'}"
     done = _run("rim-cartesian-singlecoil-af4", tmp_path, tmp_path / "out.png", log, log, command="curves")
     assert done.returncode != 0 and "the label 'RIM' is given twice" in done.stderr

@@ -82,3 +82,19 @@ def test_validation_curves_of_several_runs(tmp_path):
     (tmp_path / "c.csv").write_text("epoch,loss\n0,1.0\n")
     with pytest.raises(ValueError, match="C: its log has no column 'val_psnr'"):
         viz.validation_curves({"C": tmp_path / "c.csv"}, 200)
+
+
+def test_a_continued_run_is_drawn_after_the_run_it_continues(tmp_path):
+    """Logs given as a list: each continuation's epochs count on from the last step of the log before it."""
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    _write_log(first, [(e, 0.5, 20.0, 0.4, 21.0 + e) for e in range(3)])
+    _write_log(second, [(e, 0.5, 20.0, 0.4, 24.0 + e) for e in range(2)])
+    steps, values = viz.validation_curves({"A": [first, second]}, steps_per_epoch=100)["A"]
+    np.testing.assert_array_equal(steps, [100, 200, 300, 400, 500])
+    np.testing.assert_array_equal(values, [21.0, 22.0, 23.0, 24.0, 25.0])
+    alone = viz.validation_curves({"A": first, "B": (first,)}, steps_per_epoch=100)
+    np.testing.assert_array_equal(alone["A"][0], alone["B"][0])
+    with pytest.raises(ValueError, match="A: expected a log.csv or a list of them"):
+        viz.validation_curves({"A": []}, 100)
+    path = viz.save_validation_curves_png(tmp_path / "curves.png", {"A": [first, second], "B": first}, 100)
+    assert path.endswith("curves.png")
