@@ -230,14 +230,14 @@ def validation_curves(
         chain = list(sources) if isinstance(sources, (list, tuple)) else [sources]
         if not chain:
             raise ValueError(f"{label}: expected a log.csv or a list of them, got an empty list.")
-        steps, values = [], []
+        steps, values, offset = [], [], 0
         for log in chain:
             columns = _log_columns(log)
             if f"val_{metric}" not in columns:
                 raise ValueError(f"{label}: its log has no column 'val_{metric}'; columns: {sorted(columns)}.")
-            offset = steps[-1][-1] if steps else 0
             steps.append(offset + _epoch_steps(columns, steps_per_epoch))
             values.append(np.asarray(columns[f"val_{metric}"], np.float64))
+            offset = steps[-1][-1] if len(steps[-1]) else offset
         curves[label] = (np.concatenate(steps), np.concatenate(values))
     return curves
 
@@ -250,9 +250,9 @@ def save_validation_curves_png(
     baselines: Mapping[str, float] | None = None,
     title: str | None = None,
 ) -> str:
-    """Write the validation curves of several runs (label -> ``log.csv`` or a run and its continuations,
-    :func:`validation_curves`) on one
-    axis against optimizer steps, with ``baselines`` (label -> value) as horizontal lines. Returns the path."""
+    """Write the validation curves of several runs (label -> ``log.csv``, or a list: a run and its
+    continuations; :func:`validation_curves`) on one axis against optimizer steps, with ``baselines``
+    (label -> value) as horizontal lines. Returns the path."""
     curves = validation_curves(logs, steps_per_epoch, metric)
     fig = _figure((5.5, 3.4))
     ax = fig.subplots()

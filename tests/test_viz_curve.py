@@ -92,6 +92,9 @@ def test_a_continued_run_is_drawn_after_the_run_it_continues(tmp_path):
     steps, values = viz.validation_curves({"A": [first, second]}, steps_per_epoch=100)["A"]
     np.testing.assert_array_equal(steps, [100, 200, 300, 400, 500])
     np.testing.assert_array_equal(values, [21.0, 22.0, 23.0, 24.0, 25.0])
+    empty = {"epoch": np.array([]), "val_psnr": np.array([])}  # a continuation stopped before its first epoch
+    steps, _ = viz.validation_curves({"A": [first, empty, second]}, steps_per_epoch=100)["A"]
+    np.testing.assert_array_equal(steps, [100, 200, 300, 400, 500])
     alone = viz.validation_curves({"A": first, "B": (first,)}, steps_per_epoch=100)
     np.testing.assert_array_equal(alone["A"][0], alone["B"][0])
     with pytest.raises(ValueError, match="A: expected a log.csv or a list of them"):
