@@ -170,6 +170,9 @@ def _fit(image: np.ndarray, size: Sequence[int], rng: np.random.Generator | None
     return out
 
 
+DRAW_ATTEMPTS = 32  # draws of one example before a synthesizer gives up on volumes without usable signal
+
+
 @dataclass
 class SliceSynthesizer:
     """Draws (coil images, reference) pairs from ``volumes`` following ``synthesis``.
@@ -193,10 +196,24 @@ class SliceSynthesizer:
             per_axis = {}
             for axis in self.synthesis.orientations:
                 means = volume.mean(axis=tuple(a for a in range(3) if a != axis))
-                per_axis[axis] = np.flatnonzero(means >= self.synthesis.min_signal * means.max())
+                # a slice without signal is never usable, whatever min_signal (an all-zero reference has no NMSE)
+                per_axis[axis] = np.flatnonzero((means > 0) & (means >= self.synthesis.min_signal * means.max()))
+                if per_axis[axis].size == 0:
+                    raise ValueError(f"volumes[{len(self._slices)}]: no slice across axis {axis} has signal (a volume of "
+                                     f"shape {volume.shape} that is zero or negative everywhere); expected magnitude images.")
             self._slices.append(per_axis)
 
     def draw(self, rng: np.random.Generator, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """One example; a slice (or slab) whose zoomed, cropped image holds no signal is drawn again (an all-zero
+        reference has no NMSE and would turn a training step's loss infinite), up to ``DRAW_ATTEMPTS`` times."""
+        for _ in range(DRAW_ATTEMPTS):
+            example = self._draw_once(rng, augment)
+            if example is not None:
+                return example
+        raise RuntimeError(f"synthesis: {DRAW_ATTEMPTS} draws in a row gave crops without signal; the volumes' signal "
+                           f"is too sparse for synthesis.size {list(self.synthesis.size)} (raise min_signal or the size).")
+
+    def _draw_once(self, rng: np.random.Generator, augment: bool) -> tuple[np.ndarray, np.ndarray] | None:
         options = self.synthesis
         index = int(rng.integers(len(self.volumes)))
         axis = options.orientations[int(rng.integers(len(options.orientations)))]
@@ -212,8 +229,9 @@ class SliceSynthesizer:
             slab = np.concatenate([slab, np.zeros((options.depth - slab.shape[0],) + slab.shape[1:], slab.dtype)])
         return self._finish(slab, rng, augment)
 
-    def _finish(self, image: np.ndarray, rng: np.random.Generator, augment: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Augment, fit, normalise a slice (H', W') or slab (D, H', W') and simulate its coil images."""
+    def _finish(self, image: np.ndarray, rng: np.random.Generator, augment: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """Augment, fit, normalise a slice (H', W') or slab (D, H', W') and simulate its coil images; None when
+        the fitted image holds no signal."""
         from scipy.ndimage import zoom as zoom_image  # lazy: scipy.ndimage only for the synthesis
 
         options = self.synthesis
@@ -229,7 +247,9 @@ class SliceSynthesizer:
                 image = zoom_image(np.ascontiguousarray(image), factors, order=1, prefilter=False)
         image = _fit(np.ascontiguousarray(image), options.size, rng if augment else None)
         peak = float(image.max())
-        image = image / peak if peak > 0 else image
+        if not peak > 0:
+            return None
+        image = image / peak
         shape = image.shape
         phase = smooth_phase(shape, rng)
         maps = simulate_coil_maps(shape, options.coils, rng)

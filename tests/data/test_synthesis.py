@@ -65,6 +65,46 @@ def test_slices_of_one_orientation_without_augmentation_are_the_volume_slices():
             np.testing.assert_allclose(np.abs(coil_images[0]), reference, atol=1e-6)
 
 
+def test_slices_without_signal_are_never_drawn_even_at_min_signal_zero():
+    """A volume zero on its outer slices (every orientation): with min_signal 0 those slices were candidates and gave
+    all-zero references (an infinite NMSE); every example now has the normalised peak 1 of a slice with signal."""
+    volume = np.zeros((8, 12, 12), np.float32)
+    volume[2:6, 3:9, 3:9] = _volume((4, 6, 6))
+    synthesizer = SliceSynthesizer([volume], Synthesis(size=(12, 12), min_signal=0.0, zoom=(0.8, 1.6)))
+    rng = np.random.default_rng(3)
+    for augment in (False, True):
+        peaks = [synthesizer.draw(rng, augment=augment)[1].max() for _ in range(60)]
+        np.testing.assert_allclose(peaks, 1.0, rtol=1e-6)
+
+
+def test_crops_without_signal_are_drawn_again():
+    """Signal in one 16 x 16 corner of 64 x 64 slices, 32 x 32 random crops: about 3 crops in 4 miss it. Each example
+    is drawn again until its crop holds signal, and with a single attempt allowed the synthesizer says so."""
+    from fastmri_zoo.data import synthesis
+
+    volume = np.zeros((2, 64, 64), np.float32)
+    volume[:, :16, :16] = _volume((2, 16, 16))
+    options = Synthesis(size=(32, 32), orientations=(0,), dihedral=False, min_signal=0.0)
+    synthesizer = SliceSynthesizer([volume], options)
+    rng = np.random.default_rng(4)
+    references = [synthesizer.draw(rng)[1] for _ in range(40)]
+    np.testing.assert_allclose([r.max() for r in references], 1.0, rtol=1e-6)
+    assert all(r[:16, :16].any() for r in references)  # the crop holds part of the corner block
+    old = synthesis.DRAW_ATTEMPTS
+    try:
+        synthesis.DRAW_ATTEMPTS = 1
+        with pytest.raises(RuntimeError, match=r"1 draws in a row gave crops without signal.*synthesis.size \[32, 32\]"):
+            for _ in range(40):
+                synthesizer.draw(rng)
+    finally:
+        synthesis.DRAW_ATTEMPTS = old
+
+
+def test_a_volume_without_signal_is_refused():
+    with pytest.raises(ValueError, match=r"volumes\[1\]: no slice across axis 0 has signal"):
+        SliceSynthesizer([_volume((4, 8, 8)), np.zeros((4, 8, 8), np.float32)], Synthesis(size=(8, 8), min_signal=0.0))
+
+
 def _ramp_volume(shape, axis, rng):
     """Slice k (along ``axis``) is (k + 1) times one positive image: which slices a slab holds, and whether
     they were transformed alike, shows in the ratios of its slices."""

@@ -1,11 +1,13 @@
 """Recipes: every shipped checkpoint's weights/NAME/recipe.json is valid, records the run of its
 model card, and trains (a few steps) through `fastmri-zoo train`, the one trainer."""
 
+import csv
 import json
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastmri_zoo import cli
@@ -195,6 +197,9 @@ def test_every_recipe_trains_through_the_cli(name, recipe_data_root, tmp_path):
     assert record["model"]["class_name"] == recipe["model"]["class"]
     assert record["run_eagerly"] == recipe["training"].get("run_eagerly", False)
     assert record["validation_batches"] == 1
+    with open(tmp_path / "run" / "log.csv") as handle:  # no step met a degenerate example (an all-zero reference)
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 and all(np.isfinite(float(value)) for row in rows for value in row.values()), rows
     preset = tmp_path / "preset"
     assert (preset / "model.weights.h5").is_file()
     card = (preset / "README.md").read_text()
@@ -255,8 +260,6 @@ def test_a_recipe_starts_from_the_weights_it_names(recipe_data_root, tmp_path):
     1e-12 leaves them as they were; a fresh start could not match them: they are fresh weights scaled
     by 1.5 plus 0.01) and the card names the preset and its sha256."""
     import hashlib
-
-    import numpy as np
 
     from fastmri_zoo.models import UNet
 
