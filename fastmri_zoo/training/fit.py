@@ -21,7 +21,8 @@ compiled loss would cast it to float32 and drop the imaginary part), then runs
   multi-replica step equals the single-device step on the same global batch;
 - validation PSNR / SSIM / NMSE on magnitudes after each epoch (``metrics.ReconstructionMetric``);
   3D networks (``ndim == 3``) are trained and scored slice by slice: (batch, D, H, W) volumes
-  become (batch * D, H, W) slices before the loss and the metrics;
+  become (batch * D, H, W) slices before the loss and the metrics, which leave out the slices whose
+  target is zero everywhere (their NMSE and PSNR are undefined: a slab padding a thin volume);
 - a progress bar (Keras ``verbose``), ``RUN_DIR/log.csv`` and TensorBoard logs in ``RUN_DIR/logs``;
 - ``keras.callbacks.BackupAndRestore`` in ``RUN_DIR/backup`` (weights, optimizer state and
   epoch, written at the end of each epoch): calling ``fit`` again with the same ``run_dir``
@@ -137,6 +138,14 @@ def _as_slices(volumes):
     return tf.reshape(volumes, tf.concat([[-1], tf.shape(volumes)[-2:]], 0))
 
 
+def _slices_with_signal(target, prediction, axis: int = 0):
+    """``target`` and ``prediction`` (slices along ``axis`` of the prediction: 1 for a stack of iterates) without
+    the target slices that are zero everywhere: a 3D network's slab may hold such slices (the zero slices padding
+    a volume thinner than the slab, or slices outside the object), whose NMSE and PSNR are undefined."""
+    signal = tf.reduce_max(tf.abs(target), axis=tf.range(1, tf.rank(target))) > 0
+    return tf.boolean_mask(target, signal), tf.boolean_mask(prediction, signal, axis=axis)
+
+
 class _TrainingModel(keras.Model):
     """network(inputs), centre-cropped to the target size (as slices for 3D networks); loss from
     the toolkit, never Keras' compiled loss (which would cast a complex prediction to float32)."""
@@ -179,9 +188,14 @@ class _TrainingModel(keras.Model):
         return self._as_target(self.network(inputs, training=training))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, y, y_pred[-1] if self.loss_over_steps else y_pred, sample_weight)
+        y_pred = y_pred[-1] if self.loss_over_steps else y_pred
+        if self.volumes:
+            y, y_pred = _slices_with_signal(y, y_pred)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self.volumes:
+            y, y_pred = _slices_with_signal(y, y_pred, axis=1 if self.loss_over_steps else 0)
         if self.loss_over_steps:
             iterates = tf.unstack(y_pred)
             loss = tf.add_n([self.reconstruction_loss(y, iterate, sample_weight) for iterate in iterates])

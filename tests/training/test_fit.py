@@ -306,3 +306,24 @@ def test_keep_is_checked(tmp_path, rng):
         fit(tiny_unet(), dataset, dataset, steps=2, run_dir=tmp_path, keep="first")
     with pytest.raises(ValueError, match="keep: 'best' picks the weights by their validation metric; give a val_dataset"):
         fit(tiny_unet(), dataset, steps=2, run_dir=tmp_path, keep="best")
+
+
+def test_3d_networks_are_scored_on_the_slices_with_signal(rng):
+    """A slab's all-zero slices (the padding of a volume thinner than the slab) have no NMSE: the loss of a 3D
+    network is the mean NMSE of the other slices (numpy), finite, and the same over a stack of iterates."""
+    from fastmri_zoo.training import NMSELoss
+    from fastmri_zoo.training.fit import _TrainingModel
+
+    target = rng.uniform(0.1, 1.0, (6, 8, 8)).astype(np.float32)  # two slabs of 3 slices, as (batch * D, H, W)
+    target[[2, 5]] = 0.0
+    prediction = (target + 0.1 * rng.standard_normal(target.shape)).astype(np.float32)
+    signal = [0, 1, 3, 4]
+    expected = np.mean([np.sum((prediction[i] - target[i]) ** 2) / np.sum(target[i] ** 2) for i in signal])
+    model = _TrainingModel(UNet(layers_n_channels=(4, 8)), NMSELoss(), volumes=True)
+    loss = float(model.compute_loss(y=tf.constant(target), y_pred=tf.constant(prediction)))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    model.loss_over_steps = True  # a stack of iterates (the RIM's loss): their mean, each on the same slices
+    iterates = np.stack([prediction, target + 0.2])
+    second = np.mean([np.sum(0.2**2 * np.ones((8, 8))) / np.sum(target[i] ** 2) for i in signal])
+    loss = float(model.compute_loss(y=tf.constant(target), y_pred=tf.constant(iterates)))
+    np.testing.assert_allclose(loss, (expected + second) / 2, rtol=1e-5)
