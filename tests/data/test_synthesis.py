@@ -77,7 +77,7 @@ def test_slices_without_signal_are_never_drawn_even_at_min_signal_zero():
         np.testing.assert_allclose(peaks, 1.0, rtol=1e-6)
 
 
-def test_crops_without_signal_are_drawn_again():
+def test_crops_without_signal_are_drawn_again(monkeypatch):
     """Signal in one 16 x 16 corner of 64 x 64 slices, 32 x 32 random crops: about 3 crops in 4 miss it. Each example
     is drawn again until its crop holds signal, and with a single attempt allowed the synthesizer says so."""
     from fastmri_zoo.data import synthesis
@@ -90,14 +90,10 @@ def test_crops_without_signal_are_drawn_again():
     references = [synthesizer.draw(rng)[1] for _ in range(40)]
     np.testing.assert_allclose([r.max() for r in references], 1.0, rtol=1e-6)
     assert all(r[:16, :16].any() for r in references)  # the crop holds part of the corner block
-    old = synthesis.DRAW_ATTEMPTS
-    try:
-        synthesis.DRAW_ATTEMPTS = 1
-        with pytest.raises(RuntimeError, match=r"1 draws in a row gave crops without signal.*synthesis.size \[32, 32\]"):
-            for _ in range(40):
-                synthesizer.draw(rng)
-    finally:
-        synthesis.DRAW_ATTEMPTS = old
+    monkeypatch.setattr(synthesis, "DRAW_ATTEMPTS", 1)
+    with pytest.raises(RuntimeError, match=r"1 draws in a row gave crops without signal.*synthesis.size \[32, 32\]"):
+        for _ in range(40):
+            synthesizer.draw(rng)
 
 
 def test_a_volume_without_signal_is_refused():
