@@ -311,6 +311,18 @@ def _as_pair(gt, pred) -> tuple[tf.Tensor, tf.Tensor]:
     return gt, pred
 
 
+def _checked_positive(values: tf.Tensor, message: str) -> tf.Tensor:
+    """``values`` once every entry is > 0: a ValueError with ``message`` in eager mode, an
+    InvalidArgumentError with it when a graph runs (inside ``fit``, a user's all-zero target slice
+    would otherwise give an infinite loss and NaN weights without a word)."""
+    if tf.executing_eagerly():
+        if not np.all(values.numpy() > 0):
+            raise ValueError(message)
+        return values
+    with tf.control_dependencies([tf.debugging.assert_positive(values, message=message)]):
+        return tf.identity(values)
+
+
 def _data_range_tf(gt: tf.Tensor, maxval) -> tf.Tensor:
     """Per-image data range (batch,): max of each target image, or ``maxval`` broadcast."""
     if maxval is None:
@@ -327,6 +339,9 @@ def _data_range_tf(gt: tf.Tensor, maxval) -> tf.Tensor:
                     f"{values[bad[0]]:g} for image {bad[0]}; an all-zero target has no data range."
                 )
             raise ValueError(f"maxval: expected a positive data range, got {values[bad[0]]:g}.")
+    else:
+        data_range = _checked_positive(data_range, "gt: expected a positive maximum in every image (the data "
+                                                   "range, or maxval); an all-zero target has no data range.")
     # The data range is a property of the target, not something to optimise.
     return tf.stop_gradient(data_range)
 
@@ -338,9 +353,8 @@ def nmse_tf(gt, pred) -> tf.Tensor:
     """
     gt, pred = _as_pair(gt, pred)
     energy = tf.reduce_sum(tf.square(gt), axis=(1, 2))
-    if tf.executing_eagerly() and not np.all(energy.numpy() > 0):
-        raise ValueError("gt: expected every target image to be non-zero (NMSE divides by ||gt||^2), "
-                         "got an all-zero image.")
+    energy = _checked_positive(energy, "gt: expected every target image to be non-zero (NMSE divides by "
+                                       "||gt||^2), got an all-zero image.")
     return tf.reduce_sum(tf.square(gt - pred), axis=(1, 2)) / energy
 
 

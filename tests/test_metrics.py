@@ -321,6 +321,23 @@ def test_tf_metrics_reject_bad_input(rng):
     _raises(r"gt: expected H and W of at least 7 .*got shape \(2, 16, 5\)", ssim_tf, gt[..., :5], gt[..., :5])
 
 
+@pytest.mark.parametrize("fn, message", [
+    (nmse_tf, r"gt: expected every target image to be non-zero"),
+    (psnr_tf, r"gt: expected a positive maximum in every image"),
+    (ssim_tf, r"gt: expected a positive maximum in every image"),
+])
+def test_tf_metrics_reject_an_all_zero_target_inside_a_graph(rng, fn, message):
+    # Inside tf.function (as in fit) the eager check cannot run: the graph asserts instead of
+    # returning inf / NaN, which would turn into NaN weights.
+    gt = rng.random((2, 16, 16)).astype(np.float32)
+    zero_image = gt.copy()
+    zero_image[1] = 0
+    graph = tf.function(fn)
+    assert np.all(np.isfinite(graph(gt, gt * 0.9).numpy()))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        graph(zero_image, gt)
+
+
 # ---------------------------------------------------------------- Keras metric
 
 

@@ -22,7 +22,9 @@ compiled loss would cast it to float32 and drop the imaginary part), then runs
 - validation PSNR / SSIM / NMSE on magnitudes after each epoch (``metrics.ReconstructionMetric``);
   3D networks (``ndim == 3``) are trained and scored slice by slice: (batch, D, H, W) volumes
   become (batch * D, H, W) slices before the loss and the metrics, which leave out the slices whose
-  target is zero everywhere (their NMSE and PSNR are undefined: a slab padding a thin volume);
+  target is zero everywhere (their NMSE and PSNR are undefined: a slab padding a thin volume); a 2D
+  example whose target is zero everywhere stops the run with an ``InvalidArgumentError`` naming it
+  (the metrics assert inside the graph) instead of an infinite loss and NaN weights;
 - a progress bar (Keras ``verbose``), ``RUN_DIR/log.csv`` and TensorBoard logs in ``RUN_DIR/logs``;
 - ``keras.callbacks.BackupAndRestore`` in ``RUN_DIR/backup`` (weights, optimizer state and
   epoch, written at the end of each epoch): calling ``fit`` again with the same ``run_dir``

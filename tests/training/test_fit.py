@@ -327,3 +327,18 @@ def test_3d_networks_are_scored_on_the_slices_with_signal(rng):
     second = np.mean([np.sum(0.2**2 * np.ones((8, 8))) / np.sum(target[i] ** 2) for i in signal])
     loss = float(model.compute_loss(y=tf.constant(target), y_pred=tf.constant(iterates)))
     np.testing.assert_allclose(loss, (expected + second) / 2, rtol=1e-5)
+
+
+def test_a_2d_target_without_signal_stops_training_with_a_clear_error(tmp_path, rng):
+    """A user's data with an all-zero reference slice: its NMSE (and PSNR) is undefined. Inside fit's graph the
+    metrics assert instead of returning inf, which would leave NaN weights behind."""
+    size, count = 16, 4
+    image = np.abs(crandn(rng, (count, size, size))).astype(np.float32)
+    image[2] = 0.0
+    mask = (rng.random((count, 1, size)) < 0.5).astype(np.float32)
+    kspace = (np_fftc(image) * mask).astype(np.complex64)
+    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, image)).batch(2)
+    keras.utils.set_random_seed(0)
+    model = tiny_unet()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gt: expected every target image to be non-zero"):
+        fit(model, dataset, steps=2, steps_per_epoch=2, loss="nmse", run_dir=tmp_path / "run", verbose=0)
