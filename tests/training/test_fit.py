@@ -26,6 +26,13 @@ def strip(inputs):
     return {key: value for key, value in inputs.items() if key != "scale"}
 
 
+def undersampled_examples(image, mask, target, batch_size: int = 2):
+    """The k-space of ``image`` (count, H, W) under ``mask`` (count, 1, W) as fit's inputs, and the dataset of
+    (inputs, ``target``) batches."""
+    inputs = {"kspace": (np_fftc(image) * mask).astype(np.complex64), "mask": mask}
+    return inputs, tf.data.Dataset.from_tensor_slices((inputs, target)).batch(batch_size)
+
+
 def predictions(model, dataset):
     preds, targets = [], []
     for inputs, target in dataset:
@@ -111,13 +118,12 @@ def test_fit_trains_a_rim_on_the_loss_averaged_over_its_iterates(tmp_path, rng):
     size, count = 16, 4
     image = np.abs(crandn(rng, (count, size, size))).astype(np.float32)
     mask = (rng.random((count, 1, size)) < 0.5).astype(np.float32)
-    kspace = (np_fftc(image) * mask).astype(np.complex64)
-    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, image)).batch(2)
+    inputs, dataset = undersampled_examples(image, mask, image)
     keras.utils.set_random_seed(0)
     model = RIM(n_iter=3, hidden_channels=4)
     result = fit(model, dataset, dataset, steps=4, steps_per_epoch=2, loss="l1", learning_rate=1e-3,
                  run_dir=tmp_path / "run", verbose=0)
-    iterates = [x.numpy() for x in result.model({"kspace": kspace, "mask": mask}, all_steps=True)]
+    iterates = [x.numpy() for x in result.model(inputs, all_steps=True)]
     per_iterate = [np.abs(np.abs(x) - image).mean() for x in iterates]
     assert len(set(np.round(per_iterate, 6))) == 3  # the iterates differ: the average is not the last
     assert result.metrics["loss"] == pytest.approx(np.mean(per_iterate), rel=1e-4)
@@ -169,9 +175,7 @@ class _RecordRates(keras.callbacks.Callback):
 def test_learning_rate_drops_follow_the_steps_and_survive_a_resume(tmp_path, rng):
     size, count = 16, 4
     image = crandn(rng, (count, size, size))
-    mask = np.ones((count, 1, size), np.float32)
-    kspace = np_fftc(image).astype(np.complex64)
-    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, np.abs(image))).batch(2)
+    _, dataset = undersampled_examples(image, np.ones((count, 1, size), np.float32), np.abs(image))
     drops = [(30, 0.5), (10, 0.1)]  # given unsorted
     expected = [learning_rate_at(epoch * 5, 2e-3, sorted(drops)) for epoch in range(8)]
     assert expected == pytest.approx([2e-3, 2e-3, 2e-4, 2e-4, 2e-4, 2e-4, 1e-4, 1e-4])
@@ -256,14 +260,13 @@ def test_keep_best_ends_with_the_best_validation_epoch_across_a_resume(tmp_path,
     size, count = 16, 4
     image = crandn(rng, (count, size, size))
     mask = (rng.uniform(size=(count, 1, size)) < 0.5).astype(np.float32)
-    kspace = (np_fftc(image) * mask[:, :, :]).astype(np.complex64)
-    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, np.abs(image))).batch(2)
+    inputs, dataset = undersampled_examples(image, mask, np.abs(image))
     record = []
 
     def run(stop_after_epoch=None):
         keras.utils.set_random_seed(0)
         network = tiny_unet()
-        network({"kspace": kspace[:1], "mask": mask[:1]})
+        network({key: value[:1] for key, value in inputs.items()})
         return fit(network, dataset, dataset, steps=40, steps_per_epoch=5, learning_rate=3e-3, run_dir=tmp_path / "run",
                    verbose=0, keep="best", preset_dir=tmp_path / "preset",
                    callbacks=[_RecordWeights(network, record, stop_after_epoch)])
@@ -336,8 +339,7 @@ def test_a_2d_target_without_signal_stops_training_with_a_clear_error(tmp_path, 
     image = np.abs(crandn(rng, (count, size, size))).astype(np.float32)
     image[2] = 0.0
     mask = (rng.random((count, 1, size)) < 0.5).astype(np.float32)
-    kspace = (np_fftc(image) * mask).astype(np.complex64)
-    dataset = tf.data.Dataset.from_tensor_slices(({"kspace": kspace, "mask": mask}, image)).batch(2)
+    _, dataset = undersampled_examples(image, mask, image)
     keras.utils.set_random_seed(0)
     model = tiny_unet()
     with pytest.raises(tf.errors.InvalidArgumentError, match="gt: expected every target image to be non-zero"):
