@@ -36,7 +36,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from memory import ENVIRONMENT  # bench/memory.py, beside this script
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.update(ENVIRONMENT)  # before TensorFlow starts, here and in the measuring processes
 
 NETWORKS = ("i-RIM invert to learn", "i-RIM backpropagation", "RIM")
 #: the authors' G widths of the single-coil fastMRI i-RIM, scaled by --width-scale

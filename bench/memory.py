@@ -15,12 +15,26 @@ import platform
 import resource
 from typing import Callable
 
+#: What a measuring process's environment needs before TensorFlow starts: the CPU allocator that keeps
+#: those statistics (BFC), and oneDNN's kernels. TensorFlow chooses both by itself only on CPUs where it
+#: turns oneDNN on by default (recent Intel ones). Elsewhere (an AMD EPYC, say) ``reset_memory_stats``
+#: fails with "Cannot reset memory stats for device 'CPU:0'", and Eigen's convolutions take scratch
+#: buffers that dwarf a small model's activations (about 60 MB in every ReconODE step at 64 x 64,
+#: against 8 MB with oneDNN). With both set, every machine measures the same kernels.
+ENVIRONMENT = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_ENABLE_ONEDNN_OPTS": "1"}
+
 
 def start_counting() -> None:
     """Turn on TensorFlow's CPU allocator statistics; call before building anything."""
     import tensorflow as tf
 
-    tf.config.experimental.reset_memory_stats("CPU:0")
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    except ValueError as error:
+        raise RuntimeError(
+            f"TensorFlow keeps no memory statistics on this CPU ({error}): start the measuring process with "
+            f"{ENVIRONMENT} in its environment (bench/memory.py's ENVIRONMENT)."
+        ) from None
 
 
 def tensor_mb() -> float:

@@ -10,10 +10,13 @@ bytes in TensorFlow tensors during one step above those held before it (the allo
 statistics: ``bench/memory.py``), the median of three such steps, and the median time of
 ``--repeats`` steps. The measuring processes run with one inter-op thread
 (``TF_NUM_INTEROP_THREADS=1``, whatever the caller set), so that the executor's order, and with it
-the peak, is the same from step to step and run to run. At 48 x 48 that order still differs with N
-(FA-RK4 3.1 MB at N = 3 and 5, 3.4 at 6, 4.0 at 2, 4, 8, 10, 16, 20 and 40: about three feature maps
-more or fewer alive at the peak, not memory growing with N); at 64 x 64 it varies less (this script's
-``--quick``: 7.0 / 7.5 / 7.5 MB at N = 5 / 10 / 20), hence ``--quick``'s 64 x 64.
+the peak, is the same from step to step and run to run, and with the allocator and kernels of
+``bench/memory.py``'s ``ENVIRONMENT`` (BFC, oneDNN), so that every CPU measures the same thing.
+``--quick`` here (an AMD EPYC, 2026-12-07): FA-RK4 8.4 / 8.2 / 9.0 MB at N = 5 / 10 / 20 (1.07),
+FT-RK4 86 / 168 / 336 MB, LT-RK4 checkpointed / plain 0.39 in memory. (Before the adjoint's
+backward evaluations of f waited for their adjoint as a whole, FA-RK4 grew by about 0.25 MB per
+step at 64 x 64, 8.6 -> 12.1 MB from N = 5 to 20: the time channels of every backward evaluation,
+built from static shapes, were computed at the start of the step and held.)
 
 Rows: LT-RK4 (N = 5) without and with per-cascade checkpointing; FT-RK4 and FA-RK4 at N = 5, 10,
 20 steps. Ratios: checkpointed / plain LT-RK4 (the issue asks <= 0.5 in memory, <= 1.3 in time),
@@ -82,7 +85,9 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
 
 def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
     """``measure`` in a new Python process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="1")  # (module docstring)
+    from memory import ENVIRONMENT  # bench/memory.py, beside this script
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="1", **ENVIRONMENT)  # (module docstring)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, str(Path(__file__).resolve()), "--run", json.dumps(config),

@@ -169,14 +169,15 @@ def odeint_adjoint(
                       for arg, later in zip(args, dargs_later or [None] * len(args))]
             def augmented(state, t):
                 x, adjoint, accumulated = state
-                # x's backward chain needs neither the adjoint nor the accumulated gradients: without this,
-                # a graph may run the chain ahead and hold every step's activations until its
-                # vector-Jacobian products run (memory growing with N again)
+                # Neither x's backward chain nor the parts of f that do not read x (a time channel built
+                # from a static shape, say) need the adjoint or the accumulated gradients: without this, a
+                # graph may run them ahead and hold what they make, for every step of every call, until
+                # the vector-Jacobian products that use them run (memory growing with N again)
                 with tf.control_dependencies([adjoint, *accumulated]):
                     x = tf.identity(x)
-                with tf.GradientTape() as tape:
-                    tape.watch([x] + args)
-                    velocity = f(x, t, args)
+                    with tf.GradientTape() as tape:
+                        tape.watch([x] + args)
+                        velocity = f(x, t, args)
                 vjps = tape.gradient(
                     velocity, [x] + args, output_gradients=adjoint, unconnected_gradients=tf.UnconnectedGradients.ZERO
                 )
