@@ -35,7 +35,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 DEFAULT_ONLY = ["irim-cartesian-singlecoil-af4", "reconode-lt_rk4", "pdnet-cartesian-singlecoil-af4",
                 "unet-cartesian-singlecoil-af4"]
-VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
+from fastmri_zoo.runtime import POOLED_ALLOCATOR_VARIABLE as VARIABLE  # noqa: E402  (no TensorFlow)
 
 
 def measure(name: str, repeats: int) -> dict:

@@ -15,13 +15,15 @@ import platform
 import resource
 from typing import Callable
 
+from fastmri_zoo.runtime import POOLED_ALLOCATOR_VARIABLE
+
 #: What a measuring process's environment needs before TensorFlow starts: the CPU allocator that keeps
 #: those statistics (BFC), and oneDNN's kernels. TensorFlow chooses both by itself only on CPUs where it
 #: turns oneDNN on by default (recent Intel ones). Elsewhere (an AMD EPYC, say) ``reset_memory_stats``
 #: fails with "Cannot reset memory stats for device 'CPU:0'", and Eigen's convolutions take scratch
 #: buffers that dwarf a small model's activations (about 60 MB in every ReconODE step at 64 x 64,
 #: against 8 MB with oneDNN). With both set, every machine measures the same kernels.
-ENVIRONMENT = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_ENABLE_ONEDNN_OPTS": "1"}
+ENVIRONMENT = {POOLED_ALLOCATOR_VARIABLE: "true", "TF_ENABLE_ONEDNN_OPTS": "1"}
 
 
 def start_counting() -> None:
