@@ -15,7 +15,7 @@ import platform
 import resource
 from typing import Callable
 
-from fastmri_zoo.runtime import POOLED_ALLOCATOR_VARIABLE
+from fastmri_zoo.runtime import TRAINING_CPU_ENVIRONMENT
 
 #: What a measuring process's environment needs before TensorFlow starts: the CPU allocator that keeps
 #: those statistics (BFC), and oneDNN's kernels. TensorFlow chooses both by itself only on CPUs where it
@@ -23,7 +23,7 @@ from fastmri_zoo.runtime import POOLED_ALLOCATOR_VARIABLE
 #: fails with "Cannot reset memory stats for device 'CPU:0'", and Eigen's convolutions take scratch
 #: buffers that dwarf a small model's activations (about 60 MB in every ReconODE step at 64 x 64,
 #: against 8 MB with oneDNN). With both set, every machine measures the same kernels.
-ENVIRONMENT = {POOLED_ALLOCATOR_VARIABLE: "true", "TF_ENABLE_ONEDNN_OPTS": "1"}
+ENVIRONMENT = TRAINING_CPU_ENVIRONMENT  # what the training commands ask for (fastmri_zoo.runtime)
 
 
 def start_counting() -> None:

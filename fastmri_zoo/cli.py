@@ -18,7 +18,7 @@ from pathlib import Path
 from .federated import require_flower  # Flower itself only once `federate` runs
 from .presets import export_hub, from_preset, push
 from .registry import TASKS, bundled_folder, info, list_entries
-from .runtime import prefer_pooled_cpu_allocator, quiet_native_output
+from .runtime import prefer_training_cpu_settings, quiet_native_output
 from .sampling.cartesian import MASK_TYPES
 from .version import __version__
 
@@ -711,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The commands that train, for which TensorFlow's pooled CPU allocator is asked for.
+#: The commands that train, for which TensorFlow's pooled CPU allocator and oneDNN's kernels are asked for.
 TRAINING_COMMANDS = ("train", "search", "federate")
 
 
@@ -719,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _, _, run = COMMANDS[args.command]
     if args.command in TRAINING_COMMANDS:
-        prefer_pooled_cpu_allocator()  # (runtime: no effect once TensorFlow has made a tensor)
+        prefer_training_cpu_settings()  # (runtime: no effect once TensorFlow has started)
     prefix = f"fastmri-zoo {args.command}"
     with _termination_as_exception(), quiet_native_output(not args.show_startup) as native_output:
         try:

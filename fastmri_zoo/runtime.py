@@ -20,7 +20,8 @@ import sys
 import tempfile
 import warnings
 
-__all__ = ["quiet_native_output", "QUIET_LOGGERS", "prefer_pooled_cpu_allocator", "POOLED_ALLOCATOR_VARIABLE"]
+__all__ = ["quiet_native_output", "QUIET_LOGGERS", "prefer_training_cpu_settings", "POOLED_ALLOCATOR_VARIABLE",
+           "ONEDNN_VARIABLE", "TRAINING_CPU_ENVIRONMENT"]
 
 #: Python loggers set to errors only in a quiet command (TensorFlow's "From ...: is deprecated" lines).
 QUIET_LOGGERS = ("tensorflow", "absl", "h5py")
@@ -29,19 +30,29 @@ QUIET_LOGGERS = ("tensorflow", "absl", "h5py")
 #: TensorFlow's switch for its pooled CPU allocator (BFC).
 POOLED_ALLOCATOR_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
+#: TensorFlow's switch for oneDNN's CPU kernels (convolutions, matrix products, their gradients).
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
-def prefer_pooled_cpu_allocator() -> None:
-    """Ask TensorFlow for its pooled CPU allocator (BFC), unless the caller's environment chose.
+#: The CPU settings TensorFlow chooses by itself only where it turns oneDNN on by default (recent
+#: Intel CPUs), asked for on every CPU by the training commands, the memory benchmarks and the test suite: the pooled
+#: allocator and oneDNN's kernels.
+TRAINING_CPU_ENVIRONMENT = {POOLED_ALLOCATOR_VARIABLE: "true", ONEDNN_VARIABLE: "1"}
 
-    TensorFlow pools CPU tensors only where it turned oneDNN on by itself (recent Intel CPUs);
-    elsewhere each of a training step's large tensors is mapped and unmapped at every step, and the
-    page faults cost system time. ``bench/allocator.py`` on an AMD EPYC core (shared with a training
-    run): a training step of the single-coil i-RIM recipe 16.4 s against 11.5 s pooled (1.42x; 2.7
-    CPU seconds of system time per step against 0.0), of the PDNet recipe 7.6 s against 4.2 s (1.80x).
-    TensorFlow reads the variable when it makes its first tensor, so the training commands call this
-    before importing it. ``TF_CPU_ALLOCATOR_USE_BFC=false`` in the caller's environment keeps malloc.
+
+def prefer_training_cpu_settings() -> None:
+    """Ask TensorFlow for :data:`TRAINING_CPU_ENVIRONMENT`, each setting unless the caller's environment chose.
+
+    Where TensorFlow does not turn oneDNN on by itself (an AMD EPYC, say) it allocates CPU tensors with
+    plain ``malloc``, so each of a training step's large tensors is mapped and unmapped at every step
+    (the page faults cost system time), and it runs Eigen's convolutions, slower than oneDNN's.
+    ``bench/cpu_settings.py`` on an AMD EPYC core (the other one training): a training step of the PDNet
+    recipe 3.42 s by default, 2.22 s pooled, 1.50 s pooled with oneDNN (2.29x); of the LT-RK4 recipe 5.61 /
+    4.83 / 3.41 s (1.64x); of the i-RIM recipe 8.08 / 6.29 / 6.40 s (1.26x, the pool's alone).
+    TensorFlow reads both variables when it starts, so the training commands call this before importing
+    it. ``TF_CPU_ALLOCATOR_USE_BFC=false`` or ``TF_ENABLE_ONEDNN_OPTS=0`` in the caller's environment is kept.
     """
-    os.environ.setdefault(POOLED_ALLOCATOR_VARIABLE, "true")
+    for variable, value in TRAINING_CPU_ENVIRONMENT.items():
+        os.environ.setdefault(variable, value)
 
 
 _terminal = None

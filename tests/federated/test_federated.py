@@ -151,6 +151,7 @@ def test_bias_corrected_ema_is_the_geometric_mean_of_the_sequence():
 # ------------------------------------------------------------------------------------------ FedProx
 
 
+@pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
 def test_fedprox_with_mu_zero_equals_fedavg(tmp_path, data_root, server_task):
     """One round of Flower's FedAvg and of Flower's FedProx (mu = 0, the client's proximal term in the graph)
     from the same weights on the same examples: the same global weights; mu > 0 keeps the sites nearer."""
@@ -223,6 +224,7 @@ def test_a_kept_optimizer_state_continues_the_run_exactly(data_root):
         training.run(batches[:1], optimizer_state=state[:-1])
 
 
+@pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
 def test_sites_keep_their_optimizer_state_between_rounds(tmp_path, data_root, server_task):
     """With optimizer_state "kept" each site's node state holds its optimizer after a round (step count =
     local steps), and the next round continues it (step count doubled); "fresh" keeps nothing."""
@@ -265,6 +267,7 @@ def _check_only_weights_and_counts(message, model, allowed_metrics):
         assert dict(record).keys() == {"site"}
 
 
+@pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
 def test_what_leaves_a_site_is_weights_and_counts(tmp_path, data_root):
     raw = tiny_recipe(strategy="fedautomri", ema=0.5)
     raw["model"]["kwargs"].pop("genotype")
@@ -292,6 +295,7 @@ def test_what_leaves_a_site_is_weights_and_counts(tmp_path, data_root):
             assert ("ema-psnr" in evaluate.content["metrics"]) == (phase == "train")
 
 
+@pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
 def test_a_local_site_sends_metrics_only(tmp_path, data_root, server_task):
     raw = tiny_recipe(strategy="local")
     recipe = federation_recipe_from_dict(raw)
@@ -305,6 +309,7 @@ def test_a_local_site_sends_metrics_only(tmp_path, data_root, server_task):
 # ------------------------------------------------------------------------------------------ FedAutoMRI
 
 
+@pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
 def test_fedautomri_searches_then_trains_the_derived_cell_with_the_ema(tmp_path, data_root, server_task):
     """The whole ServerApp (search rounds, the genotype of the averaged alpha, training rounds with the sites'
     EMA) over a Grid that hands the messages to the ClientApp in this process."""
@@ -340,7 +345,8 @@ def _run(raw, data_root, out_dir):
     return serve(FakeGrid(contexts(3), client_app), _server_settings(settings, None))
 
 
-@pytest.mark.parametrize("strategy", ["fedavg", "local", pytest.param("fedautomri", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
+@pytest.mark.parametrize("strategy", ["fedavg", "local", "fedautomri"])
 def test_an_interrupted_federation_resumes_where_it_stopped(tmp_path, data_root, server_task, strategy):
     """Three training rounds in one run, or one round, then the same recipe again in a new run: the resumed
     run trains rounds 2-3 only, from the checkpoint's global weights and the sites' kept state (the EMA and
@@ -377,6 +383,7 @@ def test_an_interrupted_federation_resumes_where_it_stopped(tmp_path, data_root,
     assert kept == ["ixi-large-train-round002.npz", "ixi-large-train-round003.npz"]
 
 
+@pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
 def test_a_checkpoint_of_another_recipe_is_refused(tmp_path, data_root, server_task):
     raw = tiny_recipe(rounds=1)
     _run(raw, data_root, tmp_path)

@@ -252,7 +252,8 @@ def test_time_conv_against_numpy(rng, dilation):
     times = np.array([0.1, 0.9], np.float32)
     per_item = layer(x, t=times).numpy()
     for b in range(2):
-        np.testing.assert_allclose(per_item[b : b + 1], layer(x[b : b + 1], t=float(times[b])).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(per_item[b : b + 1], layer(x[b : b + 1], t=float(times[b])).numpy(), rtol=1e-6,
+                                   atol=1e-6)  # float32 round-off of a batch of 2 against 1 (oneDNN blocks them apart)
 
 
 def test_time_dependent_cnn_size():
