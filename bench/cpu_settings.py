@@ -38,7 +38,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 DEFAULT_ONLY = ["irim-cartesian-singlecoil-af4", "reconode-lt_rk4", "pdnet-cartesian-singlecoil-af4",
                 "unet-cartesian-singlecoil-af4"]
-from fastmri_zoo.runtime import ONEDNN_VARIABLE, POOLED_ALLOCATOR_VARIABLE, TRAINING_CPU_ENVIRONMENT  # noqa: E402
+from fastmri_zoo.runtime import (  # noqa: E402
+    ONEDNN_NOTICE, ONEDNN_VARIABLE, POOLED_ALLOCATOR_VARIABLE, TRAINING_CPU_ENVIRONMENT)
 
 #: The settings compared, by label: the variables each sets (the others removed from the environment).
 SETTINGS = {
@@ -81,10 +82,6 @@ def measure(name: str, repeats: int) -> dict:
             "system_s": (after.ru_stime - before.ru_stime) / repeats}
 
 
-#: What TensorFlow logs as it starts (at TF_CPP_MIN_LOG_LEVEL 0) when it runs oneDNN's kernels.
-ONEDNN_ON = "oneDNN custom operations are on"
-
-
 def run_fresh(name: str, repeats: int, setting: str) -> dict:
     """``measure`` in a new process whose environment has ``SETTINGS[setting]`` and neither variable otherwise;
     ``onednn``: whether TensorFlow said, as it started, that it runs oneDNN's kernels."""
@@ -96,7 +93,7 @@ def run_fresh(name: str, repeats: int, setting: str) -> dict:
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode:
         raise RuntimeError(f"{name} ({setting}) failed:\n{result.stderr[-3000:]}")
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]), onednn=ONEDNN_ON in result.stderr)
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]), onednn=ONEDNN_NOTICE in result.stderr)
 
 
 def main(argv=None) -> None:

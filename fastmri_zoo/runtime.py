@@ -21,7 +21,7 @@ import tempfile
 import warnings
 
 __all__ = ["quiet_native_output", "QUIET_LOGGERS", "prefer_training_cpu_settings", "POOLED_ALLOCATOR_VARIABLE",
-           "ONEDNN_VARIABLE", "TRAINING_CPU_ENVIRONMENT"]
+           "ONEDNN_VARIABLE", "TRAINING_CPU_ENVIRONMENT", "ONEDNN_NOTICE"]
 
 #: Python loggers set to errors only in a quiet command (TensorFlow's "From ...: is deprecated" lines).
 QUIET_LOGGERS = ("tensorflow", "absl", "h5py")
@@ -37,6 +37,9 @@ ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 #: Intel CPUs), asked for on every CPU by the training commands, the memory benchmarks and the test suite: the pooled
 #: allocator and oneDNN's kernels.
 TRAINING_CPU_ENVIRONMENT = {POOLED_ALLOCATOR_VARIABLE: "true", ONEDNN_VARIABLE: "1"}
+
+#: What TensorFlow logs as it starts (an INFO line: TF_CPP_MIN_LOG_LEVEL 0) when it runs oneDNN's kernels.
+ONEDNN_NOTICE = "oneDNN custom operations are on"
 
 
 def prefer_training_cpu_settings() -> None:
