@@ -7,21 +7,30 @@ Each configuration runs in a fresh process (so one run's allocations do not hide
 model on random single-coil Cartesian data (size x size, 4x mask), one training step (L1 on the
 magnitude, RAdam + Lookahead, a traced ``tf.function``) run once to warm up, then the peak of the
 bytes in TensorFlow tensors during one step above those held before it (the allocator's own
-statistics: ``bench/memory.py``), the median of three such steps, and the median time of
-``--repeats`` steps. The measuring processes run with one inter-op thread
-(``TF_NUM_INTEROP_THREADS=1``, whatever the caller set), so that the executor's order, and with it
-the peak, is the same from step to step and run to run, and with the allocator and kernels of
-``bench/memory.py``'s ``ENVIRONMENT`` (BFC, oneDNN), so that every CPU measures the same thing.
-``--quick`` here (an AMD EPYC, 2026-12-07): FA-RK4 8.4 / 8.2 / 9.0 MB at N = 5 / 10 / 20 (1.07),
-FT-RK4 86 / 168 / 336 MB, LT-RK4 checkpointed / plain 0.39 in memory. (Before the adjoint's
-backward evaluations of f waited for their adjoint as a whole, FA-RK4 grew by about 0.25 MB per
-step at 64 x 64, 8.6 -> 12.1 MB from N = 5 to 20: the time channels of every backward evaluation,
-built from static shapes, were computed at the start of the step and held.)
+statistics: ``bench/memory.py``), the median of nine such steps (their smallest and largest
+printed beside it), and the median time of ``--repeats`` steps. The measuring processes run with
+one inter-op thread (``TF_NUM_INTEROP_THREADS=1``, whatever the caller set) and with the allocator
+and kernels of ``bench/memory.py``'s ``ENVIRONMENT`` (BFC, oneDNN), so that every CPU measures the
+same thing. A step's count still varies from step to step: the executor's order varies, and the
+pooled allocator may hand a request a free block of up to twice its size without splitting it, and
+counts the whole block. At 64 x 64, FA-RK4's steps spread over 7.4-8.6 MB at N = 5 and 8.4-9.5 MB at
+N = 20 (one feature map of 32 channels is 0.5 MB). With medians of three steps, a CI machine once
+printed 7.3 and 8.8 MB (1.21); medians of twelve steps gave 1.09-1.12 here (three processes each).
+FA grows by one image per step: each step's x(t1) is kept for its backward solve, because the
+data-consistency step between solver steps cannot be run backwards. That is 0.48 MB from N = 5 to
+20 at 64 x 64 (65.46 -> 65.97 MB with Eigen's kernels, whose scratch buffers set the peak).
+``--quick`` here (an AMD EPYC, 2026-12-07):
+- FA-RK4: 7.7 / 8.1 / 8.6 MB at N = 5 / 10 / 20 (1.11);
+- FT-RK4: 87 / 170 / 335 MB (3.87);
+- LT-RK4: checkpointed / plain 0.31 in memory, 1.36 in time.
+(Before the adjoint's backward evaluations of f waited for their adjoint as a whole, FA-RK4 grew by
+about 0.25 MB per step at 64 x 64, 8.6 -> 12.1 MB from N = 5 to 20. The time channels of every
+backward evaluation, built from static shapes, were computed at the start of the step and held.)
 
 Rows: LT-RK4 (N = 5) without and with per-cascade checkpointing; FT-RK4 and FA-RK4 at N = 5, 10,
 20 steps. Ratios: checkpointed / plain LT-RK4 (the issue asks <= 0.5 in memory, <= 1.3 in time),
 FA and FT at N = 20 against N = 5 (FA <= 1.2 in memory, FT grows), FA / FT at each N.
-``--quick``: 64 x 64 images, 2 repeats.
+``--quick``: 64 x 64 images, N = 5 and 20 only, 2 repeats.
 """
 
 from __future__ import annotations
@@ -35,14 +44,16 @@ import time
 from pathlib import Path
 
 STEPS = (5, 10, 20)
+QUICK_STEPS = (5, 20)  # the acceptance's two
+PEAK_STEPS = 9  # steps whose peaks give a configuration's median (module docstring)
 
 
-def configurations() -> list[dict]:
+def configurations(steps=STEPS) -> list[dict]:
     rows = [dict(label="LT-RK4 N=5", mode="lt", solver="rk4", n_iter=5, checkpointing=False),
             dict(label="LT-RK4 N=5 checkpointed", mode="lt", solver="rk4", n_iter=5, checkpointing=True)]
     for mode in ("ft", "fa"):
         rows += [dict(label=f"{mode.upper()}-RK4 N={n}", mode=mode, solver="rk4", n_iter=n, checkpointing=False)
-                 for n in STEPS]
+                 for n in steps]
     return rows
 
 
@@ -74,13 +85,14 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
     step = l1_magnitude_step(model, get_optimizer("lookahead_radam", learning_rate=1e-4))
 
     float(step(inputs, target))  # trace, optimise the graph, build the optimizer
-    peak = statistics.median(step_peak_mb(lambda: float(step(inputs, target))) for _ in range(3))
+    peaks = [step_peak_mb(lambda: float(step(inputs, target))) for _ in range(PEAK_STEPS)]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         float(step(inputs, target))
         times.append(time.perf_counter() - start)
-    return dict(config, peak_mb=peak, step_s=statistics.median(times), params=model.count_params())
+    return dict(config, peak_mb=statistics.median(peaks), peak_min_mb=min(peaks), peak_max_mb=max(peaks),
+                step_s=statistics.median(times), params=model.count_params())
 
 
 def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
@@ -98,25 +110,26 @@ def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def report(rows: dict) -> None:
-    print(f"{'configuration':<26}{'params':>9}{'peak MB':>10}{'step s':>9}")
+def report(rows: dict, steps=STEPS) -> None:
+    print(f"{'configuration':<26}{'params':>9}{'peak MB':>10}{'min':>7}{'max':>7}{'step s':>9}")
     for label, row in rows.items():
-        print(f"{label:<26}{row['params']:>9}{row['peak_mb']:>10.1f}{row['step_s']:>9.3f}")
+        print(f"{label:<26}{row['params']:>9}{row['peak_mb']:>10.1f}{row['peak_min_mb']:>7.1f}{row['peak_max_mb']:>7.1f}"
+              f"{row['step_s']:>9.3f}")
     plain, checkpointed = rows["LT-RK4 N=5"], rows["LT-RK4 N=5 checkpointed"]
     print(f"LT-RK4 checkpointed / plain: memory {checkpointed['peak_mb'] / plain['peak_mb']:.2f} (<= 0.5), "
           f"time {checkpointed['step_s'] / plain['step_s']:.2f} (<= 1.3)")
     for mode in ("FA", "FT"):
-        first, last = rows[f"{mode}-RK4 N={STEPS[0]}"], rows[f"{mode}-RK4 N={STEPS[-1]}"]
-        print(f"{mode}-RK4 N={STEPS[-1]} / N={STEPS[0]}: memory {last['peak_mb'] / first['peak_mb']:.2f}, "
+        first, last = rows[f"{mode}-RK4 N={steps[0]}"], rows[f"{mode}-RK4 N={steps[-1]}"]
+        print(f"{mode}-RK4 N={steps[-1]} / N={steps[0]}: memory {last['peak_mb'] / first['peak_mb']:.2f}, "
               f"time {last['step_s'] / first['step_s']:.2f}")
-    for n in STEPS:
+    for n in steps:
         fa, ft = rows[f"FA-RK4 N={n}"], rows[f"FT-RK4 N={n}"]
         print(f"FA / FT at N={n}: memory {fa['peak_mb'] / ft['peak_mb']:.2f}, time {fa['step_s'] / ft['step_s']:.2f}")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="64 x 64 images, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="64 x 64 images, N = 5 and 20, 2 repeats")
     parser.add_argument("--size", type=int, default=None, help="image size (default 128, 64 with --quick)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=None, help="timed steps (default 3, 2 with --quick)")
@@ -128,11 +141,13 @@ def main(argv=None) -> None:
         print(json.dumps(measure(json.loads(args.run), size, args.batch, repeats)))
         return
     print(f"ReconODE training step, {size} x {size}, batch {args.batch}, single-coil Cartesian 4x, "
-          f"time: median of {repeats} steps; peak MB of tensors above those held before the step: median of 3 steps")
+          f"time: median of {repeats} steps; peak MB of tensors above those held before the step: median (min, max) "
+          f"of {PEAK_STEPS} steps")
+    steps = QUICK_STEPS if args.quick else STEPS
     rows = {}
-    for config in configurations():
+    for config in configurations(steps):
         rows[config["label"]] = run_fresh(config, size, args.batch, repeats)
-    report(rows)
+    report(rows, steps)
 
 
 if __name__ == "__main__":
