@@ -727,6 +727,12 @@ def fit(
         if not prior:
             trainer(example_inputs)
         trainer.compile(optimizer=opt, metrics=metrics, jit_compile=False, run_eagerly=bool(run_eagerly))
+        if trainer.built and not trainer.optimizer.built:
+            # The optimizer's variables, made here as BackupAndRestore makes them when it resumes a run. Without a
+            # distribution strategy Keras leaves them to the first traced step, and a tf.function whose first
+            # trace creates variables is traced again: every fresh run traced its training step twice (a minute
+            # each for the i-RIM recipes on one core).
+            trainer.optimizer.build(trainer.trainable_variables)
     if not network.trainable_weights:
         raise ValueError(f"freeze: {frozen} leaves {type(network).__name__} with no trainable weights.")
     if preprocessor is not None:

@@ -196,6 +196,25 @@ def test_learning_rate_drops_follow_the_steps_and_survive_a_resume(tmp_path, rng
     assert recorded == "Adam, learning rate 0.002, x0.1 from step 10, x0.5 from step 30, clipnorm 1", recorded
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "lookahead_radam"])
+def test_a_fresh_run_traces_its_training_step_once(optimizer, tmp_path, rng, monkeypatch):
+    """The optimizer's variables exist before the first traced step: a tf.function whose first trace creates
+    variables is traced a second time (what Keras' fit did without a distribution strategy)."""
+    import importlib
+
+    fit_module = importlib.import_module("fastmri_zoo.training.fit")
+    traces = []
+    train_step = fit_module._TrainingModel.train_step
+    monkeypatch.setattr(fit_module._TrainingModel, "train_step",
+                        lambda self, data: traces.append(1) or train_step(self, data))
+    size, count = 16, 4
+    image = crandn(rng, (count, size, size))
+    _, dataset = undersampled_examples(image, np.ones((count, 1, size), np.float32), np.abs(image))
+    result = fit(tiny_unet(), dataset.repeat(), steps=3, steps_per_epoch=1, optimizer=optimizer, run_dir=tmp_path / "run",
+                 verbose=0)
+    assert len(traces) == 1 and result.steps == 3  # (fit checks the optimizer took the 3 steps)
+
+
 def test_a_warm_restart_returns_to_the_starting_rate():
     # an extended run: dropped at step 10, back to the starting rate at 20, dropped again at 30
     drops = check_learning_rate_drops([[20, 10.0], [10, 0.1], [30, 0.1]], steps=40, steps_per_epoch=10)
