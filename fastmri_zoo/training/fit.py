@@ -255,6 +255,14 @@ def learning_rate_at(step: int, learning_rate: float, drops: Sequence[tuple[int,
     return rate
 
 
+def _build_optimizer_ahead(optimizer, model: keras.Model) -> None:
+    """Make ``optimizer``'s variables for ``model``'s trainable weights now, if the model is built. Left to the first
+    traced training step, their creation makes TensorFlow trace that ``tf.function`` a second time (a minute for
+    the i-RIM recipes on one core)."""
+    if model.built and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+
+
 def l1_magnitude_step(model: keras.Model, optimizer, jit_compile: bool = False) -> Callable:
     """``step(inputs, target) -> loss``: one optimizer step on mean(| |model(inputs)| - target |).
 
@@ -262,6 +270,8 @@ def l1_magnitude_step(model: keras.Model, optimizer, jit_compile: bool = False) 
     (XLA-compiled with ``jit_compile``), without ``fit``'s machinery: for benchmarks and quick
     training checks.
     """
+
+    _build_optimizer_ahead(optimizer, model)
 
     @tf.function(jit_compile=jit_compile)
     def step(inputs, target):
@@ -727,12 +737,8 @@ def fit(
         if not prior:
             trainer(example_inputs)
         trainer.compile(optimizer=opt, metrics=metrics, jit_compile=False, run_eagerly=bool(run_eagerly))
-        if trainer.built and not trainer.optimizer.built:
-            # The optimizer's variables, made here as BackupAndRestore makes them when it resumes a run. Without a
-            # distribution strategy Keras leaves them to the first traced step, and a tf.function whose first
-            # trace creates variables is traced again: every fresh run traced its training step twice (a minute
-            # each for the i-RIM recipes on one core).
-            trainer.optimizer.build(trainer.trainable_variables)
+        # (as BackupAndRestore does when it resumes a run; without a distribution strategy Keras would not)
+        _build_optimizer_ahead(trainer.optimizer, trainer)
     if not network.trainable_weights:
         raise ValueError(f"freeze: {frozen} leaves {type(network).__name__} with no trainable weights.")
     if preprocessor is not None:
