@@ -19,8 +19,8 @@ process's user and system CPU seconds per timed step. The settings take turns ``
 in a rotated order each round, so a shared machine's load slows them alike; each cell is the
 median over rounds. The last two columns are the default's step time over each other setting's.
 A row says "(TensorFlow chose both already)" where the default process already pooled and ran
-oneDNN (there the three settings are the same). ``--quick``: the PDNet recipe, 2 repeats, one round
-(the smoke test's).
+oneDNN (there the three settings are the same). ``--quick``: the U-net recipe, 2 repeats, one round
+(the smoke test's; a U-net process takes about half a PDNet one, most of either being the trace).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", default=None, help=f"substrings of checkpoint names (default: {DEFAULT_ONLY})")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per process (default 5, 2 with --quick)")
     parser.add_argument("--rounds", type=int, default=None, help="processes per setting, in rotated order (default 2)")
-    parser.add_argument("--quick", action="store_true", help="the PDNet recipe, 2 repeats, one round")
+    parser.add_argument("--quick", action="store_true", help="the U-net recipe, 2 repeats, one round")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
         return
     from training import cartesian_recipes  # bench/training.py (imports TensorFlow here; each measurement has its own process)
 
-    only = args.only or (["pdnet-cartesian-singlecoil-af4"] if args.quick else DEFAULT_ONLY)
+    only = args.only or (["unet-cartesian-singlecoil-af4"] if args.quick else DEFAULT_ONLY)
     names = [path.parent.name for path in cartesian_recipes(only)]
     if not names:
         raise SystemExit(f"--only: no Cartesian recipe in weights/ matches {only}")

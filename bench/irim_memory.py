@@ -23,7 +23,9 @@ the first run's graph optimisation and the runtime itself). Printed per row with
 the same network's T = 1 row, then the step-time ratio invert to learn / backpropagation per T
 (the issue's bound: 2.5).
 
-``--quick``: 64 x 64 images, T = 1 and 2, small widths, one timed repeat (the smoke test's).
+``--quick``: 64 x 64 images, T = 1 and 2, four layers (d = 1, 2, 2, 1; the authors' widths of those
+layers / 16), C = 8, an 8-channel RIM, one timed repeat: the smoke test's (about a quarter of the full
+network's tracing time, which is most of a process's minute).
 ``--threads``: intra-op threads of TensorFlow (default 1: the machine is shared).
 """
 
@@ -42,8 +44,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.update(ENVIRONMENT)  # before TensorFlow starts, here and in the measuring processes
 
 NETWORKS = ("i-RIM invert to learn", "i-RIM backpropagation", "RIM")
-#: the authors' G widths of the single-coil fastMRI i-RIM, scaled by --width-scale
+#: the authors' G widths of the single-coil fastMRI i-RIM, scaled by --width-scale, and their layers' strides d
 AUTHORS_WIDTHS = (64, 64, 128, 128, 256, 1024, 1024, 256, 128, 128, 64, 64)
+AUTHORS_DOWNSAMPLING = (1, 1, 2, 2, 4, 8, 8, 4, 2, 2, 1, 1)
+#: --quick: four of those layers (the first, the first two of stride 2, the last)
+QUICK_LAYERS = (0, 2, 3, 11)
 
 
 def build_model(network: str, steps: int, options: dict):
@@ -51,9 +56,10 @@ def build_model(network: str, steps: int, options: dict):
 
     if network == "RIM":
         return RIM(n_iter=steps, hidden_channels=options["rim_channels"])
-    widths = [max(1, round(w * options["width_scale"])) for w in AUTHORS_WIDTHS]
+    layers = options["layers"]
+    widths = [max(1, round(AUTHORS_WIDTHS[i] * options["width_scale"])) for i in layers]
     return IRIM(n_iter=steps, state_channels=options["state_channels"], hidden_channels=widths,
-                invert_to_learn=network == "i-RIM invert to learn")
+                downsampling=[AUTHORS_DOWNSAMPLING[i] for i in layers], invert_to_learn=network == "i-RIM invert to learn")
 
 
 def measure(network: str, steps: int, options: dict) -> dict:
@@ -107,7 +113,7 @@ def main() -> None:
     parser.add_argument("--state-channels", type=int, default=32)
     parser.add_argument("--width-scale", type=float, default=0.25)
     parser.add_argument("--rim-channels", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="64 x 64, T = 1 and 2, small widths, one repeat")
+    parser.add_argument("--quick", action="store_true", help="64 x 64, T = 1 and 2, 4 small layers, one repeat")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -117,11 +123,12 @@ def main() -> None:
     if args.quick:
         args.size, args.steps, args.repeats = 64, [1, 2], 1
         args.state_channels, args.width_scale, args.rim_channels = 8, 1 / 16, 8
-    options = {"size": args.size, "batch": args.batch, "repeats": args.repeats, "threads": args.threads,
+    layers = QUICK_LAYERS if args.quick else range(len(AUTHORS_WIDTHS))
+    options = {"layers": list(layers), "size": args.size, "batch": args.batch, "repeats": args.repeats, "threads": args.threads,
                "state_channels": args.state_channels, "width_scale": args.width_scale,
                "rim_channels": args.rim_channels}
-    print(f"{args.batch} x {args.size} x {args.size} single-coil, i-RIM C = {args.state_channels}, widths x "
-          f"{args.width_scale:g}, RIM {args.rim_channels} channels; {args.threads} thread(s); memory in MB: base = "
+    print(f"{args.batch} x {args.size} x {args.size} single-coil, i-RIM C = {args.state_channels}, d = "
+          f"{', '.join(str(AUTHORS_DOWNSAMPLING[i]) for i in layers)} at the authors' widths x {args.width_scale:g}, RIM {args.rim_channels} channels; {args.threads} thread(s); memory in MB: base = "
           f"tensors held after a first step, train = the peak a step adds, peak = the process's resident; step: median of "
           f"{args.repeats}, s")
     print(f"{'network':24s} {'T':>2s} {'params':>9s} {'base':>8s} {'peak':>8s} {'train':>8s} {'step s':>8s} "

@@ -1,4 +1,4 @@
-"""Smoke test of bench/cpu_settings.py: its --quick run prints the PDNet row, times and CPU seconds
+"""Smoke test of bench/cpu_settings.py: its --quick run prints the U-net row, times and CPU seconds
 positive for each of the three settings, and each ratio is the row's own default / setting step time
 (no timing is asserted)."""
 
@@ -19,7 +19,7 @@ def test_quick_run_prints_the_row_and_its_ratios():
     result = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=1500,
                             check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    (row,) = [line for line in result.stdout.splitlines() if line.startswith("pdnet-cartesian-singlecoil-af4")]
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("unet-cartesian-singlecoil-af4")]
     fields = row.split()
     cells = [tuple(map(float, fields[1 + 3 * i:4 + 3 * i])) for i in range(3)]  # default, BFC, BFC+oneDNN
     for step, user, system in cells:
