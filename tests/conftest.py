@@ -24,3 +24,47 @@ def rng():
 def crandn(rng, shape):
     """Standard complex Gaussian array, complex64."""
     return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+#: The slowest tests (nodeid prefixes) and roughly how many seconds each took on a CI machine (from
+#: `.ci/run`'s --durations list; refresh them when they drift). Only their order matters: see below.
+LONGEST_TESTS = {
+    "tests/test_bench_reconode.py": 420,
+    "tests/test_notebook_uncertainty.py": 390,
+    "tests/federated/test_deployment.py": 330,
+    "tests/training/test_recipes.py::test_every_federation_recipe_federates_through_the_cli[nasnet-fedautomri": 300,
+    "tests/test_notebook_finetune.py": 280,
+    "tests/test_bench_irim.py": 220,
+    "tests/test_notebook_search.py": 165,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[learnlet-ista": 150,
+    "tests/test_bench_cpu_settings.py": 150,
+    "tests/federated/test_federated.py::test_an_interrupted_federation_resumes_where_it_stopped[fedautomri]": 140,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-cartesian-multicoil": 130,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-cartesian-singlecoil": 117,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-3d": 113,
+    "tests/test_bench_noncartesian.py::test_quick_run_prints_the_table_and_the_three_models_agree": 123,
+    "tests/training/test_recipes.py::test_every_federation_recipe_federates_through_the_cli[dccnn-fedavg": 100,
+    "tests/federated/test_federated.py::test_fedprox_with_mu_zero_equals_fedavg": 80,
+}
+
+
+def _expected_seconds(item) -> float:
+    return next((seconds for prefix, seconds in LONGEST_TESTS.items() if item.nodeid.startswith(prefix)), 0.0)
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected what this run leaves out
+def pytest_collection_modifyitems(config, items):
+    """Start the longest tests first, alternately at the head of each half of the run's order.
+
+    pytest-xdist's worksteal (the slow tests' `.ci/run` line) hands each of two workers one contiguous
+    half of the collection, and an idle worker takes the tail of the other's queue. In collection order
+    the longest tests fell together and late (the notebooks, the benches, the recipes), so the run could
+    end on one of them while the other worker idled for minutes. Here each half starts with every other
+    long test, longest first, and ends with the short ones. Every other order is kept as collected."""
+    long = sorted((item for item in items if _expected_seconds(item)), key=_expected_seconds, reverse=True)
+    if not long:
+        return
+    short = [item for item in items if not _expected_seconds(item)]
+    first_half = long[0::2] + short[: max(0, len(items) // 2 - len(long[0::2]))]
+    placed = set(first_half)
+    items[:] = first_half + long[1::2] + [item for item in short if item not in placed]
