@@ -26,8 +26,9 @@ def crandn(rng, shape):
     return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
 
 
-#: The slowest tests (nodeid prefixes) and roughly how many seconds each took on a CI machine (from
-#: `.ci/run`'s --durations list; refresh them when they drift). Only their order matters: see below.
+#: The slowest tests (nodeid prefixes) and roughly how many seconds each takes in the slow run on two
+#: workers (the last full run's --durations list, 2026-12-07, less what that session's changes saved;
+#: refresh them from `.ci/run`'s list when they drift). Only their order matters: see below.
 LONGEST_TESTS = {
     "tests/test_bench_reconode.py": 420,
     "tests/test_notebook_uncertainty.py": 390,
