@@ -62,10 +62,11 @@ def pytest_collection_modifyitems(config, items):
     the longest tests fell together and late (the notebooks, the benches, the recipes), so the run could
     end on one of them while the other worker idled for minutes. Here each half starts with every other
     long test, longest first, and ends with the short ones. Every other order is kept as collected."""
-    long = sorted((item for item in items if _expected_seconds(item)), key=_expected_seconds, reverse=True)
+    expected = {item: _expected_seconds(item) for item in items}
+    long = sorted((item for item in items if expected[item]), key=expected.get, reverse=True)
     if not long:
         return
-    short = [item for item in items if not _expected_seconds(item)]
+    short = [item for item in items if not expected[item]]
     first_half = long[0::2] + short[: max(0, len(items) // 2 - len(long[0::2]))]
     placed = set(first_half)
     items[:] = first_half + long[1::2] + [item for item in short if item not in placed]
