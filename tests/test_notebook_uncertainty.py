@@ -38,7 +38,7 @@ def test_uncertainty_notebook_executes(tmp_path, monkeypatch):
     scores = {pixels: (float(spearman), float(coverage)) for pixels, spearman, coverage in SCORES.findall(outputs)}
     assert set(scores) == {"all pixels", "the head"}, outputs[-2000:]
     assert all(-1 <= spearman <= 1 and 0 <= coverage <= 1 for spearman, coverage in scores.values()), scores
-    assert "80 samples per pixel" in outputs
+    assert "40 samples per pixel" in outputs
     pdnet = re.search(r"^PDNet\s+(\d+\.\d+)\s+(\d\.\d+)\s*$", outputs, re.M)
     assert pdnet and 10 < float(pdnet.group(1)) < 60, outputs[-2000:]
     assert figures(notebook) == 1

@@ -185,8 +185,9 @@ def _check_weighted_means(out_dir: Path, server_round: int, facts: dict, sites: 
 @pytest.mark.slow
 def test_fedavg_on_the_deployment_engine_goes_on_when_a_supernode_is_killed_during_a_round(tmp_path, deployment):
     # One deployment for both behaviours (each SuperNode starts a ClientApp process per message, the costly part):
-    # round 1 with the three sites, the small site's SuperNode killed while it trains in round 2, round 3 with two.
-    app_dir, out_dir = _app(tmp_path, rounds=3, min_clients=2, timeout=600)
+    # round 1 with the three sites, then the small site's SuperNode killed while it trains in round 2, which the
+    # other two finish (trained, aggregated, scored) and the federation ends normally.
+    app_dir, out_dir = _app(tmp_path, rounds=2, min_clients=2, timeout=600)
     deployment.start(_site_roots(tmp_path))
     run = deployment.run(app_dir)
     metrics = out_dir / "metrics.csv"
@@ -205,18 +206,18 @@ def test_fedavg_on_the_deployment_engine_goes_on_when_a_supernode_is_killed_duri
     assert [(entry["site"], entry["round"]) for entry in facts["dropped"]] == [("ixi-small", 2)]
     assert "ixi-small dropped in train round 2" in deployment.log("flwr-run")
     assert facts["sites"]["ixi-small"]["rounds_answered"] == 1
-    assert all(facts["sites"][site]["rounds_answered"] == 3 for site in ("cardiac", "ixi-large"))
+    assert all(facts["sites"][site]["rounds_answered"] == 2 for site in ("cardiac", "ixi-large"))
     # FedAvg: each round's global weights are the example-weighted mean of what the answering sites sent
     first = _check_weighted_means(out_dir, 1, facts, ["cardiac", "ixi-large", "ixi-small"])
     second = _check_weighted_means(out_dir, 2, facts, ["cardiac", "ixi-large"])
-    third = _check_weighted_means(out_dir, 3, facts, ["cardiac", "ixi-large"])
-    for before, after in ((first, second), (second, third)):
-        assert any(np.abs(a - b).max() > 0 for a, b in zip(before, after))  # each round moved on
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(first, second))  # round 2 moved on
     rows = [row.split(",") for row in metrics.read_text().splitlines()[1:]]
     # the three sites scored on their held-out examples in round 1
     assert sorted(row[2] for row in rows if row[:2] == ["train", "1"] and row[3:5] == ["evaluate", "ok"]) == [
         "cardiac", "ixi-large", "ixi-small"]
-    last = [row for row in rows if row[:2] == ["train", "3"]]
+    last = [row for row in rows if row[:2] == ["train", "2"]]
     assert {(row[2], row[3], row[4]) for row in last if row[2] != "ixi-small"} == {
         ("ixi-large", "train", "ok"), ("cardiac", "train", "ok"), ("ixi-large", "evaluate", "ok"),
         ("cardiac", "evaluate", "ok")}
+    small = [row[4] for row in last if row[2] == "ixi-small"]
+    assert small and "ok" not in small, small  # the killed site's round 2 is marked missing or absent, not scored

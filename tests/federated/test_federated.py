@@ -346,12 +346,13 @@ def _run(raw, data_root, out_dir):
 
 
 @pytest.mark.slow  # a Flower federation of several rounds: 15-80 s each on one core
-@pytest.mark.parametrize("strategy", ["fedavg", "local", "fedautomri"])
+@pytest.mark.parametrize("strategy", ["local", "fedautomri"])
 def test_an_interrupted_federation_resumes_where_it_stopped(tmp_path, data_root, server_task, strategy):
     """Three training rounds in one run, or one round, then the same recipe again in a new run: the resumed
     run trains rounds 2-3 only, from the checkpoint's global weights and the sites' kept state (the EMA and
-    the optimizer, or a local site's own weights), and ends with the same metrics and weights. FedAutoMRI
-    (slow): its search phase is not run again, its genotype is the checkpoint's."""
+    the optimizer, or a local site's own weights), and ends with the same metrics and weights. FedAutoMRI's
+    training phase is FedAvg's with the sites' EMA (FedAvg alone adds nothing to check here); its search phase
+    is not run again, its genotype is the checkpoint's."""
     from fastmri_zoo.presets import from_preset
 
     raw = tiny_recipe(strategy=strategy, rounds=3, local_steps=2, optimizer_state="kept",
