@@ -27,26 +27,27 @@ def crandn(rng, shape):
 
 
 #: The slowest tests (nodeid prefixes) and roughly how many seconds each takes in the slow run on two
-#: workers (the --durations list of a full run, 2026-12-07, with the tests changed since re-timed alone; the
-#: Flower simulation of the FedAutoMRI recipe runs two sites at a time and takes longer beside another
-#: worker; refresh them from `.ci/run`'s list when they drift). Only their order matters: see below.
+#: workers (the --durations list of the slow run, 153 tests in 38 min, 2026-12-07; refresh them from
+#: `.ci/run`'s list when they drift). Only their order matters: see below.
 LONGEST_TESTS = {
-    "tests/training/test_recipes.py::test_every_federation_recipe_federates_through_the_cli[nasnet-fedautomri": 450,
-    "tests/test_bench_reconode.py": 420,
-    "tests/federated/test_deployment.py": 250,
-    "tests/test_notebook_uncertainty.py": 220,
-    "tests/test_notebook_finetune.py": 215,
-    "tests/test_notebook_search.py": 165,
-    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[learnlet-ista": 150,
-    "tests/federated/test_federated.py::test_an_interrupted_federation_resumes_where_it_stopped[fedautomri]": 140,
-    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-cartesian-multicoil": 130,
-    "tests/test_bench_noncartesian.py::test_quick_run_prints_the_table_and_the_three_models_agree": 123,
-    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-cartesian-singlecoil": 117,
-    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-3d": 113,
-    "tests/test_bench_irim.py": 110,
-    "tests/training/test_recipes.py::test_every_federation_recipe_federates_through_the_cli[dccnn-fedavg": 100,
-    "tests/federated/test_federated.py::test_fedprox_with_mu_zero_equals_fedavg": 80,
-    "tests/test_bench_cpu_settings.py": 70,
+    "tests/test_bench_reconode.py": 503,
+    "tests/training/test_recipes.py::test_every_federation_recipe_federates_through_the_cli[nasnet-fedautomri": 370,
+    "tests/test_notebook_uncertainty.py": 308,
+    "tests/test_notebook_finetune.py": 302,
+    "tests/federated/test_deployment.py": 244,
+    "tests/test_notebook_search.py": 234,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[learnlet-ista": 135,
+    "tests/federated/test_federated.py::test_an_interrupted_federation_resumes_where_it_stopped[fedautomri]": 122,
+    "tests/test_bench_irim.py": 108,
+    "tests/test_bench_noncartesian.py::test_quick_run_prints_the_table_and_the_three_models_agree": 91,
+    "tests/training/test_recipes.py::test_every_federation_recipe_federates_through_the_cli[dccnn-fedavg": 89,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-3d": 87,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-cartesian-multicoil": 86,
+    "tests/test_notebook_learnlets.py": 78,
+    "tests/training/test_recipes.py::test_every_recipe_trains_through_the_cli[irim-cartesian-singlecoil": 77,
+    "tests/test_notebook_federated.py": 73,
+    "tests/test_bench_cpu_settings.py": 68,
+    "tests/federated/test_federated.py::test_fedprox_with_mu_zero_equals_fedavg": 55,
 }
 
 
