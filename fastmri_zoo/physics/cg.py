@@ -64,13 +64,10 @@ def conjugate_gradient(
         p = r + tf.cast(beta, tf.complex64) * p
         return x, r, p, rs_new
 
-    if tf.executing_eagerly() or int(num_iterations) < 2:
-        for _ in range(int(num_iterations)):
-            x, r, p, rs = iteration(x, r, p, rs)
-        return x
-    # In a graph: one loop of the iteration instead of num_iterations copies of it (the same operations in the
-    # same order, so the same values and gradients), which makes the graph of an unrolled network with this
-    # data consistency several times smaller to build, differentiate and optimise.
+    # Eagerly tf.while_loop runs the Python loop; in a graph it is one loop of the iteration instead of
+    # num_iterations copies of it (the same operations in the same order, so the same values and gradients),
+    # which makes the graph of an unrolled network with this data consistency several times smaller to build,
+    # differentiate and optimise.
     _, x, *_ = tf.while_loop(lambda i, *_: i < num_iterations, lambda i, *state: (i + 1, *iteration(*state)),
                              (tf.constant(0), x, r, p, rs), maximum_iterations=int(num_iterations))
     return x
