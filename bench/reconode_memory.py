@@ -8,7 +8,11 @@ model on random single-coil Cartesian data (size x size, 4x mask), one training 
 magnitude, RAdam + Lookahead, a traced ``tf.function``) run once to warm up, then the peak of the
 bytes in TensorFlow tensors during one step above those held before it (the allocator's own
 statistics: ``bench/memory.py``), the median of nine such steps (their smallest and largest
-printed beside it), and the median time of ``--repeats`` steps. The measuring processes run with
+printed beside it), and the median time of ``--repeats`` steps. LT-RK4's two step times, whose
+ratio the issue bounds, come from one more process that holds both models and takes their steps in
+turn (8 each), so that the machine's drift falls on both alike: measured in separate processes one
+after the other, the ratio read 1.36-1.52 here beside a training job, against 1.32-1.43 in turn.
+The measuring processes run with
 one inter-op thread (``TF_NUM_INTEROP_THREADS=1``, whatever the caller set) and with the allocator
 and kernels of ``bench/memory.py``'s ``ENVIRONMENT`` (BFC, oneDNN), so that every CPU measures the
 same thing. A step's count still varies from step to step: the executor's order varies, and the
@@ -22,7 +26,9 @@ data-consistency step between solver steps cannot be run backwards. That is 0.48
 ``--quick`` here (an AMD EPYC, 2026-12-07):
 - FA-RK4: 7.7 / 8.1 / 8.6 MB at N = 5 / 10 / 20 (1.11);
 - FT-RK4: 87 / 170 / 335 MB (3.87);
-- LT-RK4: checkpointed / plain 0.31 in memory, 1.36 in time.
+- LT-RK4: checkpointed / plain 0.34 in memory, 1.16 in time (the last cascade not recomputed:
+  ``models.reconode``); it was 0.31 and 1.36 with every cascade recomputed. At 128 x 128: 0.46 and
+  1.23 (every cascade: 0.33 and 1.43).
 (Before the adjoint's backward evaluations of f waited for their adjoint as a whole, FA-RK4 grew by
 about 0.25 MB per step at 64 x 64, 8.6 -> 12.1 MB from N = 5 to 20. The time channels of every
 backward evaluation, built from static shapes, were computed at the start of the step and held.)
@@ -46,6 +52,7 @@ from pathlib import Path
 STEPS = (5, 10, 20)
 QUICK_STEPS = (5, 20)  # the acceptance's two
 PEAK_STEPS = 9  # steps whose peaks give a configuration's median (module docstring)
+PAIR_REPEATS = 8  # LT-RK4 plain and checkpointed steps taken in turn for their time ratio (module docstring)
 
 
 def configurations(steps=STEPS) -> list[dict]:
@@ -57,10 +64,8 @@ def configurations(steps=STEPS) -> list[dict]:
     return rows
 
 
-def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
-    """Peak training-step memory (MB of tensors above those held before the step) and median step time."""
-    import statistics
-
+def training_step(config: dict, size: int, batch: int):
+    """(model, run): the configuration's model and a traced training step on fixed random data, run once."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -69,9 +74,7 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
     from fastmri_zoo.sampling import RandomMaskFunc
     from fastmri_zoo.training import get_optimizer
     from fastmri_zoo.training.fit import l1_magnitude_step
-    from memory import start_counting, step_peak_mb  # bench/memory.py, beside this script
 
-    start_counting()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     arguments = {key: config[key] for key in ("mode", "solver", "n_iter", "checkpointing")}
@@ -84,19 +87,49 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
     target = tf.constant(np.abs(image))
     step = l1_magnitude_step(model, get_optimizer("lookahead_radam", learning_rate=1e-4))
 
-    float(step(inputs, target))  # trace and optimise the graph (l1_magnitude_step built the optimizer)
-    peaks = [step_peak_mb(lambda: float(step(inputs, target))) for _ in range(PEAK_STEPS)]
+    def run():
+        return float(step(inputs, target))
+
+    run()  # trace and optimise the graph (l1_magnitude_step built the optimizer)
+    return model, run
+
+
+def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
+    """Peak training-step memory (MB of tensors above those held before the step) and median step time."""
+    import statistics
+
+    from memory import start_counting, step_peak_mb  # bench/memory.py, beside this script
+
+    start_counting()
+    model, run = training_step(config, size, batch)
+    peaks = [step_peak_mb(run) for _ in range(PEAK_STEPS)]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        float(step(inputs, target))
+        run()
         times.append(time.perf_counter() - start)
     return dict(config, peak_mb=statistics.median(peaks), peak_min_mb=min(peaks), peak_max_mb=max(peaks),
                 step_s=statistics.median(times), params=model.count_params())
 
 
-def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
-    """``measure`` in a new Python process."""
+def measure_side_by_side(configs: list[dict], size: int, batch: int, repeats: int) -> dict:
+    """{label: median step seconds}: the configurations' steps in one process, taken in turn ``repeats``
+    times, so that the machine's drift (another job, the clock) falls on all of them alike."""
+    import statistics
+
+    runs = {config["label"]: training_step(config, size, batch)[1] for config in configs}
+    times = {label: [] for label in runs}
+    for _ in range(repeats):
+        for label, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(seconds) for label, seconds in times.items()}
+
+
+def run_fresh(config, size: int, batch: int, repeats: int):
+    """``measure`` of one configuration (a dict), or ``measure_side_by_side`` of several (a list), in a new
+    Python process."""
     from memory import ENVIRONMENT  # bench/memory.py, beside this script
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTEROP_THREADS="1", **ENVIRONMENT)  # (module docstring)
@@ -106,7 +139,8 @@ def run_fresh(config: dict, size: int, batch: int, repeats: int) -> dict:
                "--size", str(size), "--batch", str(batch), "--repeats", str(repeats)]
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode:
-        raise RuntimeError(f"{config['label']} failed:\n{result.stderr[-3000:]}")
+        labels = config["label"] if isinstance(config, dict) else ", ".join(c["label"] for c in config)
+        raise RuntimeError(f"{labels} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -138,7 +172,10 @@ def main(argv=None) -> None:
     size = args.size or (64 if args.quick else 128)
     repeats = args.repeats or (2 if args.quick else 3)
     if args.run:
-        print(json.dumps(measure(json.loads(args.run), size, args.batch, repeats)))
+        config = json.loads(args.run)
+        measured = (measure(config, size, args.batch, repeats) if isinstance(config, dict)
+                    else measure_side_by_side(config, size, args.batch, repeats))
+        print(json.dumps(measured))
         return
     print(f"ReconODE training step, {size} x {size}, batch {args.batch}, single-coil Cartesian 4x, "
           f"time: median of {repeats} steps; peak MB of tensors above those held before the step: median (min, max) "
@@ -147,6 +184,10 @@ def main(argv=None) -> None:
     rows = {}
     for config in configurations(steps):
         rows[config["label"]] = run_fresh(config, size, args.batch, repeats)
+    # LT-RK4's two step times, for the time ratio the issue bounds: side by side in one process
+    pair = [config for config in configurations(steps) if config["mode"] == "lt"]
+    for label, seconds in run_fresh(pair, size, args.batch, PAIR_REPEATS).items():
+        rows[label]["step_s"] = seconds
     report(rows, steps)
 
 

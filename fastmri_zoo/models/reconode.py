@@ -45,9 +45,11 @@ class ReconODE(UnrolledModel):
       ``solver``'s tableau (LT-Euler, LT-RK2 ~0.09M, LT-RK4 ~0.15M), one step function shared by
       the N cascades.
 
-    ``checkpointing``: each cascade (step + DC) runs under ``tf.recompute_grad``: its activations
-    are recomputed during the backward pass instead of kept (same gradients, less memory, more
-    time). Choices where the paper is silent: f and the learned stages see the zero-filled image
+    ``checkpointing``: each cascade (step + DC) but the last runs under ``tf.recompute_grad``: its
+    activations are recomputed during the backward pass instead of kept (same gradients, less
+    memory, more time). The last cascade keeps its activations, as the last segment of PyTorch's
+    ``checkpoint_sequential`` does: the backward pass starts with them, so keeping them costs no
+    more than recomputing any one cascade, and it saves one of the N recomputations. Choices where the paper is silent: f and the learned stages see the zero-filled image
     A^H y as "the data" (two channels); time enters every layer by a scalar linear map (weight 1,
     bias 0 at start); DC is noiseless; the attention module is described in ``layers.ode``.
 
@@ -152,7 +154,7 @@ class ReconODE(UnrolledModel):
             x = complex_to_channels(self.data_step(i, image, measurements, operator)[..., None])
             return (x, *data) if self.mode == "fa" else x
 
-        if self.checkpointing:
+        if self.checkpointing and i < self.n_iter - 1:  # the last cascade is not recomputed (class docstring)
             cascade = tf.recompute_grad(cascade)
         if self.mode == "fa":
             x, *data = cascade(x, *data)
