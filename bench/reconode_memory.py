@@ -10,8 +10,9 @@ bytes in TensorFlow tensors during one step above those held before it (the allo
 statistics: ``bench/memory.py``), the median of nine such steps (their smallest and largest
 printed beside it), and the median time of ``--repeats`` steps. LT-RK4's two step times, whose
 ratio the issue bounds, come from one more process that holds both models and takes their steps in
-turn (8 each), so that the machine's drift falls on both alike: measured in separate processes one
-after the other, the ratio read 1.36-1.52 here beside a training job, against 1.32-1.43 in turn.
+turn (8 each), so that the machine's drift falls on both alike. Beside a training job on the other
+core, at 128 x 128, separate processes one after the other read 1.52 where steps in turn read 1.23
+and 1.32 (two runs); with every cascade recomputed, 1.49 against 1.43.
 The measuring processes run with
 one inter-op thread (``TF_NUM_INTEROP_THREADS=1``, whatever the caller set) and with the allocator
 and kernels of ``bench/memory.py``'s ``ENVIRONMENT`` (BFC, oneDNN), so that every CPU measures the
@@ -27,8 +28,9 @@ data-consistency step between solver steps cannot be run backwards. That is 0.48
 - FA-RK4: 7.7 / 8.1 / 8.6 MB at N = 5 / 10 / 20 (1.11);
 - FT-RK4: 87 / 170 / 335 MB (3.87);
 - LT-RK4: checkpointed / plain 0.34 in memory, 1.16 in time (the last cascade not recomputed:
-  ``models.reconode``); it was 0.31 and 1.36 with every cascade recomputed. At 128 x 128: 0.46 and
-  1.23 (every cascade: 0.33 and 1.43).
+  ``models.reconode``; 1.19 in another run); it was 0.31 and 1.36 with every cascade recomputed.
+  At 128 x 128: 0.46 in memory, 1.23-1.32 in time (every cascade: 0.33 and 1.43). The forward pass
+  is about 0.3 of a plain step here, so recomputing 4 of the 5 cascades should cost about 1.24.
 (Before the adjoint's backward evaluations of f waited for their adjoint as a whole, FA-RK4 grew by
 about 0.25 MB per step at 64 x 64, 8.6 -> 12.1 MB from N = 5 to 20. The time channels of every
 backward evaluation, built from static shapes, were computed at the start of the step and held.)
