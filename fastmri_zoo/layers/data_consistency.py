@@ -22,6 +22,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ..checks import real_to_complex64
+
 __all__ = ["data_gradient", "GradientStep", "ProximalStep", "ConjugateGradientDC", "KSpaceReplacement"]
 
 
@@ -59,7 +61,7 @@ class GradientStep(keras.layers.Layer):
 
     def call(self, image, kspace, *, operator, adjoint_measurements=None):
         eta = self.step_size if self.trainable_step else self.initial_step_size
-        eta = tf.cast(tf.convert_to_tensor(eta), tf.complex64)
+        eta = real_to_complex64(eta)
         return image - eta * data_gradient(operator, image, kspace, adjoint_measurements)
 
     def get_config(self):

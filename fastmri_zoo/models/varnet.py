@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ..checks import real_to_complex64
 from ..layers import UNetBlock, complex_denoise
 from ..physics import SENSE, ifftc, normalize_by_rss, rss
 from .unet import fastmri_unet_settings
@@ -165,7 +166,7 @@ class VarNet(UnrolledModel):
 
     def data_step(self, t, state, measurements, operator, training=None):
         """The soft data consistency eta_t M (k - y) (the term the cascade subtracts)."""
-        eta = tf.cast(tf.convert_to_tensor(self.dc_weights[t]), tf.complex64)
+        eta = real_to_complex64(self.dc_weights[t])
         return eta * operator.mask * (state - measurements)
 
     def prior_step(self, t, state, training=None, operator=None):

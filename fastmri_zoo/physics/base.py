@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..checks import as_complex64
+from ..checks import as_complex64, real_to_complex64
 from .cg import conjugate_gradient
 
 __all__ = ["LinearOperator", "as_complex64", "transpose"]
@@ -70,7 +70,7 @@ class LinearOperator:
         if gamma is None:
             return conjugate_gradient(self.normal, rhs, x0=z, num_iterations=n_iter)
         inverse = 1.0 / tf.cast(gamma, tf.float32)
-        rhs = rhs + tf.cast(inverse, tf.complex64) * z
+        rhs = rhs + real_to_complex64(inverse) * z
         return conjugate_gradient(self.normal, rhs, x0=z, num_iterations=n_iter, regularization=inverse)
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..checks import check_broadcastable, check_finite, check_rank, static_shape
+from ..checks import check_broadcastable, check_finite, check_rank, real_to_complex64, static_shape
 from .base import LinearOperator, as_complex64
 from .fft import fftc, ifftc
 
@@ -72,7 +72,7 @@ class CartesianSingleCoil(LinearOperator):
             ones = tf.ones_like(self.mask)
             kspace = tf.where(sampled, y / tf.where(sampled, self.mask, ones), kspace)
         else:
-            gamma = tf.cast(gamma, tf.complex64)
+            gamma = real_to_complex64(gamma)
             kspace = (kspace + gamma * tf.math.conj(self.mask) * y) / (1.0 + gamma * tf.math.conj(self.mask) * self.mask)
         return ifftc(kspace, self.ndim)
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from ..checks import as_complex64
+from ..checks import as_complex64, real_to_complex64
 
 __all__ = ["conjugate_gradient"]
 
@@ -41,7 +41,7 @@ def conjugate_gradient(
     ``tolerance * ||rhs||``.
     """
     rhs = as_complex64("rhs", rhs)
-    lam = tf.cast(regularization, tf.complex64)
+    lam = real_to_complex64(regularization)
 
     def apply(v):
         return normal(v) + lam * v
@@ -57,11 +57,11 @@ def conjugate_gradient(
         active = rs > stop
         denom = tf.math.real(_dot(p, ap))
         alpha = tf.where(active & (denom > 0), rs / tf.where(denom > 0, denom, 1.0), 0.0)
-        x = x + tf.cast(alpha, tf.complex64) * p
-        r = r - tf.cast(alpha, tf.complex64) * ap
+        x = x + real_to_complex64(alpha) * p
+        r = r - real_to_complex64(alpha) * ap
         rs_new = tf.math.real(_dot(r, r))
         beta = tf.where(active & (rs > 0), rs_new / tf.where(rs > 0, rs, 1.0), 0.0)
-        p = r + tf.cast(beta, tf.complex64) * p
+        p = r + real_to_complex64(beta) * p
         return x, r, p, rs_new
 
     # Eagerly tf.while_loop runs the Python loop; in a graph it is one loop of the iteration instead of

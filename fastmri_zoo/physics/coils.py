@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..checks import check_finite, check_rank
+from ..checks import check_finite, check_rank, real_to_complex64
 from .base import as_complex64
 from .fft import ifftc
 
@@ -31,7 +31,7 @@ def normalize_by_rss(coil_images, eps: float = 1e-6) -> tf.Tensor:
     combined = rss(x, axis=1)[:, None]
     peak = tf.reduce_max(combined, axis=list(range(1, combined.shape.rank)), keepdims=True)
     safe = tf.where(combined > eps * peak, combined, tf.ones_like(combined))
-    maps = x / tf.cast(safe, tf.complex64)
+    maps = x / real_to_complex64(safe)
     return tf.where(combined > eps * peak, maps, tf.zeros_like(maps))
 
 
