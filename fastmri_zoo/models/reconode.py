@@ -49,9 +49,11 @@ class ReconODE(UnrolledModel):
     activations are recomputed during the backward pass instead of kept (same gradients, less
     memory, more time). The last cascade keeps its activations, as the last segment of PyTorch's
     ``checkpoint_sequential`` does: the backward pass starts with them, so keeping them costs no
-    more than recomputing any one cascade, and it saves one of the N recomputations. Choices where the paper is silent: f and the learned stages see the zero-filled image
-    A^H y as "the data" (two channels); time enters every layer by a scalar linear map (weight 1,
-    bias 0 at start); DC is noiseless; the attention module is described in ``layers.ode``.
+    more than recomputing any one cascade, and it saves one of the N recomputations.
+
+    Choices where the paper is silent: f and the learned stages see the zero-filled image A^H y as
+    "the data" (two channels); time enters every layer by a scalar linear map (weight 1, bias 0 at
+    start); DC is noiseless; the attention module is described in ``layers.ode``.
 
     inputs: those of the acquisition (Cartesian by default: ``kspace`` complex64 (batch, H, W) or
     (batch, coils, H, W) with ``smaps`` when ``multicoil``, and ``mask``); output: complex64
