@@ -117,16 +117,10 @@ def measure(config: dict, size: int, batch: int, repeats: int) -> dict:
 def measure_side_by_side(configs: list[dict], size: int, batch: int, repeats: int) -> dict:
     """{label: median step seconds}: the configurations' steps in one process, taken in turn ``repeats``
     times, so that the machine's drift (another job, the clock) falls on all of them alike."""
-    import statistics
+    from noncartesian import interleaved_medians  # bench/noncartesian.py, beside this script
 
     runs = {config["label"]: training_step(config, size, batch)[1] for config in configs}
-    times = {label: [] for label in runs}
-    for _ in range(repeats):
-        for label, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(seconds) for label, seconds in times.items()}
+    return interleaved_medians(runs, repeats)
 
 
 def run_fresh(config, size: int, batch: int, repeats: int):
